@@ -1,0 +1,108 @@
+"""The provider interface and the one error hierarchy of the provider boundary.
+
+A provider is one calendar system reached with one set of credentials: a
+Google Workspace domain, a Microsoft 365 tenant, a CalDAV server, or the
+in-memory fake. It is deliberately small and synchronous; the engine builds
+everything else on top of it.
+
+Terms (see also syncd.model):
+
+* **calendar** – one mailbox/calendar id the provider watches, usually a
+  person's primary calendar, named by their address.
+* **cursor** – opaque incremental-sync state. ``changes(calendar, None, w)``
+  is a full sync of window ``w``; the last page carries the cursor for the next
+  call. A cursor the server no longer accepts raises ``CursorExpired``; the
+  caller then drops it and does a full sync, sweeping what vanished.
+* **series** – the id of a recurring master. ``changes`` reports masters
+  (``Event.recurring``), single events and modified occurrences as the
+  provider stores them; ``instances`` expands one master into the
+  occurrences inside a window, exceptions applied, cancelled ones included
+  with ``cancelled=True``.
+* **etag** – version of one copy. ``update_description`` writes only if the
+  etag still matches (If-Match) and raises ``PreconditionFailed`` otherwise.
+
+Errors: every failure that crosses this boundary is a ``ProviderError``
+subclass, produced in one mapping function per provider, so the engine decides
+what to do by type and never by matching message text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+from syncd.model import ChangePage, Event, Window
+
+
+class ProviderError(Exception):
+    """Base of every error a provider raises."""
+
+
+class CursorExpired(ProviderError):
+    """The stored cursor is no longer valid (Google 410, Graph SyncStateNotFound)."""
+
+
+class PreconditionFailed(ProviderError):
+    """The etag sent with a write no longer matches: someone else changed the event."""
+
+
+class RateLimited(ProviderError):
+    """The server asked us to slow down; ``retry_after`` seconds if it said so."""
+
+    def __init__(self, message: str = "rate limited", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Transient(ProviderError):
+    """A 5xx, a timeout or a dropped connection: worth retrying with backoff."""
+
+
+class AuthRevoked(ProviderError):
+    """The grant for this account is gone; it needs a person to re-authorise."""
+
+
+class NotWritable(ProviderError):
+    """This copy cannot be written (not the organizer's copy, read-only calendar)."""
+
+
+class NotFound(ProviderError):
+    """The calendar or event does not exist (any more)."""
+
+
+class QuotaExceeded(ProviderError):
+    """A daily or project quota is spent; retrying soon will not help."""
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """One calendar system. Implementations: memory, google, microsoft, caldav."""
+
+    name: str
+
+    def calendars(self) -> list[str]:
+        """The calendars this account watches (from config or the directory)."""
+        ...
+
+    def changes(self, calendar: str, cursor: str | None, window: Window) -> Iterator[ChangePage]:
+        """Pages of events changed since ``cursor``; the last page holds the next cursor."""
+        ...
+
+    def instances(self, calendar: str, series_id: str, window: Window) -> list[Event]:
+        """The occurrences of one series that overlap ``window``, cancelled ones included."""
+        ...
+
+    def get(self, calendar: str, event_id: str) -> Event:
+        """Re-read one event (or occurrence) with its current body and etag."""
+        ...
+
+    def update_description(
+        self, calendar: str, event_id: str, description: str, etag: str, tag: str | None
+    ) -> Event:
+        """Replace the description of one event or occurrence if ``etag`` still matches.
+
+        ``tag`` is stored in the provider's hidden per-calendar property.
+        Returns the event as written, with its new etag. Never called with a
+        series master's id.
+        """
+        ...

@@ -1,0 +1,289 @@
+"""Pairs, meetings, talking points, action items and carry-over.
+
+Identity rules, and why:
+
+* A **pair** is the two people, as canonical (case-folded, alias-mapped)
+  addresses in sorted order. Not the series, not the calendar: so the pair's
+  history survives a series being edited or replaced, an ad-hoc meeting on the
+  side, and a move from Google to Outlook.
+* A **meeting** is one occurrence, keyed by iCalUID + original start, so a
+  moved occurrence keeps its agenda and every calendar copy finds the same one.
+* Each meeting and pair has its own token with 192 random bits: the token is
+  the only thing in the invite, and it must not be guessable.
+
+Carry-over is computed, never copied: the open action items of a meeting are
+every not-done item of an earlier meeting of the same pair. The block written
+into an invite shows only the items of earlier meetings that have already
+ended, so edits made during a meeting do not churn the next invite; the
+agenda page shows all of them.
+
+Everything here is a function of a SQLAlchemy session; the web app and the
+engine call the same functions.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import date, datetime, tzinfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from syncd import block
+from syncd.model import OccurrenceKey
+from syncd.store.models import ActionItem, Meeting, Note, Pair, TalkingPoint
+
+TOKEN_BYTES = 24  # 192 bits; the design asks for at least 128
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def display_name(address: str) -> str:
+    """How a person is named inside a block: the local part of their address."""
+    local = address.split("@", 1)[0]
+    return local or address
+
+
+def pair_for(session: Session, people: tuple[str, str], now: datetime) -> tuple[Pair, bool]:
+    """The pair of these two canonical addresses, created if new; (pair, created)."""
+    person_a, person_b = sorted(people)
+    if person_a == person_b:
+        raise ValueError("a pair needs two different people")
+    pair = session.scalars(
+        select(Pair).where(Pair.person_a == person_a, Pair.person_b == person_b)
+    ).one_or_none()
+    if pair is not None:
+        return pair, False
+    pair = Pair(person_a=person_a, person_b=person_b, token=new_token(), created_at=now)
+    session.add(pair)
+    session.flush()
+    return pair, True
+
+
+def meeting_for(
+    session: Session,
+    pair: Pair,
+    key: OccurrenceKey,
+    *,
+    start: datetime,
+    end: datetime,
+    title: str,
+    cancelled: bool,
+    template: Sequence[str],
+    now: datetime,
+) -> Meeting:
+    """The agenda of one occurrence, created on first sight, kept current after.
+
+    The first meeting a pair ever gets starts with the template's talking
+    points, so a new 1:1 never opens on an empty page.
+    """
+    meeting = session.scalars(
+        select(Meeting).where(
+            Meeting.ical_uid == key.ical_uid, Meeting.original_start == key.original_start
+        )
+    ).one_or_none()
+    if meeting is None:
+        first_of_pair = (
+            session.scalars(select(Meeting.id).where(Meeting.pair_id == pair.id).limit(1)).first()
+            is None
+        )
+        meeting = Meeting(
+            pair_id=pair.id,
+            ical_uid=key.ical_uid,
+            original_start=key.original_start,
+            start=start,
+            end=end,
+            title=title,
+            token=new_token(),
+            cancelled=cancelled,
+            created_at=now,
+        )
+        session.add(meeting)
+        session.flush()
+        if first_of_pair:
+            for position, text in enumerate(template):
+                session.add(
+                    TalkingPoint(
+                        meeting_id=meeting.id,
+                        text=text,
+                        author="",
+                        position=position,
+                        created_at=now,
+                    )
+                )
+        return meeting
+    meeting.pair_id = pair.id
+    meeting.start, meeting.end, meeting.title, meeting.cancelled = start, end, title, cancelled
+    return meeting
+
+
+def mark_cancelled(session: Session, key: OccurrenceKey) -> None:
+    """A cancelled occurrence keeps its agenda (people may have written in it)."""
+    meeting = session.scalars(
+        select(Meeting).where(
+            Meeting.ical_uid == key.ical_uid, Meeting.original_start == key.original_start
+        )
+    ).one_or_none()
+    if meeting is not None:
+        meeting.cancelled = True
+
+
+def earlier_meetings(session: Session, meeting: Meeting) -> list[Meeting]:
+    return list(
+        session.scalars(
+            select(Meeting)
+            .where(Meeting.pair_id == meeting.pair_id, Meeting.start < meeting.start)
+            .order_by(Meeting.start)
+        )
+    )
+
+
+def open_action_items(
+    session: Session, meeting: Meeting, ended_by: datetime | None = None
+) -> list[tuple[ActionItem, Meeting]]:
+    """Every not-done item of an earlier meeting of the pair, with the meeting it came from.
+
+    With ``ended_by``, only items of meetings that had ended by then: what an
+    invite's block shows.
+    """
+    query = (
+        select(ActionItem, Meeting)
+        .join(Meeting, ActionItem.meeting_id == Meeting.id)
+        .where(
+            Meeting.pair_id == meeting.pair_id,
+            Meeting.start < meeting.start,
+            ActionItem.done.is_(False),
+        )
+        .order_by(Meeting.start, ActionItem.id)
+    )
+    if ended_by is not None:
+        query = query.where(Meeting.end <= ended_by)
+    return [(item, origin) for item, origin in session.execute(query).tuples()]
+
+
+def block_view(
+    session: Session, meeting: Meeting, *, base_url: str, zone: tzinfo, now: datetime
+) -> block.BlockView:
+    """What the invite of ``meeting`` should say right now."""
+    points = [
+        block.TalkingPoint(
+            text=point.text, author=display_name(point.author) if point.author else ""
+        )
+        for point in meeting.talking_points
+        if not point.done
+    ]
+    items = [
+        block.ActionItem(
+            text=item.text,
+            owner=display_name(item.owner),
+            origin=origin.start.astimezone(zone).date(),
+        )
+        for item, origin in open_action_items(session, meeting, ended_by=now)
+    ]
+    return block.BlockView(
+        url=meeting_url(base_url, meeting), talking_points=points, action_items=items
+    )
+
+
+def meeting_url(base_url: str, meeting: Meeting) -> str:
+    return f"{base_url.rstrip('/')}/m/{meeting.token}"
+
+
+def participants(meeting: Meeting) -> tuple[str, str]:
+    return meeting.pair.person_a, meeting.pair.person_b
+
+
+def _require_participant(meeting: Meeting, person: str) -> None:
+    if person not in participants(meeting):
+        raise PermissionError("only the two people of a 1:1 edit its agenda")
+
+
+def add_talking_point(
+    session: Session, meeting: Meeting, text: str, author: str, now: datetime
+) -> TalkingPoint:
+    _require_participant(meeting, author)
+    position = max((point.position for point in meeting.talking_points), default=-1) + 1
+    point = TalkingPoint(
+        meeting_id=meeting.id, text=text, author=author, position=position, created_at=now
+    )
+    session.add(point)
+    session.flush()
+    session.refresh(meeting)
+    return point
+
+
+def set_talking_point_done(
+    session: Session, point: TalkingPoint, person: str, done: bool = True
+) -> None:
+    _require_participant(point.meeting, person)
+    point.done = done
+    session.flush()
+
+
+def add_action_item(
+    session: Session,
+    meeting: Meeting,
+    text: str,
+    *,
+    owner: str,
+    author: str,
+    now: datetime,
+    due: date | None = None,
+) -> ActionItem:
+    _require_participant(meeting, author)
+    if owner not in participants(meeting):
+        raise ValueError("an action item's owner is one of the two people")
+    item = ActionItem(
+        meeting_id=meeting.id, text=text, owner=owner, author=author, due=due, created_at=now
+    )
+    session.add(item)
+    session.flush()
+    return item
+
+
+def set_action_item_done(
+    session: Session, item: ActionItem, person: str, now: datetime, done: bool = True
+) -> None:
+    _require_participant(item.meeting, person)
+    item.done = done
+    item.done_at = now if done else None
+    session.flush()
+
+
+def save_note(
+    session: Session, meeting: Meeting, author: str, body: str, *, private: bool, now: datetime
+) -> Note:
+    """Shared notes are one document per meeting; private ones one per author."""
+    _require_participant(meeting, author)
+    owner = author if private else ""
+    note = session.scalars(
+        select(Note).where(
+            Note.meeting_id == meeting.id, Note.author == owner, Note.private.is_(private)
+        )
+    ).one_or_none()
+    if note is None:
+        note = Note(meeting_id=meeting.id, author=owner, private=private, body=body, updated_at=now)
+        session.add(note)
+    else:
+        note.body, note.updated_at = body, now
+    session.flush()
+    return note
+
+
+def notes_visible_to(session: Session, meeting: Meeting, person: str) -> list[Note]:
+    """The shared note and the person's own private note; never someone else's."""
+    return list(
+        session.scalars(
+            select(Note).where(
+                Note.meeting_id == meeting.id,
+                (Note.private.is_(False)) | (Note.author == person),
+            )
+        )
+    )
+
+
+def meeting_by_token(session: Session, token: str) -> Meeting | None:
+    return session.scalars(select(Meeting).where(Meeting.token == token)).one_or_none()

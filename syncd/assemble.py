@@ -1,0 +1,78 @@
+"""Build the running parts (store, policy, providers) from validated settings.
+
+Kept apart from the CLI so that ``sync-once``, ``run`` and the tests assemble
+syncd the same way, and apart from the engine so that the engine never learns
+which provider it talks to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+
+from providers.base import Provider
+from providers.memory import MemoryProvider
+from syncd import config, detect
+from syncd.engine import Policy
+from syncd.store import connect, migrate
+
+
+def policy(settings: config.Settings) -> Policy:
+    return Policy(
+        base_url=settings.syncd.base_url,
+        zone=ZoneInfo(settings.syncd.timezone),
+        rules=detect.Rules.from_settings(settings),
+        template=tuple(config.load_template(settings)),
+        window_days=settings.sync.window_days,
+        past_days=settings.sync.past_days,
+        horizon_occurrences=settings.sync.horizon_occurrences,
+        horizon_days=settings.sync.horizon_days,
+        max_write_attempts=settings.sync.max_write_attempts,
+        dry_run=settings.syncd.dry_run,
+    )
+
+
+def store(settings: config.Settings) -> Engine:
+    """The database, migrated to the newest schema."""
+    engine = connect(settings.syncd.database)
+    migrate(engine)
+    return engine
+
+
+@dataclass
+class Connected:
+    """One account's provider and the calendars it watches."""
+
+    account: config.Account
+    provider: Provider
+    calendars: list[str]
+
+
+class UnsupportedProvider(Exception):
+    """The account names a provider this build does not have yet."""
+
+
+@contextmanager
+def connected(account: config.Account, settings: config.Settings) -> Iterator[Connected]:
+    """The account's provider for the duration of a block; state saved on the way out."""
+    if account.provider is not config.ProviderName.MEMORY:
+        raise UnsupportedProvider(
+            f"account {account.name!r}: provider {account.provider.value!r} is not available yet"
+        )
+    state = account.state_file
+    if state is not None and state.exists():
+        memory = MemoryProvider.load(state)
+    else:
+        memory = MemoryProvider(account.calendars, page_size=settings.sync.page_size)
+    for address in account.calendars:
+        if address not in memory.calendars():
+            memory.add_calendar(address)
+    try:
+        yield Connected(account, memory, list(account.calendars) or memory.calendars())
+    finally:
+        if state is not None:
+            memory.save(state)

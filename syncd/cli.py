@@ -1,0 +1,178 @@
+"""The ``syncd`` command.
+
+Every command that reads a config turns a ``ConfigError`` into one line on
+stderr and exit status 2: an operator reading a journal needs the file, the
+key and the problem, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from providers.base import ProviderError
+from syncd import assemble, config, detect
+from syncd.engine import CalendarSync, Report
+from syncd.model import Window
+from syncd.store import sessions, transaction
+from syncd.store.models import Meeting
+
+log = logging.getLogger("syncd")
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args))
+    except config.ConfigError as error:
+        print(f"syncd: config error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except assemble.UnsupportedProvider as error:
+        print(f"syncd: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="syncd", description="Shared agendas for 1:1 meetings, in the calendar invite."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("-c", "--config", type=Path, default=Path("syncd.toml"))
+        return sub
+
+    sync_once = command("sync-once", "Sync every calendar once and print a summary.")
+    sync_once.set_defaults(func=cmd_sync_once)
+
+    explain = command("explain", "Print the 1:1 verdict and its reason for every event.")
+    explain.add_argument("--calendar", action="append", help="only this calendar (repeatable)")
+    explain.set_defaults(func=cmd_explain)
+
+    migrate = command("migrate", "Create or upgrade the database schema.")
+    migrate.set_defaults(func=cmd_migrate)
+
+    demo = commands.add_parser("demo", help="Sync a small seeded organization and show it.")
+    demo.add_argument("--dir", type=Path, default=Path("demo"), help="where the demo keeps state")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def sync_all(settings: config.Settings, now: datetime) -> Report:
+    """One pass over every calendar of every account; failures stay per calendar."""
+    policy = assemble.policy(settings)
+    factory = sessions(assemble.store(settings))
+    total = Report()
+    for account in settings.require_accounts():
+        with assemble.connected(account, settings) as conn:
+            syncer = CalendarSync(conn.provider, factory, policy, account=account.name)
+            for address in conn.calendars:
+                try:
+                    total.merge(syncer.sync(address, now))
+                except Exception as error:  # one calendar's bug never stops the others
+                    log.exception("sync of %s failed", address)
+                    total.calendars += 1
+                    total.errors.append(f"{address}: {type(error).__name__}: {error}")
+    return total
+
+
+def format_report(report: Report) -> str:
+    skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(report.skipped.items()))
+    lines = [
+        f"calendars: {report.calendars}  events seen: {report.events_seen}  "
+        f"1:1s: {report.one_on_ones}  meetings: {len(report.meetings)}  "
+        f"writes: {report.writes}" + (f" (planned {report.planned})" if report.planned else ""),
+        f"skipped: {skipped or 'none'}",
+        f"errors: {len(report.errors) or 'none'}",
+    ]
+    lines.extend(f"  {error}" for error in report.errors)
+    return "\n".join(lines)
+
+
+def cmd_sync_once(args: argparse.Namespace) -> int:
+    settings = config.load(args.config)
+    report = sync_all(settings, _now())
+    print(format_report(report))
+    return 1 if report.errors else 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    settings = config.load(args.config)
+    rules = detect.Rules.from_settings(settings)
+    now = _now()
+    window = Window(
+        now - timedelta(days=settings.sync.past_days),
+        now + timedelta(days=settings.sync.window_days),
+    )
+    failed = False
+    for account in settings.require_accounts():
+        with assemble.connected(account, settings) as conn:
+            for address in conn.calendars:
+                if args.calendar and address not in args.calendar:
+                    continue
+                print(address)
+                try:
+                    for page in conn.provider.changes(address, None, window):
+                        for event in sorted(page.events, key=lambda e: e.start):
+                            verdict = detect.classify(event, rules)
+                            kind = "series" if event.recurring else "single"
+                            print(
+                                f"  {event.start:%Y-%m-%d %H:%M}Z  {event.title[:40]:<40}  "
+                                f"{kind:<6}  {verdict.reason.value:<22} {verdict.detail}"
+                            )
+                except ProviderError as error:
+                    failed = True
+                    print(f"  error: {type(error).__name__}: {error}")
+    return 1 if failed else 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = config.load(args.config)
+    assemble.store(settings)
+    print("database schema is current")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from syncd import demo
+
+    path = demo.prepare(args.dir, _now())
+    settings = config.load(path)
+    report = sync_all(settings, _now())
+    print(format_report(report))
+    factory = sessions(assemble.store(settings))
+    with transaction(factory) as session:
+        upcoming = session.scalars(
+            select(Meeting).where(Meeting.start > _now()).order_by(Meeting.start).limit(6)
+        ).all()
+        print("\nagenda links of the next meetings:")
+        for meeting in upcoming:
+            people = f"{meeting.pair.person_a} + {meeting.pair.person_b}"
+            print(f"  {meeting.start:%a %d %b %H:%M}Z  {people:<40} /m/{meeting.token}")
+    print(f"\nstate kept in {args.dir}/ (run `make demo` again: the second pass writes nothing)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,608 @@
+"""TOML configuration -> frozen, typed settings.
+
+Everything that reads settings sees these dataclasses, never raw TOML, so a
+value is validated once, here, and a typo cannot silently fall back to a
+default somewhere deep in the engine. A bad file is reported as a single
+``ConfigError`` whose text is one line, ``<file>: <key>: <problem>``, because
+that is what an operator sees in ``journalctl`` when the daemon exits with
+status 2 and it has to point straight at the fix.
+
+Relative paths (the SQLite file, the template, a memory provider's state file)
+are resolved against the directory of the config file, not the working
+directory: a systemd unit and an operator's shell start in different places
+and must see the same files.
+
+Defaults live in the dataclass fields and nowhere else; the parser asks a
+default instance for them, and ``config/syncd.example.toml`` repeats them in
+comments (a unit test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from types import MappingProxyType
+from typing import NoReturn, TypeVar
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+#: Used when ``syncd.template`` is empty. It sits in the source tree next to
+#: the example config so that both are edited (and reviewed) together.
+BUNDLED_TEMPLATE = Path(__file__).resolve().parents[1] / "config" / "templates" / "default.md"
+
+_SQLITE_URL = re.compile(r"^(?P<scheme>sqlite(?:\+[\w-]+)?):///(?P<rest>.*)$", re.IGNORECASE)
+_ANY_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+$")
+_DOMAIN = re.compile(r"^[^@\s/:]+$")
+
+
+class ConfigError(Exception):
+    """A problem with the configuration file, pinned to one key.
+
+    The three parts are kept separately so that ``syncd doctor`` and tests can
+    inspect them, while ``str()`` stays a single line for logs.
+    """
+
+    path: Path
+    key: str
+    problem: str
+
+    def __init__(self, path: Path, key: str, problem: str) -> None:
+        # Positional args keep the exception picklable (it crosses process pools).
+        super().__init__(path, key, problem)
+        self.path = path
+        self.key = _one_line(key)
+        self.problem = _one_line(problem)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.key}: {self.problem}"
+
+
+class DomainPolicy(enum.StrEnum):
+    """How many of a pair must be inside ``org_domains`` for the pair to count."""
+
+    BOTH = "both"
+    ANY = "any"
+
+
+class ProviderName(enum.StrEnum):
+    MEMORY = "memory"
+    GOOGLE = "google"
+    MICROSOFT = "microsoft"
+    CALDAV = "caldav"
+
+
+@dataclass(frozen=True, slots=True)
+class Core:
+    """``[syncd]``: process-wide settings."""
+
+    database: str = "sqlite:///syncd.db"
+    base_url: str = "http://localhost:8080"
+    timezone: str = "UTC"
+    template: Path = BUNDLED_TEMPLATE
+    dry_run: bool = False
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True, slots=True)
+class Sync:
+    """``[sync]``: how much of each calendar one sync reads and writes."""
+
+    window_days: int = 28
+    past_days: int = 1
+    horizon_occurrences: int = 2
+    horizon_days: int = 14
+    max_write_attempts: int = 3
+    page_size: int = 250
+
+
+@dataclass(frozen=True, slots=True)
+class Detect:
+    """``[detect]``: the rules that decide whether an event is a 1:1.
+
+    Title patterns are kept as source text; ``syncd.detect.Rules`` compiles
+    them (they are known to compile, this module checked).
+    """
+
+    org_domains: tuple[str, ...] = ()
+    domain_policy: DomainPolicy = DomainPolicy.BOTH
+    title_include: tuple[str, ...] = ()
+    title_exclude: tuple[str, ...] = ()
+    opt_out_marker: str = "#noagenda"
+    group_addresses: tuple[str, ...] = ()
+    resource_domains: tuple[str, ...] = ("resource.calendar.google.com",)
+
+
+@dataclass(frozen=True, slots=True)
+class People:
+    """``[people]``: who is who across several addresses.
+
+    ``aliases`` is flat (every alias maps straight to its final canonical
+    address, chains followed) and case-folded, so a lookup is one step.
+    """
+
+    aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One ``[[accounts]]`` entry: one provider connection."""
+
+    name: str
+    provider: ProviderName = ProviderName.MEMORY
+    calendars: tuple[str, ...] = ()
+    state_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The whole configuration; ``path`` is the (absolute) file it came from."""
+
+    path: Path
+    syncd: Core = field(default_factory=Core)
+    sync: Sync = field(default_factory=Sync)
+    detect: Detect = field(default_factory=Detect)
+    people: People = field(default_factory=People)
+    accounts: tuple[Account, ...] = ()
+
+    @classmethod
+    def default(cls, path: str | Path = "syncd.toml") -> Settings:
+        """All defaults, with relative paths resolved as if read from ``path``."""
+        return parse("", Path(path))
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    def account(self, name: str) -> Account:
+        for account in self.accounts:
+            if account.name == name:
+                return account
+        raise KeyError(name)
+
+    def require_accounts(self) -> tuple[Account, ...]:
+        """The accounts, for commands that cannot do anything without one."""
+        if not self.accounts:
+            raise ConfigError(
+                self.path, "accounts", "no [[accounts]] entry; sync needs at least one"
+            )
+        return self.accounts
+
+
+def fold_address(address: str) -> str:
+    """The comparable form of an address: trimmed, no ``mailto:``, case-folded.
+
+    Providers spell one address many ways (CalDAV adds ``mailto:``, Outlook
+    keeps the case the sender typed); comparisons must not see the difference.
+    """
+    text = address.strip()
+    if text[:7].casefold() == "mailto:":
+        text = text[7:].strip()
+    return text.casefold()
+
+
+def load(path: str | Path) -> Settings:
+    """Read and validate a config file; any failure is one ``ConfigError``."""
+    file = Path(path).expanduser().absolute()
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(file, "-", "file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(file, "-", "is a directory, not a file") from None
+    except PermissionError:
+        raise ConfigError(file, "-", "cannot read the file: permission denied") from None
+    except OSError as exc:
+        raise ConfigError(file, "-", f"cannot read the file: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file, "-", f"not UTF-8 text (bad byte at offset {exc.start})") from None
+    return parse(text, file)
+
+
+def parse(text: str, path: str | Path) -> Settings:
+    """Validate TOML text as if it had been read from ``path``.
+
+    ``path`` only names the file in errors and anchors relative paths, which
+    is what lets tests build settings without touching the disk.
+    """
+    file = Path(path).expanduser().absolute()
+    try:
+        data = tomllib.loads(text.removeprefix("\ufeff"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, "-", f"invalid TOML: {exc}") from None
+    return _Parser(file).settings(data)
+
+
+def load_template(settings: Settings) -> list[str]:
+    """The talking points a new pair starts with, from ``syncd.template``.
+
+    The template is markdown so that people can edit it as a list: each
+    non-empty line is one point, bullets are decoration, ``#`` lines are
+    headings or comments.
+    """
+    file = settings.syncd.template
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(settings.path, "syncd.template", f"file not found: {file}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(settings.path, "syncd.template", f"not UTF-8 text: {file}") from None
+    except OSError as exc:
+        raise ConfigError(
+            settings.path, "syncd.template", f"cannot read {file}: {exc.strerror or exc}"
+        ) from None
+    points: list[str] = []
+    for line in text.splitlines():
+        point = line.strip()
+        if point in ("", "-", "*") or point.startswith("#"):
+            continue
+        if point.startswith(("- ", "* ")):
+            point = point[2:].strip()
+        if point:
+            points.append(point)
+    return points
+
+
+# --------------------------------------------------------------------------- parsing
+
+_SECTIONS: Mapping[str, type] = {
+    "syncd": Core,
+    "sync": Sync,
+    "detect": Detect,
+    "people": People,
+}
+_ACCOUNTS = "accounts"
+_Choice = TypeVar("_Choice", bound=enum.StrEnum)
+
+
+def _fields(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.splitlines()) if ("\n" in text or "\r" in text) else text
+
+
+def _show(value: object) -> str:
+    """A value as the user wrote it in TOML, short enough for one log line."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        shown = repr(value)
+        return shown if len(shown) <= 60 else shown[:56] + "...'"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, datetime | date | time):
+        return f"a date/time ({value.isoformat()})"
+    return repr(value)
+
+
+def _key(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+class _Parser:
+    """Validation with the file's path at hand, so every failure can name it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.directory = path.parent
+
+    def fail(self, key: str, problem: str) -> NoReturn:
+        raise ConfigError(self.path, key, problem)
+
+    # ---- structure
+
+    def settings(self, data: Mapping[str, object]) -> Settings:
+        self.check_keys(data, "", (*_SECTIONS, _ACCOUNTS))
+        core = self.core(self.section(data, "syncd"))
+        sync = self.sync(self.section(data, "sync"))
+        detect = self.detect(self.section(data, "detect"))
+        people = self.people(self.section(data, "people"))
+        accounts = self.accounts(data.get(_ACCOUNTS, []))
+        return Settings(self.path, core, sync, detect, people, accounts)
+
+    def section(self, data: Mapping[str, object], name: str) -> Mapping[str, object]:
+        table = data.get(name, {})
+        if not isinstance(table, dict):
+            self.fail(name, f"expected a table ([{name}]), got {_show(table)}")
+        self.check_keys(table, name, _fields(_SECTIONS[name]))
+        return table
+
+    def check_keys(self, table: Mapping[str, object], prefix: str, known: Sequence[str]) -> None:
+        for key in table:
+            if key not in known:
+                self.fail(_key(prefix, key), self.unknown(key, prefix, known))
+
+    def unknown(self, key: str, prefix: str, known: Sequence[str]) -> str:
+        what = "unknown section" if not prefix else "unknown key"
+        by_lower = {k.lower(): k for k in known}
+        close = difflib.get_close_matches(key.lower(), list(by_lower), n=1)
+        if close:
+            return f"{what} (did you mean '{by_lower[close[0]]}'?)"
+        section = prefix.split("[", 1)[0]
+        for name, cls in (*_SECTIONS.items(), (_ACCOUNTS, Account)):
+            if name != section and key in _fields(cls):
+                where = "[[accounts]]" if name == _ACCOUNTS else f"[{name}]"
+                return f"{what} (it belongs in {where})"
+        return f"{what}; known: {', '.join(known)}"
+
+    # ---- scalars
+
+    def integer(
+        self, table: Mapping[str, object], prefix: str, key: str, default: int, low: int, high: int
+    ) -> int:
+        if key not in table:
+            return default
+        value = table[key]
+        name = _key(prefix, key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(name, f"expected an integer, got {_show(value)}")
+        if value < low:
+            self.fail(name, f"must be at least {low}, got {value}")
+        if value > high:
+            self.fail(name, f"must be at most {high}, got {value}")
+        return value
+
+    def string(self, table: Mapping[str, object], prefix: str, key: str, default: str) -> str:
+        if key not in table:
+            return default
+        value = table[key]
+        if not isinstance(value, str):
+            self.fail(_key(prefix, key), f"expected a string, got {_show(value)}")
+        return value
+
+    def boolean(self, table: Mapping[str, object], prefix: str, key: str, default: bool) -> bool:
+        if key not in table:
+            return default
+        value = table[key]
+        if not isinstance(value, bool):
+            self.fail(_key(prefix, key), f"expected true or false, got {_show(value)}")
+        return value
+
+    def strings(
+        self, table: Mapping[str, object], prefix: str, key: str, default: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        if key not in table:
+            return default
+        value = table[key]
+        name = _key(prefix, key)
+        if not isinstance(value, list):
+            self.fail(name, f"expected an array of strings, got {_show(value)}")
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                self.fail(f"{name}[{index}]", f"expected a string, got {_show(item)}")
+        return tuple(value)
+
+    def choice(
+        self,
+        table: Mapping[str, object],
+        prefix: str,
+        key: str,
+        default: _Choice,
+        noun: str = "value",
+    ) -> _Choice:
+        if key not in table:
+            return default
+        value = table[key]
+        name = _key(prefix, key)
+        options = [member.value for member in type(default)]
+        listed = ", ".join(options)
+        if not isinstance(value, str):
+            self.fail(name, f"expected a string (one of {listed}), got {_show(value)}")
+        if value in options:
+            return type(default)(value)
+        close = difflib.get_close_matches(value.lower(), options, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        self.fail(name, f"unknown {noun} {_show(value)}{hint}; expected one of {listed}")
+
+    # ---- domain values
+
+    def address(self, name: str, raw: str) -> str:
+        folded = fold_address(raw)
+        if not _ADDRESS.match(folded):
+            self.fail(name, f"expected an email address, got {_show(raw)}")
+        return folded
+
+    def domain(self, name: str, raw: str) -> str:
+        folded = raw.strip().removeprefix("@").casefold().strip(".")
+        if not folded or not _DOMAIN.match(folded):
+            self.fail(name, f"expected a domain name such as 'example.org', got {_show(raw)}")
+        return folded
+
+    def regex(self, name: str, pattern: str) -> str:
+        try:
+            re.compile(pattern, re.IGNORECASE)
+        except re.error as exc:
+            self.fail(name, f"bad regular expression {_show(pattern)}: {exc}")
+        return pattern
+
+    def file_path(self, raw: str) -> Path:
+        return self.directory / Path(raw).expanduser()
+
+    # ---- sections
+
+    def core(self, table: Mapping[str, object]) -> Core:
+        d, p = Core(), "syncd"
+        database = self.string(table, p, "database", d.database).strip()
+        if not _ANY_URL.match(database):
+            self.fail(
+                "syncd.database",
+                "expected a SQLAlchemy URL such as 'sqlite:///syncd.db' or "
+                f"'postgresql+psycopg://host/syncd', got {_show(database)}",
+            )
+        base_url = self.string(table, p, "base_url", d.base_url).strip()
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            self.fail(
+                "syncd.base_url",
+                f"expected an http:// or https:// URL with a host, got {_show(base_url)}",
+            )
+        if parts.query or parts.fragment:
+            self.fail("syncd.base_url", f"must not carry a query or fragment: {_show(base_url)}")
+        timezone = self.string(table, p, "timezone", d.timezone).strip()
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.fail(
+                "syncd.timezone",
+                f"unknown time zone {_show(timezone)} (expected an IANA name such as "
+                "'Europe/Berlin' or 'UTC')",
+            )
+        template_text = self.string(table, p, "template", "").strip()
+        template = self.file_path(template_text) if template_text else BUNDLED_TEMPLATE
+        return Core(
+            database=self.resolve_database(database),
+            base_url=base_url.rstrip("/"),
+            timezone=timezone,
+            template=template,
+            dry_run=self.boolean(table, p, "dry_run", d.dry_run),
+        )
+
+    def resolve_database(self, url: str) -> str:
+        """Anchor a relative SQLite path at the config directory.
+
+        In-memory databases, absolute paths and ``file:`` URIs are left alone.
+        """
+        match = _SQLITE_URL.match(url)
+        if not match:
+            return url
+        rest = match["rest"]
+        file_part, question, query = rest.partition("?")
+        if not file_part or file_part == ":memory:" or file_part.startswith(("/", "file:")):
+            return url
+        resolved = (self.directory / file_part).as_posix()
+        return f"{match['scheme']}:///{resolved}{question}{query}"
+
+    def sync(self, table: Mapping[str, object]) -> Sync:
+        d, p = Sync(), "sync"
+        window_days = self.integer(table, p, "window_days", d.window_days, 1, 366)
+        horizon_days = self.integer(table, p, "horizon_days", d.horizon_days, 1, 366)
+        if horizon_days > window_days:
+            self.fail(
+                "sync.horizon_days",
+                f"must not exceed sync.window_days ({window_days}); "
+                "occurrences beyond the window are never read",
+            )
+        return Sync(
+            window_days=window_days,
+            past_days=self.integer(table, p, "past_days", d.past_days, 0, 366),
+            horizon_occurrences=self.integer(
+                table, p, "horizon_occurrences", d.horizon_occurrences, 1, 100
+            ),
+            horizon_days=horizon_days,
+            max_write_attempts=self.integer(
+                table, p, "max_write_attempts", d.max_write_attempts, 1, 20
+            ),
+            page_size=self.integer(table, p, "page_size", d.page_size, 1, 2500),
+        )
+
+    def detect(self, table: Mapping[str, object]) -> Detect:
+        d, p = Detect(), "detect"
+
+        def each(
+            key: str, default: tuple[str, ...], check: Callable[[str, str], str]
+        ) -> tuple[str, ...]:
+            values = self.strings(table, p, key, default)
+            return tuple(check(f"{p}.{key}[{i}]", value) for i, value in enumerate(values))
+
+        return Detect(
+            org_domains=each("org_domains", d.org_domains, self.domain),
+            domain_policy=self.choice(table, p, "domain_policy", d.domain_policy, "policy"),
+            title_include=each("title_include", d.title_include, self.regex),
+            title_exclude=each("title_exclude", d.title_exclude, self.regex),
+            opt_out_marker=self.string(table, p, "opt_out_marker", d.opt_out_marker).strip(),
+            group_addresses=each("group_addresses", d.group_addresses, self.address),
+            resource_domains=each("resource_domains", d.resource_domains, self.domain),
+        )
+
+    def people(self, table: Mapping[str, object]) -> People:
+        raw = table.get("aliases", {})
+        if not isinstance(raw, dict):
+            self.fail("people.aliases", f"expected a table of addresses, got {_show(raw)}")
+        direct: dict[str, str] = {}
+        spelled: dict[str, str] = {}
+        for raw_alias, raw_target in raw.items():
+            name = f'people.aliases."{raw_alias}"'
+            if not isinstance(raw_target, str):
+                self.fail(name, f"expected an email address, got {_show(raw_target)}")
+            alias = self.address(name, raw_alias)
+            target = self.address(name, raw_target)
+            if alias in direct and direct[alias] != target:
+                self.fail(
+                    name,
+                    f"conflicts with people.aliases.\"{spelled[alias]}\" = '{direct[alias]}' "
+                    "(addresses are compared case-insensitively)",
+                )
+            if alias != target:
+                direct[alias] = target
+                spelled.setdefault(alias, raw_alias)
+        flat: dict[str, str] = {}
+        for alias, target in direct.items():
+            chain = [alias]
+            while target in direct:
+                if target in chain:
+                    loop = " -> ".join([*chain, target])
+                    self.fail(f'people.aliases."{spelled[alias]}"', f"alias loop: {loop}")
+                chain.append(target)
+                target = direct[target]
+            flat[alias] = target
+        return People(aliases=MappingProxyType(flat))
+
+    def accounts(self, raw: object) -> tuple[Account, ...]:
+        if not isinstance(raw, list):
+            self.fail(_ACCOUNTS, f"expected an array of tables ([[accounts]]), got {_show(raw)}")
+        known = _fields(Account)
+        accounts: list[Account] = []
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(raw):
+            p = f"{_ACCOUNTS}[{index}]"
+            if not isinstance(entry, dict):
+                self.fail(p, f"expected a table ([[accounts]]), got {_show(entry)}")
+            self.check_keys(entry, p, known)
+            if "name" not in entry:
+                self.fail(f"{p}.name", "required key is missing")
+            name = self.string(entry, p, "name", "").strip()
+            if not name:
+                self.fail(f"{p}.name", "must not be empty")
+            if name.casefold() in seen:
+                first = seen[name.casefold()]
+                self.fail(
+                    f"{p}.name", f"duplicate account name {_show(name)} (see accounts[{first}])"
+                )
+            seen[name.casefold()] = index
+            provider = self.choice(entry, p, "provider", ProviderName.MEMORY, "provider")
+            calendars: list[str] = []
+            for i, calendar in enumerate(self.strings(entry, p, "calendars", ())):
+                if not calendar.strip():
+                    self.fail(f"{p}.calendars[{i}]", "must not be empty")
+                calendars.append(calendar.strip())
+            state_text = self.string(entry, p, "state_file", "").strip()
+            if state_text and provider is not ProviderName.MEMORY:
+                self.fail(
+                    f"{p}.state_file",
+                    f"only the memory provider uses a state file (this account is {provider})",
+                )
+            accounts.append(
+                Account(
+                    name=name,
+                    provider=provider,
+                    calendars=tuple(calendars),
+                    state_file=self.file_path(state_text) if state_text else None,
+                )
+            )
+        return tuple(accounts)

@@ -1,0 +1,578 @@
+"""One calendar's sync: pull changes, classify, attach agendas, plan writes, apply.
+
+The algorithm, for one calendar at time ``now``:
+
+1. **Pull.** Read every page of changes since the stored cursor (a full sync
+   of the window when there is none). An expired cursor drops the cursor and
+   does a full sync; rows of the mirror not seen in a full sync are swept, so
+   deletions made while the cursor was stale are not missed.
+2. **Mirror.** Each changed event updates the ``occurrences`` mirror. A
+   changed series master is expanded into its occurrences inside the window
+   (and re-expanded later when the window has moved past what was expanded),
+   so the horizon can advance without any change at the provider.
+3. **Classify and attach.** Every occurrence is classified (``detect``); a 1:1
+   gets its pair and its meeting (``agenda``). This commits before any write.
+4. **Plan.** In the organizer's copy only, for each series (an ad-hoc event is
+   its own series) the next ``horizon_occurrences`` occurrences that start in
+   the future and within ``horizon_days`` should carry the block. The mirror
+   keeps a digest of the block each copy holds, so an unchanged calendar costs
+   no read and no write. A future copy that stopped being a 1:1 (opt-out, a
+   third person) has its block removed.
+5. **Write.** Re-read the copy, merge the block into its current body, write
+   with If-Match on the etag just read. A precondition failure (a person or
+   another client wrote in between) re-reads and re-merges, a bounded number
+   of times, so a concurrent human edit is never lost.
+6. **Commit the cursor** last. A crash before that re-reads the same changes
+   on restart; the writes already made come back with the wanted block and
+   are not repeated, so nothing is lost and nothing duplicated.
+
+Provider errors decide by type: rate limits and transient errors retry with
+backoff (writes are safe to retry, being conditional), ``AuthRevoked`` marks
+the calendar for re-authorisation, anything else fails this calendar only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from typing import TypeVar
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from providers.base import (
+    AuthRevoked,
+    CursorExpired,
+    NotFound,
+    NotWritable,
+    PreconditionFailed,
+    Provider,
+    ProviderError,
+    RateLimited,
+    Transient,
+)
+from syncd import agenda, block, detect
+from syncd.model import Event, OccurrenceKey, Window
+from syncd.store import transaction
+from syncd.store.models import Calendar, Meeting, Occurrence, Pair, WriteLog
+
+log = logging.getLogger(__name__)
+
+CURSOR_VERSION = 1  # bump when the meaning of stored cursors changes: old ones are dropped
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What the engine needs from the configuration, and nothing else."""
+
+    base_url: str
+    zone: tzinfo
+    rules: detect.Rules
+    template: tuple[str, ...] = ()
+    window_days: int = 28
+    past_days: int = 1
+    horizon_occurrences: int = 2
+    horizon_days: int = 14
+    max_write_attempts: int = 3
+    retry_attempts: int = 4
+    dry_run: bool = False
+
+
+@dataclass
+class Report:
+    """What one sync did; summed over calendars for ``sync-once``."""
+
+    calendars: int = 0
+    events_seen: int = 0
+    one_on_ones: int = 0
+    meetings: set[int] = field(default_factory=set)
+    writes: int = 0
+    planned: int = 0
+    conflicts: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    full_syncs: int = 0
+
+    def merge(self, other: Report) -> None:
+        self.calendars += other.calendars
+        self.events_seen += other.events_seen
+        self.one_on_ones += other.one_on_ones
+        self.meetings |= other.meetings
+        self.writes += other.writes
+        self.planned += other.planned
+        self.conflicts += other.conflicts
+        self.skipped.update(other.skipped)
+        self.errors.extend(other.errors)
+        self.full_syncs += other.full_syncs
+
+
+def digest(block_text: str | None, tag: str | None) -> str | None:
+    """Fingerprint of the block a copy holds, plus our tag; None when it has neither."""
+    if block_text is None and tag is None:
+        return None
+    payload = f"{block_text or ''}\0{tag or ''}".encode()
+    return hashlib.sha256(payload).hexdigest()
+
+
+class CalendarSync:
+    """Syncs calendars of one provider account into one store."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        factory: sessionmaker[Session],
+        policy: Policy,
+        *,
+        account: str,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.provider = provider
+        self.factory = factory
+        self.policy = policy
+        self.account = account
+        self.sleep = sleep
+
+    # -- provider calls, with retries for what is worth retrying ---------------
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            if isinstance(error, RateLimited) and error.retry_after is not None:
+                return min(error.retry_after, 300.0)
+            return float(wait_exponential_jitter(initial=0.5, max=30)(state))
+
+        retrying = Retrying(
+            retry=retry_if_exception_type((Transient, RateLimited)),
+            stop=stop_after_attempt(self.policy.retry_attempts),
+            wait=wait,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        return retrying(fn)
+
+    # -- entry point -----------------------------------------------------------
+
+    def sync(self, address: str, now: datetime) -> Report:
+        """Sync one calendar; provider failures are recorded on the calendar, not raised."""
+        report = Report(calendars=1)
+        calendar_id = self._calendar_row(address)
+        try:
+            self._sync(calendar_id, address, now, report)
+        except AuthRevoked as error:
+            report.errors.append(f"{address}: needs re-authorisation ({error})")
+            self._record_failure(calendar_id, now, error, needs_reauth=True)
+        except ProviderError as error:
+            report.errors.append(f"{address}: {type(error).__name__}: {error}")
+            self._record_failure(calendar_id, now, error, needs_reauth=False)
+        return report
+
+    def _calendar_row(self, address: str) -> int:
+        with transaction(self.factory) as session:
+            row = session.scalars(
+                select(Calendar).where(
+                    Calendar.account == self.account, Calendar.address == address
+                )
+            ).one_or_none()
+            if row is None:
+                row = Calendar(account=self.account, provider=self.provider.name, address=address)
+                session.add(row)
+                session.flush()
+            return row.id
+
+    def _record_failure(
+        self, calendar_id: int, now: datetime, error: ProviderError, *, needs_reauth: bool
+    ) -> None:
+        with transaction(self.factory) as session:
+            row = session.get_one(Calendar, calendar_id)
+            row.last_error = f"{type(error).__name__}: {error}"
+            row.error_count += 1
+            row.needs_reauth = row.needs_reauth or needs_reauth
+
+    def _sync(self, calendar_id: int, address: str, now: datetime, report: Report) -> None:
+        policy = self.policy
+        window = Window(
+            now - timedelta(days=policy.past_days), now + timedelta(days=policy.window_days)
+        )
+        with transaction(self.factory) as session:
+            row = session.get_one(Calendar, calendar_id)
+            cursor = row.cursor if row.cursor_version == CURSOR_VERSION else None
+
+        events, removed, next_cursor, full = self._pull(address, cursor, window)
+        if full:
+            report.full_syncs += 1
+        report.events_seen += len(events)
+
+        with transaction(self.factory) as session:
+            self._apply_changes(
+                session, calendar_id, address, events, removed, window, full, now, report
+            )
+            self._expand_stale_series(session, calendar_id, address, window, now, report)
+            self._attach(session, calendar_id, now, report)
+
+        self._write_planned(calendar_id, address, now, report)
+
+        with transaction(self.factory) as session:
+            row = session.get_one(Calendar, calendar_id)
+            row.cursor, row.cursor_version = next_cursor, CURSOR_VERSION
+            row.cursor_at = now if full or row.cursor_at is None else row.cursor_at
+            row.last_sync_at = now
+            row.last_error, row.error_count = None, 0
+            row.needs_reauth = False
+
+    # -- 1. pull ---------------------------------------------------------------
+
+    def _pull(
+        self, address: str, cursor: str | None, window: Window
+    ) -> tuple[list[Event], set[str], str | None, bool]:
+        def read(start_from: str | None) -> tuple[list[Event], set[str], str | None]:
+            events: list[Event] = []
+            removed: set[str] = set()
+            last: str | None = None
+            for page in self.provider.changes(address, start_from, window):
+                events.extend(page.events)
+                removed.update(page.removed)
+                last = page.cursor or last
+            return events, removed, last
+
+        if cursor is not None:
+            try:
+                events, removed, last = self._call(lambda: read(cursor))
+                return events, removed, last, False
+            except CursorExpired:
+                log.info("cursor expired for %s; resyncing the window", address)
+        events, removed, last = self._call(lambda: read(None))
+        return events, removed, last, True
+
+    # -- 2. mirror -------------------------------------------------------------
+
+    def _apply_changes(
+        self,
+        session: Session,
+        calendar_id: int,
+        address: str,
+        events: Sequence[Event],
+        removed: Iterable[str],
+        window: Window,
+        full: bool,
+        now: datetime,
+        report: Report,
+    ) -> None:
+        for event_id in removed:
+            self._forget(session, calendar_id, event_id)
+        seen: set[str] = set()
+        for event in events:
+            seen.add(event.id)
+            if event.recurring and event.cancelled:
+                self._forget(session, calendar_id, event.id)
+                continue
+            self._upsert(session, calendar_id, event, now, report)
+            if event.recurring:
+                expanded = self._expand(
+                    session, calendar_id, address, event.id, window, now, report
+                )
+                seen.update(expanded)
+        if full:
+            self._sweep(session, calendar_id, seen, window)
+
+    def _forget(self, session: Session, calendar_id: int, event_id: str) -> None:
+        session.execute(
+            delete(Occurrence).where(
+                Occurrence.calendar_id == calendar_id,
+                (Occurrence.event_id == event_id) | (Occurrence.series_id == event_id),
+            )
+        )
+
+    def _sweep(self, session: Session, calendar_id: int, seen: set[str], window: Window) -> None:
+        """After a full sync, drop what the provider no longer has in the window."""
+        rows = session.scalars(
+            select(Occurrence).where(
+                Occurrence.calendar_id == calendar_id, Occurrence.end > window.start
+            )
+        )
+        for occurrence in rows:
+            if occurrence.event_id not in seen:
+                session.delete(occurrence)
+
+    def _expand(
+        self,
+        session: Session,
+        calendar_id: int,
+        address: str,
+        series_id: str,
+        window: Window,
+        now: datetime,
+        report: Report,
+    ) -> set[str]:
+        try:
+            instances = self._call(lambda: self.provider.instances(address, series_id, window))
+        except NotFound:
+            self._forget(session, calendar_id, series_id)
+            return set()
+        ids = set()
+        for instance in instances:
+            ids.add(instance.id)
+            self._upsert(session, calendar_id, instance, now, report)
+        stale = session.scalars(
+            select(Occurrence).where(
+                Occurrence.calendar_id == calendar_id,
+                Occurrence.series_id == series_id,
+                Occurrence.start >= window.start,
+                Occurrence.start < window.end,
+            )
+        )
+        for occurrence in stale:
+            if occurrence.event_id not in ids:
+                session.delete(occurrence)
+        master = session.scalars(
+            select(Occurrence).where(
+                Occurrence.calendar_id == calendar_id, Occurrence.event_id == series_id
+            )
+        ).one_or_none()
+        if master is not None:
+            master.expanded_until = window.end
+        return ids
+
+    def _expand_stale_series(
+        self,
+        session: Session,
+        calendar_id: int,
+        address: str,
+        window: Window,
+        now: datetime,
+        report: Report,
+    ) -> None:
+        """Re-expand series whose expansion no longer covers the horizon."""
+        needed = now + timedelta(days=self.policy.horizon_days + 1)
+        masters = list(
+            session.scalars(
+                select(Occurrence).where(
+                    Occurrence.calendar_id == calendar_id,
+                    Occurrence.is_master.is_(True),
+                    Occurrence.verdict == detect.Reason.ONE_ON_ONE.value,
+                )
+            )
+        )
+        for master in masters:
+            if master.expanded_until is None or master.expanded_until < needed:
+                self._expand(session, calendar_id, address, master.event_id, window, now, report)
+
+    def _upsert(
+        self, session: Session, calendar_id: int, event: Event, now: datetime, report: Report
+    ) -> None:
+        try:
+            verdict = detect.classify(event, self.policy.rules)
+            found = block.extract(event.description)
+        except Exception as error:  # a bad event never stops the calendar
+            log.warning("skipping event %s: %s: %s", event.id, type(error).__name__, error)
+            report.skipped["bad-event"] += 1
+            return
+        if not verdict.is_one_on_one:
+            report.skipped[verdict.reason.value] += 1
+        row = session.scalars(
+            select(Occurrence).where(
+                Occurrence.calendar_id == calendar_id, Occurrence.event_id == event.id
+            )
+        ).one_or_none()
+        if row is None:
+            row = Occurrence(calendar_id=calendar_id, event_id=event.id)
+            session.add(row)
+        row.series_id = event.series_id
+        row.is_master = event.recurring
+        row.ical_uid = event.ical_uid
+        row.original_start = event.key.original_start
+        row.start, row.end = event.start, event.end
+        row.title = event.title
+        row.cancelled = event.cancelled
+        row.organizer_copy = event.is_organizer_copy
+        row.verdict = verdict.reason.value
+        row.etag = event.etag
+        row.block_digest = digest(found, event.tag)
+        row.pair_id = None
+        session.flush()
+        if verdict.people is not None and not event.recurring:
+            pair, _ = agenda.pair_for(session, verdict.people, now)
+            row.pair_id = pair.id
+
+    # -- 3. attach -------------------------------------------------------------
+
+    def _attach(self, session: Session, calendar_id: int, now: datetime, report: Report) -> None:
+        """Give every 1:1 occurrence in the window its meeting."""
+        rows = session.scalars(
+            select(Occurrence).where(
+                Occurrence.calendar_id == calendar_id,
+                Occurrence.is_master.is_(False),
+                Occurrence.pair_id.is_not(None) | Occurrence.cancelled.is_(True),
+            )
+        )
+        for row in rows:
+            key = OccurrenceKey(row.ical_uid, row.original_start)
+            if row.pair_id is None:  # cancelled: keep its agenda, marked as such
+                agenda.mark_cancelled(session, key)
+                continue
+            report.one_on_ones += 1
+            meeting = agenda.meeting_for(
+                session,
+                session.get_one(Pair, row.pair_id),
+                key,
+                start=row.start,
+                end=row.end,
+                title=row.title,
+                cancelled=row.cancelled,
+                template=self.policy.template,
+                now=now,
+            )
+            report.meetings.add(meeting.id)
+
+    # -- 4 and 5. plan and write ---------------------------------------------------
+
+    def plan(self, session: Session, calendar_id: int, now: datetime) -> list[Occurrence]:
+        """The organizer copies that should carry a block right now."""
+        policy = self.policy
+        limit = now + timedelta(days=policy.horizon_days)
+        rows = session.scalars(
+            select(Occurrence)
+            .where(
+                Occurrence.calendar_id == calendar_id,
+                Occurrence.is_master.is_(False),
+                Occurrence.organizer_copy.is_(True),
+                Occurrence.cancelled.is_(False),
+                Occurrence.pair_id.is_not(None),
+                Occurrence.start > now,
+                Occurrence.start < limit,
+            )
+            .order_by(Occurrence.start)
+        )
+        taken: Counter[str] = Counter()
+        chosen = []
+        for row in rows:
+            series = row.series_id or row.event_id
+            if taken[series] < policy.horizon_occurrences:
+                taken[series] += 1
+                chosen.append(row)
+        return chosen
+
+    def _stale_blocks(self, session: Session, calendar_id: int, now: datetime) -> list[Occurrence]:
+        """Future organizer copies that carry a block but are no longer 1:1s."""
+        return list(
+            session.scalars(
+                select(Occurrence).where(
+                    Occurrence.calendar_id == calendar_id,
+                    Occurrence.is_master.is_(False),
+                    Occurrence.organizer_copy.is_(True),
+                    Occurrence.cancelled.is_(False),
+                    Occurrence.pair_id.is_(None),
+                    Occurrence.block_digest.is_not(None),
+                    Occurrence.start > now,
+                )
+            )
+        )
+
+    def _write_planned(self, calendar_id: int, address: str, now: datetime, report: Report) -> None:
+        work: list[tuple[int, str | None, str | None, bool]] = []
+        with transaction(self.factory) as session:
+            for row in self.plan(session, calendar_id, now):
+                meeting = session.scalars(
+                    select(Meeting).where(
+                        Meeting.ical_uid == row.ical_uid,
+                        Meeting.original_start == row.original_start,
+                    )
+                ).one()
+                view = agenda.block_view(
+                    session, meeting, base_url=self.policy.base_url, zone=self.policy.zone, now=now
+                )
+                text = block.render(view)
+                if row.block_digest != digest(text, meeting.token):
+                    work.append((row.id, text, meeting.token, False))
+            for row in self._stale_blocks(session, calendar_id, now):
+                work.append((row.id, None, None, True))
+        report.planned += len(work)
+        if self.policy.dry_run:
+            return
+        for row_id, text, token, removal in work:
+            try:
+                self._write_one(calendar_id, address, row_id, text, token, removal, now, report)
+            except (NotFound, NotWritable) as error:
+                report.skipped[type(error).__name__] += 1
+                log.warning("not writing event in %s: %s", address, error)
+
+    def _write_one(
+        self,
+        calendar_id: int,
+        address: str,
+        row_id: int,
+        text: str | None,
+        token: str | None,
+        removal: bool,
+        now: datetime,
+        report: Report,
+    ) -> None:
+        with transaction(self.factory) as session:
+            row = session.get_one(Occurrence, row_id)
+            event_id = row.event_id
+        for attempt in range(1, self.policy.max_write_attempts + 1):
+            event = self._call(lambda: self.provider.get(address, event_id))
+            if removal:
+                body = block.remove(event.description, event.description_is_html)
+                tag = event.tag
+            else:
+                assert text is not None
+                body = block.apply(event.description, text, event.description_is_html)
+                tag = token
+            if body == event.description and tag == event.tag:
+                self._settle(row_id, event, None, "unchanged", now)
+                return
+            try:
+                written = self._call(
+                    lambda e=event, b=body, t=tag: self.provider.update_description(
+                        address, e.id, b, e.etag, t
+                    )
+                )
+            except PreconditionFailed:
+                report.conflicts += 1
+                log.info("conflict writing %s (attempt %d); re-reading", event_id, attempt)
+                continue
+            report.writes += 1
+            self._settle(row_id, written, event.etag, "removed" if removal else "written", now)
+            return
+        report.errors.append(f"{address}: gave up on one event after {attempt} conflicts")
+
+    def _settle(
+        self, row_id: int, event: Event, etag_before: str | None, outcome: str, now: datetime
+    ) -> None:
+        found = block.extract(event.description)
+        with transaction(self.factory) as session:
+            row = session.get_one(Occurrence, row_id)
+            row.etag = event.etag
+            row.block_digest = digest(found, event.tag)
+            if etag_before is not None:
+                meeting_id = session.scalars(
+                    select(Meeting.id).where(
+                        Meeting.ical_uid == row.ical_uid,
+                        Meeting.original_start == row.original_start,
+                    )
+                ).one_or_none()
+                session.add(
+                    WriteLog(
+                        at=now,
+                        calendar_id=row.calendar_id,
+                        event_id=row.event_id,
+                        meeting_id=meeting_id,
+                        etag_before=etag_before,
+                        etag_after=event.etag,
+                        block_digest=row.block_digest or "",
+                        outcome=outcome,
+                    )
+                )

@@ -1,0 +1,89 @@
+"""Database access: engine creation, the one transaction helper, migrations.
+
+SQLite (WAL, foreign keys on) is the embedded default; PostgreSQL is the
+organization-scale backend. The schema is only ever created by Alembic, so a
+database made by ``syncd migrate`` and one made by a test are the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def connect(url: str, *, schema: str | None = None) -> Engine:
+    """An engine for ``url`` with the settings syncd relies on.
+
+    ``schema`` (PostgreSQL only) puts every table in that schema, which lets
+    several test runs or deployments share one server.
+    """
+    if url.startswith("postgresql") and schema:
+        engine = create_engine(
+            url, pool_pre_ping=True, connect_args={"options": f"-csearch_path={schema}"}
+        )
+    else:
+        engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """Commit on success, roll back on any exception: the only way syncd writes."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _alembic_config(engine: Engine) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (idempotent)."""
+    command.upgrade(_alembic_config(engine), "head")
+
+
+def pending_migrations(engine: Engine) -> list[str]:
+    """Revisions not yet applied; empty when the schema is current."""
+    script = ScriptDirectory.from_config(_alembic_config(engine))
+    with engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    heads = {rev.revision for rev in script.walk_revisions()}
+    applied: set[str] = set()
+    for head in current:
+        applied.update(rev.revision for rev in script.iterate_revisions(head, "base"))
+    return sorted(heads - applied)

@@ -1,0 +1,1 @@
+"""Provider tests: one contract (contract.py) that every provider module runs."""

@@ -1,0 +1,460 @@
+"""Config loading: the example file, the defaults, and one clear line per mistake."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from syncd import config
+from syncd.config import (
+    BUNDLED_TEMPLATE,
+    Account,
+    ConfigError,
+    DomainPolicy,
+    ProviderName,
+    Settings,
+    load,
+    load_template,
+    parse,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "config" / "syncd.example.toml"
+CONFIG = Path("/etc/syncd/syncd.toml")
+
+#: In the example, "# key = value" (one space after "#") is a default, and so
+#: is a commented "# [[accounts]]" header; prose and indented examples are not.
+COMMENTED_SETTING = re.compile(r"^# (\[\[?[a-z_]+\]\]?|[a-z_]+ = .*)$")
+
+DEFAULT_QUESTIONS = 6
+
+
+def uncommented(text: str) -> str:
+    return "\n".join(
+        match[1] if (match := COMMENTED_SETTING.match(line)) else line for line in text.splitlines()
+    )
+
+
+# --------------------------------------------------------------------------- example file
+
+
+def test_example_as_shipped_is_all_defaults() -> None:
+    assert load(EXAMPLE) == Settings.default(EXAMPLE)
+
+
+def test_example_with_every_setting_uncommented_still_is_the_defaults() -> None:
+    """Each key the example shows is a real key, shown with its real default.
+
+    The one documented difference: the example's ``[[accounts]]`` entry has to
+    name the account (``name`` is required), so it yields one memory account
+    whose other fields are the defaults.
+    """
+    text = uncommented(EXAMPLE.read_text(encoding="utf-8"))
+    settings = parse(text, EXAMPLE)
+    defaults = Settings.default(EXAMPLE)
+    assert dataclasses.replace(settings, accounts=()) == defaults
+    assert settings.accounts == (Account(name="demo"),)
+
+
+def test_example_documents_every_key() -> None:
+    data = tomllib.loads(uncommented(EXAMPLE.read_text(encoding="utf-8")))
+    sections = {"syncd": config.Core, "sync": config.Sync, "detect": config.Detect}
+    sections["people"] = config.People
+    for name, cls in sections.items():
+        assert set(data[name]) == {f.name for f in dataclasses.fields(cls)}, name
+    (account,) = data["accounts"]
+    assert set(account) == {f.name for f in dataclasses.fields(Account)}
+
+
+def test_defaults_in_code() -> None:
+    settings = parse("", Path("test.toml"))
+    assert settings == Settings.default("test.toml")
+    assert settings.path == Path("test.toml").absolute()
+    assert settings.syncd.database == f"sqlite:///{Path.cwd() / 'syncd.db'}"
+    assert settings.syncd.template == BUNDLED_TEMPLATE
+    assert settings.sync.horizon_occurrences == 2 and settings.sync.horizon_days == 14
+    assert settings.detect.domain_policy is DomainPolicy.BOTH
+    assert settings.detect.resource_domains == ("resource.calendar.google.com",)
+    assert settings.accounts == ()
+
+
+# --------------------------------------------------------------------------- values
+
+
+def test_values_are_read_and_normalised(tmp_path: Path) -> None:
+    settings = parse(
+        """
+        [syncd]
+        base_url = "https://agenda.example.org/"
+        timezone = "Europe/Berlin"
+        dry_run = true
+        [sync]
+        window_days = 42
+        horizon_days = 42
+        [detect]
+        org_domains = ["@Example.ORG"]
+        domain_policy = "any"
+        title_include = ["1:1"]
+        group_addresses = ["mailto:Team@Example.org"]
+        [people.aliases]
+        "Ana.Lopez@example.org" = "A@example.org"
+        "a@example.org" = "ana@example.org"
+        [[accounts]]
+        name = "workspace"
+        provider = "google"
+        calendars = ["ana@example.org"]
+        [[accounts]]
+        name = "fake"
+        """,
+        tmp_path / "syncd.toml",
+    )
+    assert settings.syncd.base_url == "https://agenda.example.org"
+    assert settings.syncd.zone.key == "Europe/Berlin"
+    assert settings.syncd.dry_run is True
+    assert settings.sync.window_days == settings.sync.horizon_days == 42
+    assert settings.detect.org_domains == ("example.org",)
+    assert settings.detect.group_addresses == ("team@example.org",)
+    assert dict(settings.people.aliases) == {
+        "ana.lopez@example.org": "ana@example.org",
+        "a@example.org": "ana@example.org",
+    }
+    assert settings.account("workspace").provider is ProviderName.GOOGLE
+    assert settings.account("fake") == Account(name="fake")
+    assert settings.require_accounts() == settings.accounts
+
+
+def test_relative_paths_resolve_against_the_config_directory(tmp_path: Path) -> None:
+    directory = tmp_path / "etc" / "syncd"
+    settings = parse(
+        """
+        [syncd]
+        database = "sqlite:///data/syncd.db?timeout=5"
+        template = "templates/points.md"
+        [[accounts]]
+        name = "demo"
+        state_file = "state/calendars.json"
+        """,
+        directory / "syncd.toml",
+    )
+    assert settings.directory == directory
+    assert settings.syncd.database == f"sqlite:///{directory}/data/syncd.db?timeout=5"
+    assert settings.syncd.template == directory / "templates" / "points.md"
+    assert settings.accounts[0].state_file == directory / "state" / "calendars.json"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:////var/lib/syncd/syncd.db",
+        "sqlite://",
+        "sqlite:///:memory:",
+        "postgresql+psycopg://syncd@db.example.org/syncd",
+    ],
+)
+def test_other_database_urls_are_kept(url: str) -> None:
+    settings = parse(f'syncd.database = "{url}"', CONFIG)
+    assert settings.syncd.database == url
+
+
+def test_load_relative_path_is_made_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "syncd.toml").write_text('[syncd]\ndatabase = "sqlite:///x.db"\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    settings = load("syncd.toml")
+    assert settings.path == tmp_path / "syncd.toml"
+    assert settings.syncd.database == f"sqlite:///{tmp_path}/x.db"
+
+
+# --------------------------------------------------------------------------- errors
+
+# (case id, TOML text, key named in the error, exact problem or a fragment of it)
+ERRORS = [
+    ("toml syntax", "[sync\nwindow_days = 3\n", "-", "invalid TOML: "),
+    ("toml duplicate key", "[sync]\npage_size = 1\npage_size = 2\n", "-", "(at line 3"),
+    (
+        "unknown section",
+        "[sinc]\nwindow_days = 3\n",
+        "sinc",
+        "unknown section (did you mean 'sync'?)",
+    ),
+    (
+        "unknown key",
+        "[sync]\nhorizon_day = 3\n",
+        "sync.horizon_day",
+        "unknown key (did you mean 'horizon_days'?)",
+    ),
+    (
+        "key in the wrong section",
+        "[syncd]\nwindow_days = 3\n",
+        "syncd.window_days",
+        "unknown key (it belongs in [sync])",
+    ),
+    ("unknown key, nothing close", "[detect]\nzzz = 1\n", "detect.zzz", "known: org_domains"),
+    (
+        "unknown key in an account",
+        '[[accounts]]\nname = "a"\nprovder = "memory"\n',
+        "accounts[0].provder",
+        "unknown key (did you mean 'provider'?)",
+    ),
+    (
+        "wrong type",
+        '[sync]\nhorizon_days = "two"\n',
+        "sync.horizon_days",
+        "expected an integer, got 'two'",
+    ),
+    (
+        "bool is not an int",
+        "[sync]\npage_size = true\n",
+        "sync.page_size",
+        "expected an integer, got true",
+    ),
+    (
+        "float is not an int",
+        "[sync]\npast_days = 1.5\n",
+        "sync.past_days",
+        "expected an integer, got 1.5",
+    ),
+    (
+        "int is not a bool",
+        "[syncd]\ndry_run = 1\n",
+        "syncd.dry_run",
+        "expected true or false, got 1",
+    ),
+    ("not a string", "[syncd]\ntimezone = 1\n", "syncd.timezone", "expected a string, got 1"),
+    (
+        "not an array",
+        '[detect]\norg_domains = "example.org"\n',
+        "detect.org_domains",
+        "expected an array of strings, got 'example.org'",
+    ),
+    (
+        "array item",
+        '[detect]\ntitle_exclude = ["a", 2]\n',
+        "detect.title_exclude[1]",
+        "expected a string, got 2",
+    ),
+    ("section as a value", "sync = 3\n", "sync", "expected a table ([sync]), got 3"),
+    (
+        "too small",
+        "[sync]\nhorizon_occurrences = 0\n",
+        "sync.horizon_occurrences",
+        "must be at least 1, got 0",
+    ),
+    ("too large", "[sync]\npage_size = 5000\n", "sync.page_size", "must be at most 2500, got 5000"),
+    (
+        "horizon beyond window",
+        "[sync]\nwindow_days = 7\nhorizon_days = 14\n",
+        "sync.horizon_days",
+        "must not exceed sync.window_days (7)",
+    ),
+    (
+        "bad regex",
+        '[detect]\ntitle_include = ["1:1", "(one on one"]\n',
+        "detect.title_include[1]",
+        "bad regular expression '(one on one': missing ), unterminated subpattern",
+    ),
+    (
+        "bad enum",
+        '[detect]\ndomain_policy = "all"\n',
+        "detect.domain_policy",
+        "unknown policy 'all'; expected one of both, any",
+    ),
+    (
+        "bad domain",
+        '[detect]\norg_domains = ["ana@example.org"]\n',
+        "detect.org_domains[0]",
+        "expected a domain name",
+    ),
+    (
+        "bad address",
+        '[detect]\ngroup_addresses = ["team"]\n',
+        "detect.group_addresses[0]",
+        "expected an email address, got 'team'",
+    ),
+    (
+        "bad time zone",
+        '[syncd]\ntimezone = "Mars/Olympus"\n',
+        "syncd.timezone",
+        "unknown time zone",
+    ),
+    (
+        "bad base url",
+        '[syncd]\nbase_url = "agenda.example.org"\n',
+        "syncd.base_url",
+        "expected an http",
+    ),
+    ("bad database", '[syncd]\ndatabase = "syncd.db"\n', "syncd.database", "SQLAlchemy URL"),
+    (
+        "accounts as a table",
+        '[accounts]\nname = "a"\n',
+        "accounts",
+        "expected an array of tables ([[accounts]]), got a table",
+    ),
+    (
+        "account without a name",
+        '[[accounts]]\nprovider = "google"\n',
+        "accounts[0].name",
+        "required",
+    ),
+    (
+        "account with an empty name",
+        '[[accounts]]\nname = " "\n',
+        "accounts[0].name",
+        "must not be empty",
+    ),
+    (
+        "duplicate account names",
+        '[[accounts]]\nname = "work"\n[[accounts]]\nname = "home"\n[[accounts]]\nname = "Work"\n',
+        "accounts[2].name",
+        "duplicate account name 'Work' (see accounts[0])",
+    ),
+    (
+        "unknown provider",
+        '[[accounts]]\nname = "a"\nprovider = "gogle"\n',
+        "accounts[0].provider",
+        "unknown provider 'gogle' (did you mean 'google'?); "
+        "expected one of memory, google, microsoft, caldav",
+    ),
+    (
+        "state file on a real provider",
+        '[[accounts]]\nname = "a"\nprovider = "caldav"\nstate_file = "s.json"\n',
+        "accounts[0].state_file",
+        "only the memory provider uses a state file",
+    ),
+    (
+        "alias loop",
+        '[people.aliases]\n"a@x.org" = "b@x.org"\n"B@x.org" = "c@x.org"\n"c@x.org" = "A@x.org"\n',
+        'people.aliases."a@x.org"',
+        "alias loop: a@x.org -> b@x.org -> c@x.org -> a@x.org",
+    ),
+    (
+        "alias conflict",
+        '[people.aliases]\n"a@x.org" = "b@x.org"\n"A@X.org" = "c@x.org"\n',
+        'people.aliases."A@X.org"',
+        "conflicts with",
+    ),
+    ("alias target", '[people.aliases]\n"a@x.org" = 3\n', 'people.aliases."a@x.org"', "got 3"),
+    ("aliases not a table", "[people]\naliases = []\n", "people.aliases", "expected a table"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "problem"), [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS]
+)
+def test_each_mistake_is_one_line_naming_file_key_and_problem(
+    text: str, key: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(text, CONFIG)
+    error = caught.value
+    message = str(error)
+    assert "\n" not in message
+    assert (error.path, error.key) == (CONFIG, key)
+    assert message == f"{CONFIG}: {key}: {error.problem}"
+    assert problem in error.problem
+
+
+def test_toml_syntax_error_has_the_line_and_column() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse('[syncd]\nbase_url = "http://x"\ntimezone = \n', CONFIG)
+    assert str(caught.value) == f"{CONFIG}: -: invalid TOML: Invalid value (at line 3, column 12)"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError) as caught:
+        load(missing)
+    assert str(caught.value) == f"{missing}: -: file not found"
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a directory"):
+        load(tmp_path)
+
+
+def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    file = tmp_path / "syncd.toml"
+    file.write_text("", encoding="utf-8")
+    if os.geteuid() == 0:  # root reads any file, so fake what chmod would do
+
+        def refuse(self: Path) -> bytes:
+            raise PermissionError(13, "Permission denied", str(self))
+
+        monkeypatch.setattr(Path, "read_bytes", refuse)
+    file.chmod(0)
+    try:
+        with pytest.raises(ConfigError) as caught:
+            load(file)
+    finally:
+        file.chmod(0o600)
+    assert str(caught.value) == f"{file}: -: cannot read the file: permission denied"
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    file = tmp_path / "syncd.toml"
+    file.write_bytes(b'[syncd]\ntimezone = "\xff"\n')
+    with pytest.raises(ConfigError) as caught:
+        load(file)
+    assert caught.value.key == "-" and "not UTF-8" in caught.value.problem
+
+
+def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    file = tmp_path / "syncd.toml"
+    file.write_bytes("\ufeff[sync]\npage_size = 10\n".encode())
+    assert load(file).sync.page_size == 10
+
+
+def test_error_survives_pickling() -> None:
+    error = ConfigError(CONFIG, "sync.page_size", "must be at least 1, got 0")
+    copy = pickle.loads(pickle.dumps(error))
+    assert str(copy) == str(error) and copy.key == error.key
+
+
+def test_problem_text_is_kept_on_one_line() -> None:
+    error = ConfigError(CONFIG, "syncd.base_url", "first\nsecond")
+    assert str(error) == f"{CONFIG}: syncd.base_url: first second"
+
+
+def test_no_accounts_is_an_error_only_when_accounts_are_needed() -> None:
+    settings = Settings.default(CONFIG)
+    with pytest.raises(ConfigError) as caught:
+        settings.require_accounts()
+    assert caught.value.key == "accounts"
+
+
+# --------------------------------------------------------------------------- template
+
+
+def test_bundled_template_has_the_six_questions() -> None:
+    points = load_template(Settings.default(CONFIG))
+    assert len(points) == DEFAULT_QUESTIONS
+    assert all(p.endswith("?") and not p.startswith(("-", "*", "#")) for p in points)
+    text = " ".join(points).lower()
+    for topic in ("top of mind", "opportunit", "support", "obstacle", "career", "feedback"):
+        assert topic in text
+
+
+def test_custom_template(tmp_path: Path) -> None:
+    (tmp_path / "points.md").write_text(
+        "# Our template\n\n- First point\n* Second point\n   Third, no bullet  \n#comment\n-   \n",
+        encoding="utf-8",
+    )
+    settings = parse('syncd.template = "points.md"', tmp_path / "syncd.toml")
+    assert load_template(settings) == ["First point", "Second point", "Third, no bullet"]
+
+
+def test_missing_template(tmp_path: Path) -> None:
+    settings = parse('syncd.template = "gone.md"', tmp_path / "syncd.toml")
+    with pytest.raises(ConfigError) as caught:
+        load_template(settings)
+    error = caught.value
+    assert (error.path, error.key) == (tmp_path / "syncd.toml", "syncd.template")
+    assert str(tmp_path / "gone.md") in error.problem
+    assert "\n" not in str(error)

@@ -1,0 +1,363 @@
+"""Scenarios a person would notice, end to end on the memory provider."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from providers.base import AuthRevoked, PreconditionFailed, RateLimited, Transient
+from providers.memory import MemoryProvider
+from syncd import agenda
+from syncd.engine import CalendarSync
+from syncd.model import Attendee, EventType
+from syncd.store.models import Calendar, Meeting, WriteLog
+from tests.unit.world import ANA, BO, CY, MONDAY, ROOM, World, tuesday, weekly
+
+
+@pytest.fixture
+def world(db_engine: Engine) -> World:
+    return World(db_engine)
+
+
+def test_new_weekly_series_gets_a_block_in_its_next_two_occurrences_only(world: World) -> None:
+    uid = weekly(world)
+    report = world.sync()
+
+    assert report.writes == 2
+    assert {w.calendar for w in world.provider.writes} == {ANA}  # organizer's copy only
+    for week in (0, 1):
+        text = world.block_in(ANA, uid, tuesday(week))
+        assert text is not None
+        assert world.meeting(uid, tuesday(week)).token in text
+        assert "What is top of mind?" in text  # a new pair starts from the template
+        # the attendee sees the same block through the organizer's update
+        assert world.block_in(BO, uid, tuesday(week)) == text
+    for week in (2, 3):
+        assert world.block_in(ANA, uid, tuesday(week)) is None
+    tokens = {world.meeting(uid, tuesday(w)).token for w in (0, 1)}
+    assert len(tokens) == 2 and all(len(t) >= 22 for t in tokens)
+
+
+def test_second_sync_makes_zero_writes(world: World) -> None:
+    weekly(world)
+    world.sync()
+    writes = len(world.provider.writes)
+
+    report = world.sync()  # our own writes come back as changes here
+
+    assert report.writes == 0
+    assert len(world.provider.writes) == writes
+    assert world.sync().writes == 0
+
+
+def test_an_unchanged_calendar_costs_one_changes_call_and_no_reads(world: World) -> None:
+    weekly(world)
+    world.settle()
+    before = len(world.provider.requests)
+
+    world.sync()
+
+    ops = [r.op for r in world.provider.requests[before:]]
+    assert ops.count("changes") == len(world.provider.calendars())
+    assert "get" not in ops and "update_description" not in ops
+
+
+def test_the_horizon_advances_when_a_meeting_is_over(world: World) -> None:
+    uid = weekly(world)
+    world.settle()
+
+    world.advance(days=2)  # Wednesday: week 0 is over
+    world.settle()
+
+    assert world.block_in(ANA, uid, tuesday(2)) is not None
+    assert world.block_in(ANA, uid, tuesday(3)) is None
+
+
+def test_horizon_days_caps_a_biweekly_series(world: World) -> None:
+    from providers.memory import Recurrence
+
+    first = tuesday(0)
+    uid = world.provider.create_event(
+        ANA, [ANA, BO], "Biweekly", first, first + timedelta(hours=1),
+        recurrence=Recurrence(interval_days=14),
+    )  # fmt: skip
+    world.restart(horizon_days=10)
+    world.sync()
+
+    assert world.block_in(ANA, uid, first) is not None
+    assert world.block_in(ANA, uid, first + timedelta(days=14)) is None
+
+
+def test_ad_hoc_event_joins_the_pair_and_shows_the_same_open_items(world: World) -> None:
+    uid = weekly(world)
+    world.settle()
+    with world.session() as session:
+        meeting = agenda.meeting_by_token(session, world.meeting(uid, tuesday(0)).token)
+        assert meeting is not None
+        agenda.add_action_item(
+            session, meeting, "draft the mentoring plan", owner=ANA, author=BO, now=world.now
+        )
+    world.advance(days=1, hours=3)  # Tuesday 11:00: the 1:1 is over
+    adhoc_start = world.now + timedelta(days=1)
+    adhoc = world.provider.create_event(
+        BO, [BO, ANA.upper()], "quick sync", adhoc_start, adhoc_start + timedelta(minutes=15)
+    )
+    world.settle()
+
+    adhoc_block = world.block_in(BO, adhoc)
+    series_block = world.block_in(ANA, uid, tuesday(1))
+    assert adhoc_block is not None and series_block is not None
+    assert "draft the mentoring plan" in adhoc_block
+    assert "draft the mentoring plan" in series_block
+    assert world.meeting(adhoc).pair_id == world.meeting(uid, tuesday(0)).pair_id
+
+
+def test_action_item_carries_over_after_the_meeting_and_leaves_when_done(world: World) -> None:
+    uid = weekly(world)
+    world.settle()
+    with world.session() as session:
+        meeting = agenda.meeting_by_token(session, world.meeting(uid, tuesday(0)).token)
+        assert meeting is not None
+        item = agenda.add_action_item(
+            session, meeting, "intro to the data team", owner=BO, author=ANA, now=world.now
+        )
+        item_id = item.id
+    world.settle()
+    assert "intro to the data team" not in (world.block_in(ANA, uid, tuesday(1)) or "")
+
+    world.advance(days=1, hours=3)  # the meeting is over
+    world.settle()
+    for week in (1, 2):
+        text = world.block_in(ANA, uid, tuesday(week))
+        assert text is not None and "intro to the data team" in text
+        assert "Nov 24" in text  # its origin date
+
+    with world.session() as session:
+        done = session.get_one(agenda.ActionItem, item_id)
+        agenda.set_action_item_done(session, done, BO, world.now)
+    world.settle()
+    for week in (1, 2):
+        assert "intro to the data team" not in (world.block_in(ANA, uid, tuesday(week)) or "")
+
+
+def test_moved_occurrence_keeps_its_agenda_and_cancelled_one_gets_no_write(world: World) -> None:
+    uid = weekly(world)
+    world.settle()
+    token = world.meeting(uid, tuesday(0)).token
+    new_start = tuesday(0) + timedelta(days=1, hours=3)
+    world.provider.move_occurrence(uid, tuesday(0), new_start, new_start + timedelta(minutes=30))
+    world.provider.cancel_occurrence(uid, tuesday(1))
+    writes = len(world.provider.writes)
+
+    world.settle()
+
+    moved = world.meeting(uid, tuesday(0))
+    assert moved.token == token and moved.start == new_start
+    assert token in (world.block_in(ANA, uid, tuesday(0)) or "")
+    assert world.meeting(uid, tuesday(1)).cancelled
+    new_writes = world.provider.writes[writes:]
+    cancelled_id = world.provider.copy_id(ANA, uid, tuesday(1))
+    assert all(w.event_id != cancelled_id for w in new_writes)
+    # the cancelled week frees its place in the horizon for week 2
+    assert world.block_in(ANA, uid, tuesday(2)) is not None
+
+
+def test_a_rescheduled_ad_hoc_meeting_keeps_its_agenda(world: World) -> None:
+    start = tuesday(0)
+    uid = world.provider.create_event(ANA, [ANA, BO], "chat", start, start + timedelta(minutes=20))
+    world.settle()
+    token = world.meeting(uid).token
+    later = start + timedelta(days=2)
+    world.provider.move_occurrence(uid, start, later, later + timedelta(minutes=20))
+
+    world.settle()
+
+    assert world.meeting(uid).token == token and world.meeting(uid).start == later
+    assert token in (world.block_in(ANA, uid) or "")
+
+
+def test_text_people_typed_survives_every_rewrite(world: World) -> None:
+    above = "Bring the Q3 numbers.\r\nRoom: 4th floor  \r\n"
+    uid = weekly(world, description=above)
+    world.settle()
+    occurrence = world.provider.copy_id(ANA, uid, tuesday(1))
+    current = world.provider.description(ANA, occurrence)
+    world.provider.edit_description(ANA, occurrence, current + "\r\nPS: I'll be 5 min late ✨")
+    with world.session() as session:
+        meeting = agenda.meeting_by_token(session, world.meeting(uid, tuesday(1)).token)
+        assert meeting is not None
+        agenda.add_talking_point(session, meeting, "Hiring plan", BO, world.now)
+
+    world.settle()
+
+    body = world.body(ANA, uid, tuesday(1))
+    assert body.startswith(above)
+    assert body.endswith("\r\nPS: I'll be 5 min late ✨")
+    assert "Hiring plan (bo)" in (world.block_in(ANA, uid, tuesday(1)) or "")
+
+
+def test_concurrent_edit_between_read_and_write_is_not_lost(world: World) -> None:
+    uid = weekly(world, description="agenda draft")
+    occurrence = world.provider.copy_id(ANA, uid, tuesday(0))
+    edited = []
+
+    def person_types(calendar: str, event_id: str) -> None:
+        if event_id == occurrence and not edited:
+            edited.append(event_id)
+            body = world.provider.description(calendar, event_id)
+            world.provider.edit_description(calendar, event_id, body + "\nadded by Ana just now")
+
+    world.provider.faults.before_write(person_types)
+    report = world.settle()
+
+    body = world.body(ANA, uid, tuesday(0))
+    assert "added by Ana just now" in body and body.startswith("agenda draft")
+    assert world.block_in(ANA, uid, tuesday(0)) is not None
+    assert report.conflicts == 1
+    sent = [r for r in world.provider.requests if r.op == "update_description"]
+    assert sent[0].outcome == "PreconditionFailed"
+
+
+def test_cursor_expiry_recovers_and_sweeps_a_deletion_made_in_the_gap(world: World) -> None:
+    uid = weekly(world)
+    adhoc_start = tuesday(0) + timedelta(days=2)
+    adhoc = world.provider.create_event(
+        ANA, [ANA, BO], "ad hoc", adhoc_start, adhoc_start + timedelta(minutes=20)
+    )
+    world.settle()
+    assert world.block_in(ANA, adhoc) is not None
+
+    world.provider.delete_event(adhoc)
+    world.provider.faults.expire_cursors(ANA)
+    world.provider.faults.expire_cursors(BO)
+    report = world.settle()
+
+    assert report.full_syncs >= 2 and report.errors == []
+    with world.session() as session:
+        from syncd.store.models import Occurrence
+
+        left = session.scalars(select(Occurrence.ical_uid).distinct()).all()
+    assert adhoc not in left and uid in left
+    assert world.sync().writes == 0
+
+
+@pytest.mark.parametrize(
+    ("attendees", "kw"),
+    [
+        pytest.param([ANA, BO, CY], {}, id="three-people"),
+        pytest.param([ANA, ROOM], {}, id="room-booking"),
+        pytest.param([ANA, BO], {"all_day": True}, id="all-day"),
+        pytest.param([ANA, BO], {"event_type": EventType.OUT_OF_OFFICE}, id="out-of-office"),
+        pytest.param([ANA, BO], {"title": "Ana / Bo #noagenda"}, id="opt-out-title"),
+        pytest.param([ANA, BO], {"description": "<p>#NoAgenda</p>", "html": True}, id="opt-out"),
+    ],
+)
+def test_events_that_are_not_1on1s_get_no_block(world: World, attendees, kw) -> None:
+    start = tuesday(0)
+    kw.setdefault("title", "Sync")
+    end = start + (timedelta(days=1) if kw.get("all_day") else timedelta(minutes=30))
+    uid = world.provider.create_event(ANA, attendees, start=start, end=end, **kw)
+
+    report = world.sync()
+
+    assert report.writes == 0
+    assert world.block_in(ANA, uid) is None
+    assert sum(report.skipped.values()) >= 1
+
+
+def test_a_1on1_with_a_room_booked_still_gets_its_block(world: World) -> None:
+    start = tuesday(0)
+    room = Attendee(ROOM, is_resource=True)
+    uid = world.provider.create_event(
+        ANA, [ANA, BO, room], "Ana / Bo", start, start + timedelta(minutes=30)
+    )
+    world.sync()
+    assert world.block_in(ANA, uid) is not None
+
+
+def test_opting_out_later_removes_the_block_and_keeps_user_text(world: World) -> None:
+    start = tuesday(0)
+    uid = world.provider.create_event(
+        ANA, [ANA, BO], "Ana / Bo", start, start + timedelta(minutes=30), description="notes"
+    )
+    world.settle()
+    copy = world.provider.copy_id(ANA, uid)
+    world.provider.edit_description(
+        ANA, copy, world.provider.description(ANA, copy) + "\n#noagenda"
+    )
+
+    world.settle()
+
+    body = world.body(ANA, uid)
+    assert world.block_in(ANA, uid) is None
+    assert body.startswith("notes") and "#noagenda" in body
+
+
+def test_past_occurrences_are_never_written(world: World) -> None:
+    start = MONDAY - timedelta(hours=3)
+    uid = world.provider.create_event(
+        ANA, [ANA, BO], "earlier today", start, start + timedelta(hours=1)
+    )
+    world.sync()
+    assert world.block_in(ANA, uid) is None
+    assert world.provider.writes == []
+
+
+def test_rate_limit_honours_retry_after_and_transient_errors_retry(world: World) -> None:
+    uid = weekly(world)
+    world.provider.faults.fail("changes", RateLimited(retry_after=3), times=1)
+    world.provider.faults.fail("update_description", Transient("502"), times=1)
+
+    report = world.settle()
+
+    assert 3 in world.sleeps
+    assert report.errors == []
+    assert world.block_in(ANA, uid, tuesday(0)) is not None
+
+
+def test_one_failing_account_never_stops_the_others(db_engine: Engine) -> None:
+    world = World(db_engine)
+    uid = weekly(world)
+    broken = MemoryProvider([CY])
+    broken.faults.fail("changes", AuthRevoked("invalid_grant"), times=100)
+    other = CalendarSync(broken, world.factory, world.policy, account="other", sleep=lambda s: None)
+
+    failed = other.sync(CY, world.now)
+    report = world.sync()
+
+    assert failed.errors and "re-auth" in failed.errors[0]
+    assert report.writes == 2 and world.block_in(ANA, uid, tuesday(0)) is not None
+    with world.session() as session:
+        row = session.scalars(select(Calendar).where(Calendar.address == CY)).one()
+        assert row.needs_reauth and row.last_error and "AuthRevoked" in row.last_error
+
+
+def test_precondition_failures_forever_give_up_without_damage(world: World) -> None:
+    uid = weekly(world, description="keep me")
+    world.provider.faults.fail("update_description", PreconditionFailed(), times=1000)
+
+    report = world.sync()
+
+    assert report.writes == 0 and report.errors
+    assert world.body(ANA, uid, tuesday(0)) == "keep me"
+
+
+def test_dry_run_plans_but_never_writes(world: World) -> None:
+    weekly(world)
+    world.restart(dry_run=True)
+    report = world.sync()
+    assert report.planned == 2 and report.writes == 0 and world.provider.writes == []
+
+
+def test_every_write_is_logged_with_the_etag_it_was_conditional_on(world: World) -> None:
+    weekly(world)
+    world.sync()
+    sent = [r for r in world.provider.requests if r.op == "update_description"]
+    with world.session() as session:
+        logged = session.scalars(select(WriteLog).order_by(WriteLog.id)).all()
+        meetings = session.scalar(select(func.count()).select_from(Meeting))
+    assert [entry.etag_before for entry in logged] == [r.etag for r in sent]
+    assert all(entry.outcome == "written" for entry in logged)
+    assert meetings and meetings >= 2
