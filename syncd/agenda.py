@@ -161,7 +161,7 @@ def open_action_items(
     )
     if ended_by is not None:
         query = query.where(Meeting.end <= ended_by)
-    return [(item, origin) for item, origin in session.execute(query).tuples()]
+    return [(row[0], row[1]) for row in session.execute(query).all()]
 
 
 def block_view(

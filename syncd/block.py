@@ -26,25 +26,44 @@ Layout
 
 Damage repair (a person editing the invite can delete anything)
     * Markers pair up in document order: a begin marker and the next end marker
-      form a block, and whatever lies between them is the block's.
+      form a block, and whatever lies between them is the block's (the block
+      says it is rewritten, so text typed inside it is not kept).
     * A begin marker without its end marker covers its own line plus the
       following lines that still have the shape of block lines, in block order
       (``Agenda:``, ``Talking points:``, ``• …``, ``Open action items:``,
       ``☐ …``, ``… and N more …``). The first line of any other shape ends it,
-      so text a person wrote after the damaged block is never taken.
+      so text a person wrote after the damaged block is never taken; the
+      trade-off is that a block line a person edited, and what follows it,
+      stays behind as their text.
     * An end marker without a begin marker is removed alone (its line, when the
-      line holds nothing else).
-    * With several blocks, the new block goes where the first one was and every
-      other piece is removed. After :func:`apply` there is exactly one block.
+      line holds nothing else); it is never a place for the new block.
+    * With several blocks (whole or begin-only), the new block goes where the
+      first one was and every other piece is removed. With none, it is appended.
+      After :func:`apply` there is exactly one block.
 
-Plain text keeps every byte outside the block, including CRLF line ends (the
-block is written in the body's line-end style). HTML is handled as source text
-plus a lenient tree: the block's extent runs from the start of the outermost
-element holding only block text before the begin marker to the end of the one
-holding only block text after the end marker, so the markup around it stays byte
-for byte, and a provider that split the block into one ``<div>`` or ``<p>`` per
-line, or moved our wrapper, is still handled. Only the standard library is used
-so that this module stays importable by every part of the project.
+Placement
+    Plain text: an appended block follows the person's text after a blank line
+    (two line ends are added whatever the text ends with, so that remove() can
+    give the text back byte for byte); a replaced block takes the place of the
+    old one, in the old block's line-end style (CRLF stays CRLF). HTML: the
+    block is one ``<div>`` with ``<br>`` between lines, placed before
+    ``</body>`` when there is one; as a block-level element it starts on its
+    own line, and its marker line is the visual separator, so no spacer markup
+    is added that remove() would have to recognise.
+
+Extent in HTML
+    The body is read as source text plus a lenient tree that keeps every
+    offset. A block's extent runs from its begin marker to its end marker, grown
+    outwards over elements (and blank text) that hold nothing of a person's:
+    our wrapper, a provider's per-line ``<div>`` or ``<p>``, a moved wrapper
+    that now holds only the block. Growth stops at an element that also holds
+    text, an image and the like, and never takes ``body``, ``html`` or table
+    parts. Cutting works like a DOM range: tags of elements that reach outside
+    the extent stay, so the markup around the block stays byte for byte and
+    well formed.
+
+Only the standard library is used so that this module stays importable by
+every part of the project.
 """
 
 from __future__ import annotations
@@ -447,12 +466,12 @@ def _splice_plain(body: str, edits: Sequence[tuple[int, int, str]]) -> str:
     return "".join(out)
 
 
-def _apply_plain(body: str, block_text: str) -> str:
+def _apply_plain_once(body: str, block_text: str) -> str:
     doc = _PlainBody(body)
     keep = _kept(doc.pieces)
     if keep is None:
         if doc.pieces:
-            return _apply_plain(_remove_plain(body), block_text)
+            return _apply_plain_once(_remove_plain(body), block_text)
         if not body:
             return block_text
         newline = doc.newline(None)
@@ -464,6 +483,12 @@ def _apply_plain(body: str, block_text: str) -> str:
         replacement = block_text.replace("\n", newline) + line_end if piece is keep else ""
         edits.append((start, end, replacement))
     return _splice_plain(body, edits)
+
+
+def _apply_plain(body: str, block_text: str) -> tuple[str, bool]:
+    result = _apply_plain_once(body, block_text)
+    settled = _apply_plain_once(result, block_text) == result and extract(result) == block_text
+    return result, settled
 
 
 def _remove_plain(body: str) -> str:
@@ -892,8 +917,11 @@ def _is_web_url(url: str) -> bool:
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
-def _splice(src: str, cuts: Sequence[tuple[int, int]], at: int | None, insert: str) -> str:
-    """``src`` without the cuts, with ``insert`` placed at ``at`` (a cut's start)."""
+def _splice(
+    src: str, cuts: Sequence[tuple[int, int]], at: int | None, insert: str
+) -> tuple[str, int]:
+    """``src`` without the cuts, with ``insert`` placed at ``at`` (a cut's start),
+    and where ``insert`` ended up."""
     merged: list[tuple[int, int]] = []
     for start, end in sorted(cuts):
         if merged and start <= merged[-1][1]:
@@ -901,27 +929,35 @@ def _splice(src: str, cuts: Sequence[tuple[int, int]], at: int | None, insert: s
         else:
             merged.append((start, end))
     out: list[str] = []
+    size = 0
+    placed_at = -1
     position = 0
-    placed = at is None
+
+    def keep(text: str) -> None:
+        nonlocal size
+        out.append(text)
+        size += len(text)
+
     for start, end in merged:
-        if not placed and at is not None and at <= end:
+        if placed_at < 0 and at is not None and at <= end:
             at_kept = min(max(at, position), start)
-            out.append(src[position:at_kept])
-            out.append(insert)
-            out.append(src[at_kept:start])
-            placed = True
+            keep(src[position:at_kept])
+            placed_at = size
+            keep(insert)
+            keep(src[at_kept:start])
         else:
-            out.append(src[position:start])
+            keep(src[position:start])
         position = end
-    if not placed and at is not None:
-        out.append(src[position:at])
-        out.append(insert)
+    if placed_at < 0 and at is not None:
+        keep(src[position:at])
+        placed_at = size
+        keep(insert)
         position = at
-    out.append(src[position:])
-    return "".join(out)
+    keep(src[position:])
+    return "".join(out), placed_at
 
 
-def _html_candidates(body: str, block_text: str) -> Iterator[str]:
+def _html_candidates(body: str, block_text: str) -> Iterator[tuple[str, int]]:
     markup = _block_markup(block_text)
     doc = _HtmlBody(body)
     if doc.pieces:
@@ -930,21 +966,29 @@ def _html_candidates(body: str, block_text: str) -> Iterator[str]:
         keep = _kept(doc.pieces)
         if keep is not None:
             yield _splice(body, cuts, ranges[doc.pieces.index(keep)][0], markup)
-        body = _splice(body, cuts, None, "")
+        body = _splice(body, cuts, None, "")[0]
         doc = _HtmlBody(body)
     for point in doc.insertion_points():
-        yield body[:point] + markup + body[point:]
+        yield body[:point] + markup + body[point:], point
 
 
-def _apply_html(body: str, block_text: str) -> str:
-    # The first candidate is right for every body a provider produces; the
-    # others only matter for broken markup (an unclosed comment swallowing the
-    # block), where checking the result is cheaper than modelling every case.
+def _apply_html(body: str, block_text: str) -> tuple[str, bool]:
+    # The first candidate is right for every body a provider produces. The
+    # others only matter for broken markup (an unclosed comment or a cut-off tag
+    # swallowing the block); checking that the block reads back as written and
+    # that its extent is exactly what was inserted (so that the next apply
+    # changes nothing) is simpler than modelling every such case.
+    length = len(_block_markup(block_text))
     result = body
-    for result in _html_candidates(body, block_text):
-        if extract(result) == block_text:
-            return result
-    return result
+    for result, at in _html_candidates(body, block_text):
+        doc = _HtmlBody(result)
+        if (
+            len(doc.pieces) == 1
+            and doc.extent(doc.pieces[0]) == (at, at + length)
+            and extract(result) == block_text
+        ):
+            return result, True
+    return result, False
 
 
 def _remove_html(body: str) -> str:
@@ -953,7 +997,7 @@ def _remove_html(body: str) -> str:
     for piece in doc.pieces:
         start, end = doc.extent(piece)
         cuts.extend(doc.deletions(start, end))
-    return _splice(body, cuts, None, "")
+    return _splice(body, cuts, None, "")[0]
 
 
 # ---------------------------------------------------------------------- public API
@@ -991,9 +1035,14 @@ def apply(body: str, block_text: str, html: bool) -> str:
     person's text (plain text: after one blank line; HTML: before ``</body>``).
     """
     _check_block_text(block_text)
-    if html:
-        return _apply_html(body, block_text)
-    return _apply_plain(body, block_text)
+    result = body
+    # Removing a damaged piece can, in contrived bodies, join the text around it
+    # into a new marker; another pass removes that too.
+    for _ in range(4):
+        result, settled = (_apply_html if html else _apply_plain)(result, block_text)
+        if settled:
+            break
+    return result
 
 
 def remove(body: str, html: bool) -> str:

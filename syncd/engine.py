@@ -40,6 +40,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
+from functools import partial
 from typing import TypeVar
 
 from sqlalchemy import delete, select
@@ -119,6 +120,15 @@ class Report:
         self.full_syncs += other.full_syncs
 
 
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One planned write: put ``text`` (tagged ``token``) in, or take the block out."""
+
+    row_id: int
+    text: str | None
+    token: str | None
+
+
 def digest(block_text: str | None, tag: str | None) -> str | None:
     """Fingerprint of the block a copy holds, plus our tag; None when it has neither."""
     if block_text is None and tag is None:
@@ -152,7 +162,7 @@ class CalendarSync:
             error = state.outcome.exception() if state.outcome else None
             if isinstance(error, RateLimited) and error.retry_after is not None:
                 return min(error.retry_after, 300.0)
-            return float(wait_exponential_jitter(initial=0.5, max=30)(state))
+            return float(wait_exponential_jitter(multiplier=0.5, max=30)(state))
 
         retrying = Retrying(
             retry=retry_if_exception_type((Transient, RateLimited)),
@@ -400,6 +410,7 @@ class CalendarSync:
         row.verdict = verdict.reason.value
         row.etag = event.etag
         row.block_digest = digest(found, event.tag)
+        row.has_block = found is not None
         row.pair_id = None
         session.flush()
         if verdict.people is not None and not event.recurring:
@@ -411,11 +422,13 @@ class CalendarSync:
     def _attach(self, session: Session, calendar_id: int, now: datetime, report: Report) -> None:
         """Give every 1:1 occurrence in the window its meeting."""
         rows = session.scalars(
-            select(Occurrence).where(
+            select(Occurrence)
+            .where(
                 Occurrence.calendar_id == calendar_id,
                 Occurrence.is_master.is_(False),
                 Occurrence.pair_id.is_not(None) | Occurrence.cancelled.is_(True),
             )
+            .order_by(Occurrence.start)  # a new pair's template goes to its first meeting
         )
         for row in rows:
             key = OccurrenceKey(row.ical_uid, row.original_start)
@@ -474,14 +487,14 @@ class CalendarSync:
                     Occurrence.organizer_copy.is_(True),
                     Occurrence.cancelled.is_(False),
                     Occurrence.pair_id.is_(None),
-                    Occurrence.block_digest.is_not(None),
+                    Occurrence.has_block.is_(True),
                     Occurrence.start > now,
                 )
             )
         )
 
     def _write_planned(self, calendar_id: int, address: str, now: datetime, report: Report) -> None:
-        work: list[tuple[int, str | None, str | None, bool]] = []
+        work: list[_Write] = []
         with transaction(self.factory) as session:
             for row in self.plan(session, calendar_id, now):
                 meeting = session.scalars(
@@ -495,49 +508,37 @@ class CalendarSync:
                 )
                 text = block.render(view)
                 if row.block_digest != digest(text, meeting.token):
-                    work.append((row.id, text, meeting.token, False))
+                    work.append(_Write(row.id, text, meeting.token))
             for row in self._stale_blocks(session, calendar_id, now):
-                work.append((row.id, None, None, True))
+                work.append(_Write(row.id, None, None))
         report.planned += len(work)
         if self.policy.dry_run:
             return
-        for row_id, text, token, removal in work:
+        for write in work:
             try:
-                self._write_one(calendar_id, address, row_id, text, token, removal, now, report)
+                self._write_one(address, write, now, report)
             except (NotFound, NotWritable) as error:
                 report.skipped[type(error).__name__] += 1
                 log.warning("not writing event in %s: %s", address, error)
 
-    def _write_one(
-        self,
-        calendar_id: int,
-        address: str,
-        row_id: int,
-        text: str | None,
-        token: str | None,
-        removal: bool,
-        now: datetime,
-        report: Report,
-    ) -> None:
+    def _write_one(self, address: str, write: _Write, now: datetime, report: Report) -> None:
         with transaction(self.factory) as session:
-            row = session.get_one(Occurrence, row_id)
-            event_id = row.event_id
-        for attempt in range(1, self.policy.max_write_attempts + 1):
-            event = self._call(lambda: self.provider.get(address, event_id))
-            if removal:
-                body = block.remove(event.description, event.description_is_html)
-                tag = event.tag
+            event_id = session.get_one(Occurrence, write.row_id).event_id
+        attempts = self.policy.max_write_attempts
+        for attempt in range(1, attempts + 1):
+            event = self._call(partial(self.provider.get, address, event_id))
+            html = event.description_is_html
+            if write.text is None:
+                body, tag = block.remove(event.description, html), event.tag
             else:
-                assert text is not None
-                body = block.apply(event.description, text, event.description_is_html)
-                tag = token
+                body, tag = block.apply(event.description, write.text, html), write.token
             if body == event.description and tag == event.tag:
-                self._settle(row_id, event, None, "unchanged", now)
+                self._settle(write.row_id, event, None, "unchanged", now)
                 return
             try:
                 written = self._call(
-                    lambda e=event, b=body, t=tag: self.provider.update_description(
-                        address, e.id, b, e.etag, t
+                    partial(
+                        self.provider.update_description, address, event.id, body, event.etag, tag
                     )
                 )
             except PreconditionFailed:
@@ -545,9 +546,10 @@ class CalendarSync:
                 log.info("conflict writing %s (attempt %d); re-reading", event_id, attempt)
                 continue
             report.writes += 1
-            self._settle(row_id, written, event.etag, "removed" if removal else "written", now)
+            outcome = "removed" if write.text is None else "written"
+            self._settle(write.row_id, written, event.etag, outcome, now)
             return
-        report.errors.append(f"{address}: gave up on one event after {attempt} conflicts")
+        report.errors.append(f"{address}: gave up on one event after {attempts} conflicts")
 
     def _settle(
         self, row_id: int, event: Event, etag_before: str | None, outcome: str, now: datetime
@@ -557,6 +559,7 @@ class CalendarSync:
             row = session.get_one(Occurrence, row_id)
             row.etag = event.etag
             row.block_digest = digest(found, event.tag)
+            row.has_block = found is not None
             if etag_before is not None:
                 meeting_id = session.scalars(
                     select(Meeting.id).where(

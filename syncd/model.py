@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-
 #: Stands in for the original start of an event that is not part of a series.
 SINGLE_EVENT = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -193,6 +193,7 @@ class Occurrence(Base):
     pair_id: Mapped[int | None] = mapped_column(ForeignKey("pairs.id"), nullable=True)
     etag: Mapped[str] = mapped_column(Text, default="")
     block_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    has_block: Mapped[bool] = mapped_column(Boolean, default=False)
     expanded_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 

@@ -172,7 +172,9 @@ class EngineMachine(RuleBasedStateMachine):
             if done and meeting.action_items:
                 agenda.set_action_item_done(session, meeting.action_items[0], a, self.world.now)
             else:
-                agenda.add_action_item(session, meeting, text, owner=b, author=a, now=self.world.now)
+                agenda.add_action_item(
+                    session, meeting, text, owner=b, author=a, now=self.world.now
+                )
 
     @rule(hours=st.integers(1, 72))
     def time_passes(self, hours: int) -> None:

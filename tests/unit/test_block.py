@@ -45,9 +45,7 @@ VIEW = BlockView(
 )
 TEXT = render(VIEW)
 
-PROPERTY = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def read(name: str) -> str:
@@ -72,7 +70,7 @@ def squeeze(text: str) -> str:
 
 
 def test_render_reads_like_the_design():
-    assert TEXT == "\n".join(
+    design = "\n".join(
         [
             "── 1:1 agenda ─────────────────────────────",
             "Agenda: https://agenda.example.org/m/3vQx9TqLw2",
@@ -85,6 +83,7 @@ def test_render_reads_like_the_design():
             "── edit the agenda at the link; this block is rewritten by syncd ──",
         ]
     )
+    assert design == TEXT
     assert TEXT.startswith(BEGIN_MARKER + "\n")
     assert TEXT.endswith("\n" + END_MARKER)
 
@@ -179,7 +178,7 @@ def test_first_block_goes_after_the_persons_text(name):
 
 def test_outlook_block_lands_inside_body_before_the_closing_tag():
     result = apply(read("outlook_full_document.html"), TEXT, html=True)
-    assert result.endswith('rewritten by syncd ──</div></body>\r\n</html>\r\n')
+    assert result.endswith("rewritten by syncd ──</div></body>\r\n</html>\r\n")
     assert result.count("<style") == 1
 
 
@@ -231,7 +230,10 @@ def test_two_blocks_become_one_at_the_first_place():
         "Keep this line.<br>And this one."
     )
     assert extract(result) == TEXT
-    assert remove(body, html=True) == "Copied from last week's invite:<br>Keep this line.<br>And this one."
+    assert (
+        remove(body, html=True)
+        == "Copied from last week's invite:<br>Keep this line.<br>And this one."
+    )
 
 
 def test_stray_end_marker_is_removed_and_block_appended():
@@ -239,6 +241,50 @@ def test_stray_end_marker_is_removed_and_block_appended():
     assert extract(body) == END_MARKER
     result = apply(body, TEXT, html=True)
     assert result == "Notes for Bo<br>Second line stays." + markup(TEXT)
+
+
+def test_word_paragraphs_with_wrapped_lines_and_char_refs_are_one_block():
+    body = read("outlook_word_wrapped_block.html")
+    assert extract(body) == "\n".join(
+        [
+            BEGIN_MARKER,
+            f"Agenda: {OLD_URL}",
+            "Talking points:",
+            "• Q3 goals (Ana)",
+            "Open action items: none",
+            END_MARKER,
+        ]
+    )
+    start = body.index("<p class=MsoNormal>&#9472;")
+    end = body.index("<o:p></o:p></p>", body.index("rewritten by syncd")) + len("<o:p></o:p></p>")
+    result = apply(body, TEXT, html=True)
+    assert result == body[:start] + markup(TEXT) + body[end:]
+    assert "Hallo Ana, bitte die Zahlen mitbringen." in result
+    assert result.endswith(
+        "<p class=MsoNormal>Gr&uuml;&szlig;e, Bo<o:p></o:p></p>\r\n</div>\r\n</body>\r\n</html>\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "outlook_with_existing_block.html",
+        "outlook_block_split_by_spans.html",
+        "outlook_word_wrapped_block.html",
+        "google_block_damaged_end_missing.html",
+        "two_blocks.html",
+        "plain_crlf.txt",
+    ],
+)
+def test_existing_blocks_can_be_rewritten_and_removed(name):
+    body = read(name)
+    is_html = name.endswith(".html")
+    first = apply(body, TEXT, html=is_html)
+    other = render(BlockView("https://agenda.example.org/m/other"))
+    second = apply(first, other, html=is_html)
+    assert extract(second) == other
+    assert remove(second, html=is_html) == remove(first, html=is_html) == remove(body, html=is_html)
+    assert extract(remove(body, html=is_html)) is None
 
 
 def test_plain_crlf_block_is_replaced_in_place_with_crlf():
@@ -308,7 +354,9 @@ def test_outlook_moving_the_wrapper_keeps_user_markup():
     body = f"<body><p>Mine</p>{moved}<p>Also mine</p></body>"
     result = apply(body, TEXT, html=True)
     assert result == (
-        '<body><p>Mine</p><div id="x_syncd-agenda"></div>' + markup(TEXT) + "<p>Also mine</p></body>"
+        '<body><p>Mine</p><div id="x_syncd-agenda"></div>'
+        + markup(TEXT)
+        + "<p>Also mine</p></body>"
     )
     assert apply(result, TEXT, html=True) == result
 
@@ -425,7 +473,7 @@ fragment = st.one_of(
     html_text.map(lambda t: f"{t}<br>"),
     html_text.map(lambda t: f'<a href="https://x.example/?q={t}">{t}</a>'),
     html_text.map(lambda t: f"<ul><li>{t}</li><li><b>{t}</b></li></ul>"),
-    html_text.map(lambda t: f"<span style=\"color:red\">{t}</span>&nbsp;"),
+    html_text.map(lambda t: f'<span style="color:red">{t}</span>&nbsp;'),
     st.sampled_from(["<br>", "&nbsp;", "\r\n", "<!-- note -->", "<p><br></p>", "\u00a0"]),
 )
 user_html = st.lists(fragment, max_size=5).map("".join)
@@ -561,9 +609,9 @@ def test_damaged_plain_blocks_are_repaired_to_one(view, kinds, before, after):
 
 
 def _split_markers(block: str) -> str:
-    return block.replace("── 1:1 agenda ", '── 1:1 <span style="color:#333">agenda</span> ').replace(
-        "── edit the agenda", "<b>── edit</b> the <span>agenda</span>"
-    )
+    return block.replace(
+        "── 1:1 agenda ", '── 1:1 <span style="color:#333">agenda</span> '
+    ).replace("── edit the agenda", "<b>── edit</b> the <span>agenda</span>")
 
 
 def _html_damage(text: str, kind: str) -> str:

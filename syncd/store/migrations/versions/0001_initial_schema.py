@@ -88,6 +88,7 @@ def upgrade() -> None:
         sa.Column("pair_id", sa.Integer(), nullable=True),
         sa.Column("etag", sa.Text(), nullable=False),
         sa.Column("block_digest", sa.String(length=64), nullable=True),
+        sa.Column("has_block", sa.Boolean(), nullable=False),
         sa.Column("expanded_until", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["calendar_id"],
