@@ -17,11 +17,12 @@ from pathlib import Path
 from sqlalchemy import select
 
 from providers.base import ProviderError
+from providers.memory import MemoryProvider
 from syncd import assemble, config, detect
 from syncd.engine import CalendarSync, Report
-from syncd.model import Window
+from syncd.model import Event, Window
 from syncd.store import sessions, transaction
-from syncd.store.models import Meeting
+from syncd.store.models import Calendar, Meeting, WriteLog
 
 log = logging.getLogger("syncd")
 EXIT_CONFIG = 2
@@ -45,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `syncd explain | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return 141
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -133,18 +137,31 @@ def cmd_explain(args: argparse.Namespace) -> int:
                     continue
                 print(address)
                 try:
-                    for page in conn.provider.changes(address, None, window):
-                        for event in sorted(page.events, key=lambda e: e.start):
-                            verdict = detect.classify(event, rules)
-                            kind = "series" if event.recurring else "single"
-                            print(
-                                f"  {event.start:%Y-%m-%d %H:%M}Z  {event.title[:40]:<40}  "
-                                f"{kind:<6}  {verdict.reason.value:<22} {verdict.detail}"
-                            )
+                    events = [
+                        event
+                        for page in conn.provider.changes(address, None, window)
+                        for event in page.events
+                    ]
                 except ProviderError as error:
                     failed = True
                     print(f"  error: {type(error).__name__}: {error}")
+                    continue
+                for event in sorted(events, key=lambda e: e.start):
+                    print("  " + explain_line(event, detect.classify(event, rules)))
     return 1 if failed else 0
+
+
+def explain_line(event: Event, verdict: detect.Verdict) -> str:
+    if event.recurring:
+        kind = "series"
+    elif event.series_id:
+        kind = "one of a series"
+    else:
+        kind = "single"
+    return (
+        f"{event.start:%Y-%m-%d %H:%M}Z  {event.title[:40]:<40}  {kind:<15}  "
+        f"{verdict.reason.value:<22} {verdict.detail}"
+    )
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -170,6 +187,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for meeting in upcoming:
             people = f"{meeting.pair.person_a} + {meeting.pair.person_b}"
             print(f"  {meeting.start:%a %d %b %H:%M}Z  {people:<40} /m/{meeting.token}")
+        first = session.scalars(select(WriteLog).order_by(WriteLog.id).limit(1)).first()
+        if first is not None:
+            address = session.get_one(Calendar, first.calendar_id).address
+            memory = MemoryProvider.load(args.dir / "calendars.json")
+            print(f"\nthe invite in {address}'s calendar now reads:\n")
+            print(memory.description(address, first.event_id))
     print(f"\nstate kept in {args.dir}/ (run `make demo` again: the second pass writes nothing)")
     return 0
 

@@ -24,12 +24,11 @@ def _address(name: str) -> str:
 
 def seed(now: datetime) -> MemoryProvider:
     world = MemoryProvider([_address(p) for p in PEOPLE])
-    monday = datetime.combine(
-        (now - timedelta(days=now.weekday())).date(), time(9, 0), tzinfo=now.tzinfo
-    )
+    # Day 0 is tomorrow, so every seeded meeting is still ahead when the demo runs.
+    tomorrow = datetime.combine(now.date() + timedelta(days=1), time(9, 0), tzinfo=now.tzinfo)
 
     def at(day: int, hour: int, minutes: int = 0) -> datetime:
-        return monday + timedelta(days=day, hours=hour - 9, minutes=minutes)
+        return tomorrow + timedelta(days=day, hours=hour - 9, minutes=minutes)
 
     def one_on_one(
         a: str,
@@ -50,17 +49,17 @@ def seed(now: datetime) -> MemoryProvider:
             html=html,
         )
 
-    one_on_one("ana", "bo", at(1, 10), 7, description="Standing agenda: wins, blockers.")
+    one_on_one("ana", "bo", at(0, 10), 7, description="Standing agenda: wins, blockers.")
     one_on_one("ana", "cy", at(2, 14), 14)
     one_on_one("dee", "eli", at(3, 11), 7)
     one_on_one("fay", "gus", at(4, 15), 7, html=True, description="<p>Bring the roadmap.</p>")
-    one_on_one("bo", "ana", at(8, 16), None)  # ad hoc, same pair as the weekly
+    one_on_one("bo", "ana", at(2, 16), None)  # ad hoc, same pair as the weekly
     world.create_event(
         _address("ana"),
         [_address(p) for p in PEOPLE[:5]],
         "Team sync",
-        at(1, 9),
-        at(1, 10),
+        at(0, 9),
+        at(0, 10),
         recurrence=Recurrence(interval_days=7),
     )
     world.create_event(

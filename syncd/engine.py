@@ -133,7 +133,7 @@ def digest(block_text: str | None, tag: str | None) -> str | None:
     """Fingerprint of the block a copy holds, plus our tag; None when it has neither."""
     if block_text is None and tag is None:
         return None
-    payload = f"{block_text or ''}\0{tag or ''}".encode()
+    payload = f"{block_text or ''}\0{tag or ''}".encode("utf-8", "surrogatepass")
     return hashlib.sha256(payload).hexdigest()
 
 
@@ -288,7 +288,11 @@ class CalendarSync:
             if event.recurring and event.cancelled:
                 self._forget(session, calendar_id, event.id)
                 continue
-            self._upsert(session, calendar_id, event, now, report)
+            verdict = self._upsert(session, calendar_id, event, now, report)
+            if verdict is not None and verdict.is_one_on_one:
+                report.one_on_ones += 1
+            elif verdict is not None:
+                report.skipped[verdict.reason.value] += 1
             if event.recurring:
                 expanded = self._expand(
                     session, calendar_id, address, event.id, window, now, report
@@ -381,16 +385,16 @@ class CalendarSync:
 
     def _upsert(
         self, session: Session, calendar_id: int, event: Event, now: datetime, report: Report
-    ) -> None:
+    ) -> detect.Verdict | None:
+        """Mirror one event; None if it is bad (logged and skipped, the calendar goes on)."""
         try:
             verdict = detect.classify(event, self.policy.rules)
             found = block.extract(event.description)
-        except Exception as error:  # a bad event never stops the calendar
+            held = digest(found, event.tag)
+        except Exception as error:
             log.warning("skipping event %s: %s: %s", event.id, type(error).__name__, error)
             report.skipped["bad-event"] += 1
-            return
-        if not verdict.is_one_on_one:
-            report.skipped[verdict.reason.value] += 1
+            return None
         row = session.scalars(
             select(Occurrence).where(
                 Occurrence.calendar_id == calendar_id, Occurrence.event_id == event.id
@@ -409,13 +413,14 @@ class CalendarSync:
         row.organizer_copy = event.is_organizer_copy
         row.verdict = verdict.reason.value
         row.etag = event.etag
-        row.block_digest = digest(found, event.tag)
+        row.block_digest = held
         row.has_block = found is not None
         row.pair_id = None
         session.flush()
         if verdict.people is not None and not event.recurring:
             pair, _ = agenda.pair_for(session, verdict.people, now)
             row.pair_id = pair.id
+        return verdict
 
     # -- 3. attach -------------------------------------------------------------
 
@@ -435,7 +440,6 @@ class CalendarSync:
             if row.pair_id is None:  # cancelled: keep its agenda, marked as such
                 agenda.mark_cancelled(session, key)
                 continue
-            report.one_on_ones += 1
             meeting = agenda.meeting_for(
                 session,
                 session.get_one(Pair, row.pair_id),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -11,7 +13,7 @@ from providers.base import AuthRevoked, PreconditionFailed, RateLimited, Transie
 from providers.memory import MemoryProvider
 from syncd import agenda
 from syncd.engine import CalendarSync
-from syncd.model import Attendee, EventType
+from syncd.model import Attendee, ChangePage, EventType, Window
 from syncd.store.models import Calendar, Meeting, WriteLog
 from tests.unit.world import ANA, BO, CY, MONDAY, ROOM, World, tuesday, weekly
 
@@ -368,3 +370,44 @@ def test_every_write_is_logged_with_the_etag_it_was_conditional_on(world: World)
     assert [entry.etag_before for entry in logged] == [r.etag for r in sent]
     assert all(entry.outcome == "written" for entry in logged)
     assert meetings and meetings >= 2
+
+
+class Garbling(MemoryProvider):
+    """Hands over events titled "broken" the way a buggy adapter or server might."""
+
+    def changes(self, calendar: str, cursor: str | None, window: Window) -> Iterator[ChangePage]:
+        for page in super().changes(calendar, cursor, window):
+            events = [
+                dataclasses.replace(e, attendees=(Attendee(None),))  # type: ignore[arg-type]
+                if e.title == "broken"
+                else e
+                for e in page.events
+            ]
+            yield dataclasses.replace(page, events=events)
+
+
+def test_bad_events_are_logged_and_skipped_and_the_calendar_goes_on(
+    db_engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = World(db_engine, provider=Garbling([ANA, BO, CY]))
+    start = tuesday(0)
+    broken = world.provider.create_event(
+        ANA, [ANA, BO], "broken", start, start + timedelta(minutes=30)
+    )
+    binary = "\x00\ud800" + "x" * 2_000_000
+    huge = world.provider.create_event(
+        ANA, [ANA, CY], "huge", start, start + timedelta(minutes=30), description=binary
+    )
+    good = weekly(world)
+
+    report = world.settle()
+
+    assert report.errors == []
+    assert report.skipped["bad-event"] >= 1
+    assert "skipping event" in caplog.text
+    assert world.block_in(ANA, good, tuesday(0)) is not None
+    assert world.block_in(ANA, broken) is None
+    assert world.body(ANA, huge).startswith(binary)  # a huge body is still a body
+    with world.session() as session:
+        row = session.scalars(select(Calendar).where(Calendar.address == ANA)).one()
+        assert row.cursor is not None and row.last_error is None

@@ -31,8 +31,10 @@ TEMPLATE = ("What is top of mind?", "Feedback both ways?")
 
 
 class World:
-    def __init__(self, engine: Engine, **policy: Any) -> None:
-        self.provider = MemoryProvider(PEOPLE, page_size=7)
+    def __init__(
+        self, engine: Engine, provider: MemoryProvider | None = None, **policy: Any
+    ) -> None:
+        self.provider = provider or MemoryProvider(PEOPLE, page_size=7)
         self.factory = sessions(engine)
         self.policy = Policy(
             base_url="https://agenda.example.org",

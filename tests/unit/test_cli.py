@@ -1,0 +1,137 @@
+"""The `syncd` command as an operator uses it: one line per config error, summaries."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from providers.memory import MemoryProvider, Recurrence
+from syncd import block
+from syncd.cli import main
+
+ANA, BO, CY = "ana@example.org", "bo@example.org", "cy@example.org"
+
+
+def write_config(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "syncd.toml"
+    path.write_text(
+        "[syncd]\n"
+        'database = "sqlite:///state.db"\n'
+        'base_url = "https://agenda.example.org"\n'
+        "[detect]\n"
+        'org_domains = ["example.org"]\n'
+        "[[accounts]]\n"
+        'name = "acme"\n'
+        'provider = "memory"\n'
+        'state_file = "calendars.json"\n' + extra,
+        encoding="utf-8",
+    )
+    return path
+
+
+def seed(tmp_path: Path) -> str:
+    world = MemoryProvider([ANA, BO, CY])
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    uid = world.create_event(
+        ANA, [ANA, BO], "Ana / Bo", start, start + timedelta(minutes=30),
+        description="bring numbers", recurrence=Recurrence(interval_days=7),
+    )  # fmt: skip
+    world.create_event(ANA, [ANA, BO, CY], "Team", start, start + timedelta(hours=1))
+    world.save(tmp_path / "calendars.json")
+    return uid
+
+
+def test_sync_once_prints_a_summary_and_a_second_pass_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uid = seed(tmp_path)
+    config = write_config(tmp_path)
+
+    assert main(["sync-once", "-c", str(config)]) == 0
+    first = capsys.readouterr().out
+    assert "calendars: 3" in first and "writes: 2" in first
+    assert "more-than-two-people" in first and "errors: none" in first
+
+    state = MemoryProvider.load(tmp_path / "calendars.json")
+    body = state.description(
+        ANA, state.copy_id(ANA, uid, state.get(ANA, state.copy_id(ANA, uid)).start)
+    )
+    assert body.startswith("bring numbers")
+    assert "https://agenda.example.org/m/" in (block.extract(body) or "")
+
+    assert main(["sync-once", "-c", str(config)]) == 0
+    assert "writes: 0" in capsys.readouterr().out
+
+
+def test_explain_gives_every_event_its_verdict_and_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(tmp_path)
+    config = write_config(tmp_path)
+
+    assert main(["explain", "-c", str(config), "--calendar", ANA]) == 0
+
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == ANA
+    assert "one-on-one" in out and "1:1 between ana@example.org and bo@example.org" in out
+    assert "more-than-two-people" in out and "3 people" in out
+    assert BO not in out.splitlines()  # only the calendar asked for
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ("[sync]\nhorizon_dayz = 3\n", "sync.horizon_dayz"),
+        ('[sync]\nhorizon_days = "two"\n', "sync.horizon_days"),
+        ("[sync\n", "-"),
+    ],
+)
+def test_a_bad_config_is_one_line_naming_file_and_key_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: str, key: str
+) -> None:
+    config = write_config(tmp_path, extra)
+
+    assert main(["sync-once", "-c", str(config)]) == 2
+
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert str(config) in err and f": {key}: " in err
+
+
+def test_a_missing_config_file_through_the_installed_command_has_no_traceback(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "nope.toml"
+    result = subprocess.run(
+        [sys.executable, "-m", "syncd.cli", "sync-once", "-c", str(missing)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"syncd: config error: {missing}: -: file not found"
+
+
+def test_an_account_on_a_provider_not_built_yet_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "syncd.toml"
+    config.write_text('[[accounts]]\nname = "g"\nprovider = "google"\n', encoding="utf-8")
+    assert main(["sync-once", "-c", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'google'" in err
+
+
+def test_demo_seeds_syncs_and_settles(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--dir", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "errors: none" in out and "writes: 0" not in out
+    assert "/m/" in out and "── 1:1 agenda" in out
+    assert "out-of-office 1" in out
+
+    assert main(["demo", "--dir", str(tmp_path / "demo")]) == 0
+    assert "writes: 0" in capsys.readouterr().out
