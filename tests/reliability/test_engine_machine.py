@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import tempfile
 from datetime import datetime, timedelta
+from html import escape
 from pathlib import Path
 
 from hypothesis import HealthCheck, settings
@@ -65,6 +66,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.world = World(engine)
         # what people typed, outside the block: per series, and per edited copy
         self.series_text: dict[str, str] = {}
+        self.html: dict[str, bool] = {}
         self.typed: dict[tuple[str, str], str] = {}
         self.created: list[tuple[str, str, bool]] = []  # (organizer, uid, recurring)
         self.world.provider.faults.before_write(self._only_future_organizer_copies)
@@ -89,10 +91,14 @@ class EngineMachine(RuleBasedStateMachine):
         hour=st.integers(7, 18),
         every=st.sampled_from([7, 14]),
         text=user_text,
+        html=st.booleans(),
     )
     def create_series(
-        self, pair: tuple[str, str], day: int, hour: int, every: int, text: str
+        self, pair: tuple[str, str], day: int, hour: int, every: int, text: str, html: bool
     ) -> tuple[str, datetime]:
+        if html:
+            head = "<html><head><style>p{margin:0}</style></head>"
+            text = f"{head}<body><p>{escape(text)}</p></body></html>"
         start = self.world.now.replace(hour=hour, minute=0) + timedelta(days=day)
         organizer, other = pair
         uid = self.world.provider.create_event(
@@ -102,10 +108,12 @@ class EngineMachine(RuleBasedStateMachine):
             start,
             start + timedelta(minutes=30),
             description=text,
+            html=html,
             recurrence=Recurrence(interval_days=every, count=12),
         )
         self.created.append((organizer, uid, True))
         self.series_text[uid] = text
+        self.html[uid] = html
         return uid, start
 
     @rule(target=singles, pair=st.sampled_from(PAIRS), hours=st.integers(1, 24 * 20))
@@ -133,9 +141,12 @@ class EngineMachine(RuleBasedStateMachine):
             body = self.world.provider.description(organizer, copy)
         except Exception:
             return  # not an occurrence of this series (biweekly, or past its count)
+        html = self.html[uid]
+        if html:
+            text = f"<div>{escape(text)}</div>"
         new = f"{text}\n{body}" if above else f"{body}\n{text}"
         self.world.provider.edit_description(organizer, copy, new)
-        self.typed[(organizer, copy)] = block.remove(new, html=False)
+        self.typed[(organizer, copy)] = block.remove(new, html=html)
 
     @rule(item=series, week=st.integers(0, 4), shift=st.integers(-48, 48))
     def move_occurrence(self, item: tuple[str, datetime], week: int, shift: int) -> None:
@@ -234,7 +245,8 @@ class EngineMachine(RuleBasedStateMachine):
                 body = event.description
                 assert blocks_in(body) == 1, f"occurrence {event.id} should carry one block"
                 expected = self.typed.get((organizer, event.id), self.series_text.get(uid, ""))
-                assert block.remove(body, html=False) == expected, "user text changed"
+                html = self.html.get(uid, False)
+                assert block.remove(body, html=html) == expected, "user text changed"
 
     @invariant()
     def never_more_than_one_block(self) -> None:
@@ -245,7 +257,7 @@ class EngineMachine(RuleBasedStateMachine):
 
 TestEngineMachine = EngineMachine.TestCase
 TestEngineMachine.settings = settings(
-    max_examples=25,
+    max_examples=40,
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
