@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func, select
 
 from providers.base import AuthRevoked, PreconditionFailed, RateLimited, Transient
 from providers.memory import MemoryProvider
-from syncd import agenda
+from syncd import agenda, detect
 from syncd.engine import CalendarSync
 from syncd.model import Attendee, ChangePage, EventType, Window
 from syncd.store.models import Calendar, Meeting, WriteLog
@@ -97,12 +97,7 @@ def test_horizon_days_caps_a_biweekly_series(world: World) -> None:
 def test_ad_hoc_event_joins_the_pair_and_shows_the_same_open_items(world: World) -> None:
     uid = weekly(world)
     world.settle()
-    with world.session() as session:
-        meeting = agenda.meeting_by_token(session, world.meeting(uid, tuesday(0)).token)
-        assert meeting is not None
-        agenda.add_action_item(
-            session, meeting, "draft the mentoring plan", owner=ANA, author=BO, now=world.now
-        )
+    world.add_action_item(uid, tuesday(0), "draft the mentoring plan", owner=ANA, author=BO)
     world.advance(days=1, hours=3)  # Tuesday 11:00: the 1:1 is over
     adhoc_start = world.now + timedelta(days=1)
     adhoc = world.provider.create_event(
@@ -121,13 +116,7 @@ def test_ad_hoc_event_joins_the_pair_and_shows_the_same_open_items(world: World)
 def test_action_item_carries_over_after_the_meeting_and_leaves_when_done(world: World) -> None:
     uid = weekly(world)
     world.settle()
-    with world.session() as session:
-        meeting = agenda.meeting_by_token(session, world.meeting(uid, tuesday(0)).token)
-        assert meeting is not None
-        item = agenda.add_action_item(
-            session, meeting, "intro to the data team", owner=BO, author=ANA, now=world.now
-        )
-        item_id = item.id
+    item_id = world.add_action_item(uid, tuesday(0), "intro to the data team", owner=BO, author=ANA)
     world.settle()
     assert "intro to the data team" not in (world.block_in(ANA, uid, tuesday(1)) or "")
 
@@ -411,3 +400,50 @@ def test_bad_events_are_logged_and_skipped_and_the_calendar_goes_on(
     with world.session() as session:
         row = session.scalars(select(Calendar).where(Calendar.address == ANA)).one()
         assert row.cursor is not None and row.last_error is None
+
+
+class Crash(BaseException):
+    """The process dying mid-sync (not an error the engine may catch)."""
+
+
+def test_a_crash_mid_sync_loses_nothing_and_duplicates_no_write(world: World) -> None:
+    uid = weekly(world)
+    calls = []
+
+    def die_on_second_write(calendar: str, event_id: str) -> None:
+        calls.append(event_id)
+        if len(calls) == 2:
+            raise Crash
+
+    world.provider.faults.before_write(die_on_second_write)
+    with pytest.raises(Crash):
+        world.sync()
+    assert len(world.provider.writes) == 1
+
+    world.provider.faults.before_write(None)
+    world.restart()
+    world.settle()
+
+    written = [w.event_id for w in world.provider.writes]
+    assert len(written) == len(set(written)) == 2  # each occurrence written exactly once
+    for week in (0, 1):
+        assert world.block_in(ANA, uid, tuesday(week)) is not None
+    with world.session() as session:
+        logged = session.scalars(select(WriteLog.event_id)).all()
+    assert sorted(logged) == sorted(written)
+
+
+def test_an_alias_address_still_meets_in_the_same_pair(db_engine: Engine) -> None:
+    world = World(db_engine)
+    world.restart(
+        rules=detect.Rules(org_domains=("example.org",), aliases={"bo.b@example.org": BO})
+    )
+    uid = weekly(world)
+    start = tuesday(0) + timedelta(days=2)
+    adhoc = world.provider.create_event(
+        ANA, [ANA, "Bo.B@example.org"], "chat", start, start + timedelta(minutes=15)
+    )
+    world.settle()
+
+    assert world.meeting(adhoc).pair_id == world.meeting(uid, tuesday(0)).pair_id
+    assert world.block_in(ANA, adhoc) is not None

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from providers.memory import MemoryProvider
-from syncd import block, detect
+from syncd import agenda, block, detect
 from syncd.engine import CalendarSync, Policy, Report
 from syncd.model import SINGLE_EVENT
 from syncd.store import sessions, transaction
@@ -97,6 +97,21 @@ class World:
                     Meeting.ical_uid == uid, Meeting.original_start == original_start
                 )
             ).one()
+
+    def add_action_item(
+        self, uid: str, original_start: datetime, text: str, *, owner: str, author: str
+    ) -> int:
+        """What a person does on the agenda page; returns the item's id."""
+        with self.session() as session:
+            meeting = session.scalars(
+                select(Meeting).where(
+                    Meeting.ical_uid == uid, Meeting.original_start == original_start
+                )
+            ).one()
+            item = agenda.add_action_item(
+                session, meeting, text, owner=owner, author=author, now=self.now
+            )
+            return item.id
 
     def session(self) -> Any:
         return transaction(self.factory)
