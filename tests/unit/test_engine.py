@@ -14,7 +14,7 @@ from providers.memory import MemoryProvider
 from syncd import agenda, detect
 from syncd.engine import CalendarSync
 from syncd.model import Attendee, ChangePage, EventType, Window
-from syncd.store.models import Calendar, Meeting, WriteLog
+from syncd.store.models import ActionItem, Calendar, Meeting, WriteLog
 from tests.unit.world import ANA, BO, CY, MONDAY, ROOM, World, tuesday, weekly
 
 
@@ -128,7 +128,7 @@ def test_action_item_carries_over_after_the_meeting_and_leaves_when_done(world: 
         assert "Nov 24" in text  # its origin date
 
     with world.session() as session:
-        done = session.get_one(agenda.ActionItem, item_id)
+        done = session.get_one(ActionItem, item_id)
         agenda.set_action_item_done(session, done, BO, world.now)
     world.settle()
     for week in (1, 2):

@@ -1,0 +1,139 @@
+"""The agenda domain: identity, carry-over and who may see and edit what."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from syncd import agenda
+from syncd.model import OccurrenceKey
+from syncd.store import sessions, transaction
+
+ANA, BO, CY = "ana@example.org", "bo@example.org", "cy@example.org"
+NOW = datetime(2026, 11, 23, 8, tzinfo=UTC)
+TEMPLATE = ("What is top of mind?", "Career goals?")
+
+
+@pytest.fixture
+def session(db_engine: Engine):
+    with transaction(sessions(db_engine)) as session:
+        yield session
+
+
+def meeting(session, when: datetime, uid: str = "series-1", people=(BO, ANA)):
+    pair, _ = agenda.pair_for(session, people, NOW)
+    return agenda.meeting_for(
+        session,
+        pair,
+        OccurrenceKey(uid, when),
+        start=when,
+        end=when + timedelta(minutes=30),
+        title="1:1",
+        cancelled=False,
+        template=TEMPLATE,
+        now=NOW,
+    )
+
+
+def test_a_pair_is_the_two_people_in_either_order(session) -> None:
+    first, created = agenda.pair_for(session, (BO, ANA), NOW)
+    again, created_again = agenda.pair_for(session, (ANA, BO), NOW)
+    assert created and not created_again and first.id == again.id
+    assert (first.person_a, first.person_b) == (ANA, BO)
+    with pytest.raises(ValueError):
+        agenda.pair_for(session, (ANA, ANA), NOW)
+
+
+def test_tokens_are_long_random_and_distinct(session) -> None:
+    meetings = [meeting(session, NOW + timedelta(days=7 * i)) for i in range(20)]
+    tokens = {m.token for m in meetings} | {meetings[0].pair.token}
+    assert len(tokens) == 21
+    # 24 random bytes in url-safe base64: 192 bits, well over the 128 required
+    assert all(len(t) == 32 for t in tokens)
+
+
+def test_only_the_first_meeting_of_a_new_pair_starts_from_the_template(session) -> None:
+    first = meeting(session, NOW)
+    second = meeting(session, NOW + timedelta(days=7))
+    session.refresh(first)
+    assert [p.text for p in first.talking_points] == list(TEMPLATE)
+    assert second.talking_points == []
+
+
+def test_the_same_occurrence_key_finds_the_same_meeting_and_follows_a_move(session) -> None:
+    original = meeting(session, NOW)
+    pair = original.pair
+    moved = agenda.meeting_for(
+        session, pair, OccurrenceKey("series-1", NOW),
+        start=NOW + timedelta(hours=5), end=NOW + timedelta(hours=6), title="moved",
+        cancelled=False, template=TEMPLATE, now=NOW,
+    )  # fmt: skip
+    assert moved.id == original.id and moved.token == original.token
+    assert moved.start == NOW + timedelta(hours=5) and moved.title == "moved"
+
+
+def test_open_items_are_computed_from_every_earlier_meeting_not_copied(session) -> None:
+    week0 = meeting(session, NOW)
+    week1 = meeting(session, NOW + timedelta(days=7))
+    week2 = meeting(session, NOW + timedelta(days=14))
+    elsewhere = meeting(session, NOW, uid="other", people=(ANA, CY))
+    a = agenda.add_action_item(session, week0, "send slides", owner=ANA, author=BO, now=NOW)
+    agenda.add_action_item(session, week1, "book offsite", owner=BO, author=BO, now=NOW)
+    agenda.add_action_item(session, elsewhere, "not this pair", owner=CY, author=ANA, now=NOW)
+
+    assert [i.text for i, _ in agenda.open_action_items(session, week1)] == ["send slides"]
+    assert [i.text for i, _ in agenda.open_action_items(session, week2)] == [
+        "send slides",
+        "book offsite",
+    ]
+    # the invite's block shows only what came out of meetings that have ended
+    ended = week0.end + timedelta(minutes=1)
+    assert [i.text for i, _ in agenda.open_action_items(session, week2, ended_by=ended)] == [
+        "send slides"
+    ]
+
+    agenda.set_action_item_done(session, a, ANA, NOW)
+    assert [i.text for i, _ in agenda.open_action_items(session, week2)] == ["book offsite"]
+
+
+def test_the_block_view_names_owners_and_origin_dates(session) -> None:
+    week0 = meeting(session, NOW)
+    week1 = meeting(session, NOW + timedelta(days=7))
+    agenda.add_action_item(session, week0, "send slides", owner=ANA, author=BO, now=NOW)
+    agenda.add_talking_point(session, week1, "Q3 goals", BO, NOW)
+
+    view = agenda.block_view(
+        session, week1, base_url="https://a.example/", zone=UTC, now=NOW + timedelta(days=1)
+    )
+
+    assert view.url == f"https://a.example/m/{week1.token}"
+    assert [(p.text, p.author) for p in view.talking_points] == [("Q3 goals", "bo")]
+    assert [(i.text, i.owner, i.origin) for i in view.action_items] == [
+        ("send slides", "ana", NOW.date())
+    ]
+
+
+def test_private_notes_are_seen_by_their_author_only(session) -> None:
+    week0 = meeting(session, NOW)
+    agenda.save_note(session, week0, ANA, "shared plan", private=False, now=NOW)
+    agenda.save_note(session, week0, ANA, "ana's private thoughts", private=True, now=NOW)
+    agenda.save_note(session, week0, BO, "bo's private thoughts", private=True, now=NOW)
+    agenda.save_note(session, week0, BO, "shared plan, edited", private=False, now=NOW)
+
+    seen_by_ana = {n.body for n in agenda.notes_visible_to(session, week0, ANA)}
+    seen_by_bo = {n.body for n in agenda.notes_visible_to(session, week0, BO)}
+
+    assert seen_by_ana == {"shared plan, edited", "ana's private thoughts"}
+    assert seen_by_bo == {"shared plan, edited", "bo's private thoughts"}
+
+
+def test_only_the_two_people_edit_and_own_items(session) -> None:
+    week0 = meeting(session, NOW)
+    with pytest.raises(PermissionError):
+        agenda.add_talking_point(session, week0, "sneaky", CY, NOW)
+    with pytest.raises(PermissionError):
+        agenda.save_note(session, week0, CY, "x", private=True, now=NOW)
+    with pytest.raises(ValueError):
+        agenda.add_action_item(session, week0, "x", owner=CY, author=ANA, now=NOW)
