@@ -120,6 +120,18 @@ class Report:
         self.full_syncs += other.full_syncs
 
 
+@dataclass(slots=True)
+class _Pass:
+    """One calendar's sync in progress, handed down instead of a long argument list."""
+
+    calendar_id: int
+    address: str
+    now: datetime
+    window: Window
+    report: Report
+    touched: set[int] = field(default_factory=set)  # mirror rows written in this pass
+
+
 @dataclass(frozen=True, slots=True)
 class _Write:
     """One planned write: put ``text`` (tagged ``token``) in, or take the block out."""
@@ -225,12 +237,11 @@ class CalendarSync:
             report.full_syncs += 1
         report.events_seen += len(events)
 
+        run = _Pass(calendar_id, address, now, window, report)
         with transaction(self.factory) as session:
-            self._apply_changes(
-                session, calendar_id, address, events, removed, window, full, now, report
-            )
-            self._expand_stale_series(session, calendar_id, address, window, now, report)
-            self._attach(session, calendar_id, now, report)
+            self._apply_changes(session, run, events, removed, full)
+            self._expand_stale_series(session, run)
+            self._attach(session, run)
 
         self._write_planned(calendar_id, address, now, report)
 
@@ -271,35 +282,28 @@ class CalendarSync:
     def _apply_changes(
         self,
         session: Session,
-        calendar_id: int,
-        address: str,
+        run: _Pass,
         events: Sequence[Event],
         removed: Iterable[str],
-        window: Window,
         full: bool,
-        now: datetime,
-        report: Report,
     ) -> None:
         for event_id in removed:
-            self._forget(session, calendar_id, event_id)
+            self._forget(session, run.calendar_id, event_id)
         seen: set[str] = set()
         for event in events:
             seen.add(event.id)
             if event.recurring and event.cancelled:
-                self._forget(session, calendar_id, event.id)
+                self._forget(session, run.calendar_id, event.id)
                 continue
-            verdict = self._upsert(session, calendar_id, event, now, report)
+            verdict = self._upsert(session, run, event)
             if verdict is not None and verdict.is_one_on_one:
-                report.one_on_ones += 1
+                run.report.one_on_ones += 1
             elif verdict is not None:
-                report.skipped[verdict.reason.value] += 1
+                run.report.skipped[verdict.reason.value] += 1
             if event.recurring:
-                expanded = self._expand(
-                    session, calendar_id, address, event.id, window, now, report
-                )
-                seen.update(expanded)
+                seen.update(self._expand(session, run, event.id))
         if full:
-            self._sweep(session, calendar_id, seen, window)
+            self._sweep(session, run.calendar_id, seen, run.window)
 
     def _forget(self, session: Session, calendar_id: int, event_id: str) -> None:
         session.execute(
@@ -320,25 +324,17 @@ class CalendarSync:
             if occurrence.event_id not in seen:
                 session.delete(occurrence)
 
-    def _expand(
-        self,
-        session: Session,
-        calendar_id: int,
-        address: str,
-        series_id: str,
-        window: Window,
-        now: datetime,
-        report: Report,
-    ) -> set[str]:
+    def _expand(self, session: Session, run: _Pass, series_id: str) -> set[str]:
+        calendar_id, window = run.calendar_id, run.window
         try:
-            instances = self._call(lambda: self.provider.instances(address, series_id, window))
+            instances = self._call(partial(self.provider.instances, run.address, series_id, window))
         except NotFound:
             self._forget(session, calendar_id, series_id)
             return set()
         ids = set()
         for instance in instances:
             ids.add(instance.id)
-            self._upsert(session, calendar_id, instance, now, report)
+            self._upsert(session, run, instance)
         stale = session.scalars(
             select(Occurrence).where(
                 Occurrence.calendar_id == calendar_id,
@@ -359,21 +355,13 @@ class CalendarSync:
             master.expanded_until = window.end
         return ids
 
-    def _expand_stale_series(
-        self,
-        session: Session,
-        calendar_id: int,
-        address: str,
-        window: Window,
-        now: datetime,
-        report: Report,
-    ) -> None:
+    def _expand_stale_series(self, session: Session, run: _Pass) -> None:
         """Re-expand series whose expansion no longer covers the horizon."""
-        needed = now + timedelta(days=self.policy.horizon_days + 1)
+        needed = run.now + timedelta(days=self.policy.horizon_days + 1)
         masters = list(
             session.scalars(
                 select(Occurrence).where(
-                    Occurrence.calendar_id == calendar_id,
+                    Occurrence.calendar_id == run.calendar_id,
                     Occurrence.is_master.is_(True),
                     Occurrence.verdict == detect.Reason.ONE_ON_ONE.value,
                 )
@@ -381,11 +369,9 @@ class CalendarSync:
         )
         for master in masters:
             if master.expanded_until is None or master.expanded_until < needed:
-                self._expand(session, calendar_id, address, master.event_id, window, now, report)
+                self._expand(session, run, master.event_id)
 
-    def _upsert(
-        self, session: Session, calendar_id: int, event: Event, now: datetime, report: Report
-    ) -> detect.Verdict | None:
+    def _upsert(self, session: Session, run: _Pass, event: Event) -> detect.Verdict | None:
         """Mirror one event; None if it is bad (logged and skipped, the calendar goes on)."""
         try:
             verdict = detect.classify(event, self.policy.rules)
@@ -393,8 +379,9 @@ class CalendarSync:
             held = digest(found, event.tag)
         except Exception as error:
             log.warning("skipping event %s: %s: %s", event.id, type(error).__name__, error)
-            report.skipped["bad-event"] += 1
+            run.report.skipped["bad-event"] += 1
             return None
+        calendar_id = run.calendar_id
         row = session.scalars(
             select(Occurrence).where(
                 Occurrence.calendar_id == calendar_id, Occurrence.event_id == event.id
@@ -418,23 +405,28 @@ class CalendarSync:
         row.pair_id = None
         session.flush()
         if verdict.people is not None and not event.recurring:
-            pair, _ = agenda.pair_for(session, verdict.people, now)
+            pair, _ = agenda.pair_for(session, verdict.people, run.now)
             row.pair_id = pair.id
+        run.touched.add(row.id)
         return verdict
 
     # -- 3. attach -------------------------------------------------------------
 
-    def _attach(self, session: Session, calendar_id: int, now: datetime, report: Report) -> None:
-        """Give every 1:1 occurrence in the window its meeting."""
-        rows = session.scalars(
-            select(Occurrence)
-            .where(
-                Occurrence.calendar_id == calendar_id,
-                Occurrence.is_master.is_(False),
-                Occurrence.pair_id.is_not(None) | Occurrence.cancelled.is_(True),
+    def _attach(self, session: Session, run: _Pass) -> None:
+        """Give every 1:1 occurrence mirrored in this pass its meeting."""
+        touched = sorted(run.touched)
+        rows: list[Occurrence] = []
+        for chunk in range(0, len(touched), 500):
+            rows.extend(
+                session.scalars(
+                    select(Occurrence).where(
+                        Occurrence.id.in_(touched[chunk : chunk + 500]),
+                        Occurrence.is_master.is_(False),
+                        Occurrence.pair_id.is_not(None) | Occurrence.cancelled.is_(True),
+                    )
+                )
             )
-            .order_by(Occurrence.start)  # a new pair's template goes to its first meeting
-        )
+        rows.sort(key=lambda row: row.start)  # a new pair's template goes to its first meeting
         for row in rows:
             key = OccurrenceKey(row.ical_uid, row.original_start)
             if row.pair_id is None:  # cancelled: keep its agenda, marked as such
@@ -449,9 +441,9 @@ class CalendarSync:
                 title=row.title,
                 cancelled=row.cancelled,
                 template=self.policy.template,
-                now=now,
+                now=run.now,
             )
-            report.meetings.add(meeting.id)
+            run.report.meetings.add(meeting.id)
 
     # -- 4 and 5. plan and write ---------------------------------------------------
 
