@@ -61,6 +61,7 @@ from providers.base import (
     PreconditionFailed,
     Provider,
     ProviderError,
+    QuotaExceeded,
     RateLimited,
     Transient,
 )
@@ -118,6 +119,28 @@ class Report:
         self.skipped.update(other.skipped)
         self.errors.extend(other.errors)
         self.full_syncs += other.full_syncs
+
+
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_CAP = timedelta(hours=1)
+QUOTA_PAUSE = timedelta(hours=1)
+
+
+def retry_at(error: ProviderError, failures: int, now: datetime) -> datetime | None:
+    """When a failing calendar is worth trying again; None: not until a person acts.
+
+    Exponential in the number of failures in a row, capped; a spent quota
+    opens the circuit for an hour (retrying sooner only burns more of it); a
+    revoked grant waits for re-authorisation.
+    """
+    if isinstance(error, AuthRevoked):
+        return None
+    if isinstance(error, QuotaExceeded):
+        return now + QUOTA_PAUSE
+    if isinstance(error, RateLimited) and error.retry_after is not None:
+        return now + max(timedelta(seconds=error.retry_after), BACKOFF_BASE)
+    doubling: int = 2 ** min(failures - 1, 16)
+    return now + min(BACKOFF_BASE * doubling, BACKOFF_CAP)
 
 
 @dataclass(slots=True)
@@ -222,6 +245,7 @@ class CalendarSync:
             row.last_error = f"{type(error).__name__}: {error}"
             row.error_count += 1
             row.needs_reauth = row.needs_reauth or needs_reauth
+            row.next_sync_at = retry_at(error, row.error_count, now)
 
     def _sync(self, calendar_id: int, address: str, now: datetime, report: Report) -> None:
         policy = self.policy
@@ -252,6 +276,7 @@ class CalendarSync:
             row.last_sync_at = now
             row.last_error, row.error_count = None, 0
             row.needs_reauth = False
+            row.next_sync_at = None  # the scheduler sets the next poll
 
     # -- 1. pull ---------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
-from providers.base import AuthRevoked, PreconditionFailed, RateLimited, Transient
+from providers.base import AuthRevoked, PreconditionFailed, QuotaExceeded, RateLimited, Transient
 from providers.memory import MemoryProvider
 from syncd import agenda, detect
 from syncd.engine import CalendarSync
@@ -447,3 +447,33 @@ def test_an_alias_address_still_meets_in_the_same_pair(db_engine: Engine) -> Non
 
     assert world.meeting(adhoc).pair_id == world.meeting(uid, tuesday(0)).pair_id
     assert world.block_in(ANA, adhoc) is not None
+
+
+def test_a_failing_calendar_backs_off_and_a_spent_quota_opens_the_circuit(world: World) -> None:
+    weekly(world)
+    world.provider.faults.fail("changes", Transient("503"), times=100)
+
+    def next_sync() -> timedelta | None:
+        with world.session() as session:
+            row = session.scalars(select(Calendar).where(Calendar.address == ANA)).one()
+            return None if row.next_sync_at is None else row.next_sync_at - world.now
+
+    waits = []
+    for _ in range(3):
+        world.syncer.sync(ANA, world.now)
+        waits.append(next_sync())
+    assert waits == [timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=4)]
+
+    world.provider.faults.clear()
+    world.provider.faults.fail("changes", QuotaExceeded("daily limit"), times=1)
+    world.syncer.sync(ANA, world.now)
+    assert next_sync() == timedelta(hours=1)
+
+    world.provider.faults.fail("changes", AuthRevoked("invalid_grant"), times=1)
+    world.syncer.sync(ANA, world.now)
+    assert next_sync() is None  # not before someone re-authorises
+
+    world.syncer.sync(ANA, world.now)  # healthy again: errors cleared
+    with world.session() as session:
+        row = session.scalars(select(Calendar).where(Calendar.address == ANA)).one()
+        assert (row.error_count, row.last_error, row.needs_reauth) == (0, None, False)

@@ -1,0 +1,347 @@
+"""Google Calendar API v3, through google-api-python-client and google-auth.
+
+How the Provider terms map onto the Calendar API:
+
+* **calendar** – a person's primary calendar, named by their address. In
+  organization mode every request for a person runs on a service-account
+  credential delegated to that person (``with_subject``), so each person's
+  quota and permissions are their own.
+* **cursor** – the ``nextSyncToken`` of ``events.list``. A full sync lists
+  the window (``timeMin``/``timeMax``) with ``showDeleted`` so that cancelled
+  occurrences are seen; later syncs send only the token (the API refuses it
+  together with time bounds). A 410 ``fullSyncRequired`` is ``CursorExpired``.
+* **series** – ``events.list`` without ``singleEvents`` returns masters
+  (with ``recurrence``), single events and modified occurrences; a master's
+  occurrences come from ``events.instances``. An occurrence is named by its
+  ``recurringEventId`` + ``originalStartTime``, which survive a move.
+* **deleted vs cancelled** – Google reports a deleted event and a deleted
+  series as ``status: cancelled`` without ``recurringEventId``: those become
+  ``ChangePage.removed``. A cancelled occurrence keeps ``recurringEventId``
+  and stays an event with ``cancelled=True``.
+* **writes** – ``events.patch`` of one occurrence or single event (never a
+  master: that would re-anchor the series), with ``If-Match`` on the etag read
+  and ``sendUpdates`` from the config (``none`` by default: nobody gets an
+  email for our edit). Our meeting token goes into
+  ``extendedProperties.private``, which belongs to the organizer's copy only.
+
+Every HTTP failure becomes a ``providers.base`` error in ``error_for`` and
+nowhere else. Retrying is the caller's business (the engine retries
+``Transient`` and ``RateLimited`` with backoff), so requests here are sent
+once (``num_retries=0``).
+
+httplib2 is not thread-safe: each thread gets its own HTTP object and
+service per person (``threading.local``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, cast
+
+import google.auth.exceptions
+import httplib2
+from google.auth.credentials import Credentials
+from google_auth_httplib2 import AuthorizedHttp
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
+
+from providers.base import (
+    AuthRevoked,
+    CursorExpired,
+    NotFound,
+    NotWritable,
+    PreconditionFailed,
+    ProviderError,
+    QuotaExceeded,
+    RateLimited,
+    Transient,
+)
+from syncd.model import Attendee, ChangePage, Event, EventType, Response, Window
+
+DEFAULT_API_ROOT = "https://www.googleapis.com/calendar/v3/"
+TAG_PROPERTY = "syncdMeeting"  # our key in extendedProperties.private
+
+_EVENT_TYPES = {
+    "default": EventType.DEFAULT,
+    "outOfOffice": EventType.OUT_OF_OFFICE,
+    "focusTime": EventType.FOCUS_TIME,
+    "workingLocation": EventType.WORKING_LOCATION,
+}
+_RESPONSES = {r.value: r for r in Response}
+_HTML = re.compile(r"<(?:br|p|div|a|b|i|u|ul|ol|li|span|html|strong|em)\b", re.IGNORECASE)
+_RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+_QUOTA_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded"})
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _reasons(error: HttpError) -> tuple[set[str], str]:
+    try:
+        payload = json.loads(error.content.decode("utf-8", "replace"))
+        body = payload.get("error", {})
+        reasons = {str(e.get("reason", "")) for e in body.get("errors", [])}
+        return reasons, str(body.get("message", "")) or str(error.resp.reason)
+    except (ValueError, AttributeError):
+        return set(), str(getattr(error.resp, "reason", ""))
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def error_for(error: Exception) -> ProviderError:
+    """The one place where Google's failures become the provider boundary's errors."""
+    if isinstance(error, ProviderError):
+        return error
+    if isinstance(error, google.auth.exceptions.RefreshError):
+        text = str(error)
+        if "invalid_grant" in text or "unauthorized_client" in text or "access_denied" in text:
+            return AuthRevoked(_first_line(text))
+        return Transient(f"token refresh failed: {_first_line(text)}")
+    if isinstance(error, google.auth.exceptions.TransportError):
+        return Transient(f"token endpoint unreachable: {_first_line(str(error))}")
+    if isinstance(error, HttpError):
+        status = int(error.resp.status)
+        reasons, message = _reasons(error)
+        headers = {str(k).lower(): str(v) for k, v in dict(error.resp).items()}
+        if status == 410 and "deleted" not in reasons:
+            return CursorExpired(message or "sync token expired")
+        if status in (404, 410):
+            return NotFound(message or "not found")
+        if status == 412:
+            return PreconditionFailed(message or "etag no longer matches")
+        if status == 401:
+            return AuthRevoked(message or "credentials rejected")
+        if status == 429 or (status == 403 and reasons & _RATE_REASONS):
+            return RateLimited(message or "rate limited", retry_after=_retry_after(headers))
+        if status == 403 and reasons & _QUOTA_REASONS:
+            return QuotaExceeded(message or "quota exceeded")
+        if status == 403 and "forbiddenForNonOrganizer" in reasons:
+            return NotWritable(message or "only the organizer can change this event")
+        if status >= 500:
+            return Transient(f"HTTP {status}: {message}")
+        return ProviderError(f"HTTP {status} {', '.join(sorted(reasons))}: {message}".strip())
+    if isinstance(error, (TimeoutError, socket.timeout, ConnectionError, ssl.SSLError)):
+        return Transient(f"{type(error).__name__}: {error}")
+    if isinstance(error, (httplib2.HttpLib2Error, OSError)):
+        return Transient(f"{type(error).__name__}: {error}")
+    return ProviderError(f"{type(error).__name__}: {error}")
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+def _when(value: Mapping[str, Any] | None) -> tuple[datetime, bool]:
+    """A Google start/end/originalStartTime; all-day dates become UTC midnight."""
+    if not value:
+        raise ValueError("event has no start or end")
+    if "dateTime" in value:
+        moment = datetime.fromisoformat(str(value["dateTime"]).replace("Z", "+00:00"))
+        return moment.astimezone(UTC), False
+    if "date" in value:
+        day = datetime.fromisoformat(str(value["date"]))
+        return day.replace(tzinfo=UTC), True
+    raise ValueError("event time has neither dateTime nor date")
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _attendee(raw: Mapping[str, Any]) -> Attendee:
+    return Attendee(
+        email=str(raw.get("email", "")),
+        name=str(raw.get("displayName", "")),
+        is_resource=bool(raw.get("resource", False)),
+        is_organizer=bool(raw.get("organizer", False)),
+        response=_RESPONSES.get(str(raw.get("responseStatus", "")), Response.NEEDS_ACTION),
+        optional=bool(raw.get("optional", False)),
+    )
+
+
+def to_event(calendar: str, item: Mapping[str, Any]) -> Event:
+    """A Calendar API event resource as a provider-neutral Event."""
+    cancelled = item.get("status") == "cancelled"
+    original = item.get("originalStartTime")
+    original_start = _when(original)[0] if original else None
+    if cancelled and "start" not in item and original_start is not None:
+        # a cancelled occurrence may come back as a stub with only its identity
+        start = end = original_start
+        all_day = False
+    else:
+        start, all_day = _when(item.get("start"))
+        end, _ = _when(item.get("end"))
+    organizer = item.get("organizer") or {}
+    description = str(item.get("description", ""))
+    private = (item.get("extendedProperties") or {}).get("private") or {}
+    return Event(
+        id=str(item["id"]),
+        calendar_id=calendar,
+        ical_uid=str(item.get("iCalUID", item["id"])),
+        title=str(item.get("summary", "")),
+        start=start,
+        end=end,
+        organizer=str(organizer.get("email", "")),
+        attendees=tuple(_attendee(a) for a in item.get("attendees", ())),
+        description=description,
+        description_is_html=bool(_HTML.search(description)),
+        all_day=all_day,
+        cancelled=cancelled,
+        event_type=_EVENT_TYPES.get(str(item.get("eventType", "default")), EventType.OTHER),
+        recurring=bool(item.get("recurrence")),
+        series_id=str(item["recurringEventId"]) if item.get("recurringEventId") else None,
+        original_start=original_start,
+        etag=str(item.get("etag", "")),
+        tag=str(private[TAG_PROPERTY]) if TAG_PROPERTY in private else None,
+        is_organizer_copy=bool(organizer.get("self", False)),
+    )
+
+
+def _is_removal(item: Mapping[str, Any]) -> bool:
+    """Deleted events and deleted series (not cancelled occurrences)."""
+    return item.get("status") == "cancelled" and not item.get("recurringEventId")
+
+
+# --------------------------------------------------------------------------- provider
+
+
+class GoogleProvider:
+    """One Google Workspace domain (organization mode) or one person (single-user)."""
+
+    name = "google"
+
+    def __init__(
+        self,
+        calendars: Sequence[str],
+        credentials_for: Callable[[str], Credentials],
+        *,
+        api_root: str = DEFAULT_API_ROOT,
+        send_updates: str = "none",
+        page_size: int = 250,
+        timeout: float = 30.0,
+    ) -> None:
+        self._calendars = list(calendars)
+        self._credentials_for = credentials_for
+        self._api_root = api_root
+        self._send_updates = send_updates
+        self._page_size = page_size
+        self._timeout = timeout
+        self._local = threading.local()
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def _events(self, calendar: str) -> Any:
+        """This thread's events() resource for one person, built once."""
+        services: dict[str, Any] | None = getattr(self._local, "services", None)
+        if services is None:
+            services = self._local.services = {}
+        service = services.get(calendar)
+        if service is None:
+            http = AuthorizedHttp(
+                self._credentials_for(calendar), http=httplib2.Http(timeout=self._timeout)
+            )
+            service = build(
+                "calendar",
+                "v3",
+                http=http,
+                static_discovery=True,
+                cache_discovery=False,
+                client_options={"api_endpoint": self._api_root},
+            )
+            services[calendar] = service
+        return service.events()
+
+    def _execute(self, request: Any) -> dict[str, Any]:
+        try:
+            return cast(dict[str, Any], request.execute(num_retries=0))
+        except Exception as error:  # every failure is mapped; none escapes raw
+            raise error_for(error) from error
+
+    # -- the Provider protocol ------------------------------------------------------
+
+    def calendars(self) -> list[str]:
+        return list(self._calendars)
+
+    def changes(self, calendar: str, cursor: str | None, window: Window) -> Iterator[ChangePage]:
+        params: dict[str, Any] = {
+            "calendarId": calendar,
+            "maxResults": self._page_size,
+            "showDeleted": True,
+        }
+        if cursor is None:
+            params.update(timeMin=_rfc3339(window.start), timeMax=_rfc3339(window.end))
+        else:
+            params["syncToken"] = cursor
+        page_token: str | None = None
+        while True:
+            page = self._execute(self._events(calendar).list(**params, pageToken=page_token))
+            events: list[Event] = []
+            removed: list[str] = []
+            for item in page.get("items", ()):
+                if _is_removal(item):
+                    removed.append(str(item["id"]))
+                else:
+                    events.append(to_event(calendar, item))
+            page_token = page.get("nextPageToken")
+            if page_token is None:
+                yield ChangePage(events, removed, cursor=page.get("nextSyncToken"))
+                return
+            yield ChangePage(events, removed)
+
+    def instances(self, calendar: str, series_id: str, window: Window) -> list[Event]:
+        found: list[Event] = []
+        page_token: str | None = None
+        while True:
+            page = self._execute(
+                self._events(calendar).instances(
+                    calendarId=calendar,
+                    eventId=series_id,
+                    timeMin=_rfc3339(window.start),
+                    timeMax=_rfc3339(window.end),
+                    showDeleted=True,
+                    maxResults=self._page_size,
+                    pageToken=page_token,
+                )
+            )
+            found.extend(to_event(calendar, item) for item in page.get("items", ()))
+            page_token = page.get("nextPageToken")
+            if page_token is None:
+                return found
+
+    def get(self, calendar: str, event_id: str) -> Event:
+        item = self._execute(self._events(calendar).get(calendarId=calendar, eventId=event_id))
+        return to_event(calendar, item)
+
+    def update_description(
+        self, calendar: str, event_id: str, description: str, etag: str, tag: str | None
+    ) -> Event:
+        body: dict[str, Any] = {"description": description}
+        if tag is not None:
+            body["extendedProperties"] = {"private": {TAG_PROPERTY: tag}}
+        request = self._events(calendar).patch(
+            calendarId=calendar, eventId=event_id, body=body, sendUpdates=self._send_updates
+        )
+        request.headers["If-Match"] = etag
+        return to_event(calendar, self._execute(request))
