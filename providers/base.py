@@ -28,7 +28,9 @@ what to do by type and never by matching message text.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from syncd.model import ChangePage, Event, Window
@@ -105,4 +107,49 @@ class Provider(Protocol):
         Returns the event as written, with its new etag. Never called with a
         series master's id.
         """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A push subscription on one calendar (Google channel, Graph subscription).
+
+    ``id`` is ours (fresh for every subscription), ``resource_id`` the
+    server's; both are needed to stop it. The secret token sent along with
+    every notification is not kept here: only its digest is stored.
+    """
+
+    id: str
+    resource_id: str
+    calendar: str
+    expires: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """What a webhook request says, once parsed: which channel, and what happened.
+
+    ``handshake`` is the first message of a new channel (Google ``sync``),
+    which only confirms the address works.
+    """
+
+    channel_id: str
+    token: str
+    handshake: bool
+
+
+@runtime_checkable
+class Watchable(Protocol):
+    """A provider that can push change notifications to a webhook."""
+
+    def watch(self, calendar: str, address: str, token: str, ttl: timedelta) -> Channel:
+        """Subscribe ``address`` to changes in ``calendar``; ``token`` comes back with each."""
+        ...
+
+    def stop(self, channel: Channel) -> None:
+        """End a subscription; one that is already gone is not an error."""
+        ...
+
+    def parse_notification(self, headers: Mapping[str, str]) -> Notification | None:
+        """The notification in a webhook request's headers; None if it is not one."""
         ...

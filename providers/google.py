@@ -40,8 +40,9 @@ import re
 import socket
 import ssl
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
@@ -54,8 +55,10 @@ from googleapiclient.errors import HttpError
 
 from providers.base import (
     AuthRevoked,
+    Channel,
     CursorExpired,
     NotFound,
+    Notification,
     NotWritable,
     PreconditionFailed,
     ProviderError,
@@ -181,8 +184,12 @@ def _attendee(raw: Mapping[str, Any]) -> Attendee:
     )
 
 
-def to_event(calendar: str, item: Mapping[str, Any]) -> Event:
-    """A Calendar API event resource as a provider-neutral Event."""
+def to_event(calendar: str, item: Mapping[str, Any], ical_uid: str | None = None) -> Event:
+    """A Calendar API event resource as a provider-neutral Event.
+
+    A cancelled occurrence comes as a stub without iCalUID; ``ical_uid`` is
+    its series' then.
+    """
     cancelled = item.get("status") == "cancelled"
     original = item.get("originalStartTime")
     original_start = _when(original)[0] if original else None
@@ -199,7 +206,7 @@ def to_event(calendar: str, item: Mapping[str, Any]) -> Event:
     return Event(
         id=str(item["id"]),
         calendar_id=calendar,
-        ical_uid=str(item.get("iCalUID", item["id"])),
+        ical_uid=str(item.get("iCalUID") or ical_uid or item["id"]),
         title=str(item.get("summary", "")),
         start=start,
         end=end,
@@ -249,6 +256,11 @@ class GoogleProvider:
         self._page_size = page_size
         self._timeout = timeout
         self._local = threading.local()
+        # What stubs and writes need to know about series seen so far:
+        # the iCalUID of each master (cancelled occurrences come without one),
+        # and which ids are masters (we refuse to write those).
+        self._series_uid: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -272,6 +284,20 @@ class GoogleProvider:
             )
             services[calendar] = service
         return service.events()
+
+    def _event(self, calendar: str, item: Mapping[str, Any]) -> Event:
+        """Map one resource, filling a stub's iCalUID from its series."""
+        series = item.get("recurringEventId")
+        uid = None
+        if series and not item.get("iCalUID"):
+            uid = self._series_uid.get((calendar, str(series)))
+            if uid is None:
+                uid = self.get(calendar, str(series)).ical_uid
+        event = to_event(calendar, item, uid)
+        if event.recurring:
+            with self._lock:
+                self._series_uid[(calendar, event.id)] = event.ical_uid
+        return event
 
     def _execute(self, request: Any) -> dict[str, Any]:
         try:
@@ -303,7 +329,7 @@ class GoogleProvider:
                 if _is_removal(item):
                     removed.append(str(item["id"]))
                 else:
-                    events.append(to_event(calendar, item))
+                    events.append(self._event(calendar, item))
             page_token = page.get("nextPageToken")
             if page_token is None:
                 yield ChangePage(events, removed, cursor=page.get("nextSyncToken"))
@@ -325,18 +351,23 @@ class GoogleProvider:
                     pageToken=page_token,
                 )
             )
-            found.extend(to_event(calendar, item) for item in page.get("items", ()))
+            found.extend(self._event(calendar, item) for item in page.get("items", ()))
             page_token = page.get("nextPageToken")
             if page_token is None:
                 return found
 
     def get(self, calendar: str, event_id: str) -> Event:
         item = self._execute(self._events(calendar).get(calendarId=calendar, eventId=event_id))
-        return to_event(calendar, item)
+        if _is_removal(item):  # Google still answers for a deleted event, as cancelled
+            raise NotFound(f"event {event_id} was deleted")
+        return self._event(calendar, item)
 
     def update_description(
         self, calendar: str, event_id: str, description: str, etag: str, tag: str | None
     ) -> Event:
+        if (calendar, event_id) in self._series_uid:
+            # Patching a master rewrites every occurrence and re-anchors the series.
+            raise NotWritable(f"{event_id} is a series master; write its occurrences")
         body: dict[str, Any] = {"description": description}
         if tag is not None:
             body["extendedProperties"] = {"private": {TAG_PROPERTY: tag}}
@@ -344,4 +375,51 @@ class GoogleProvider:
             calendarId=calendar, eventId=event_id, body=body, sendUpdates=self._send_updates
         )
         request.headers["If-Match"] = etag
-        return to_event(calendar, self._execute(request))
+        return self._event(calendar, self._execute(request))
+
+    # -- push ---------------------------------------------------------------------
+
+    def watch(self, calendar: str, address: str, token: str, ttl: timedelta) -> Channel:
+        body = {
+            "id": str(uuid.uuid4()),  # fresh per channel; Google caps ids at 64 chars
+            "type": "web_hook",
+            "address": address,
+            "token": token,
+            "params": {"ttl": str(int(ttl.total_seconds()))},
+        }
+        answer = self._execute(self._events(calendar).watch(calendarId=calendar, body=body))
+        expires_ms = int(answer.get("expiration", 0)) or None
+        expires = (
+            datetime.fromtimestamp(expires_ms / 1000, UTC)
+            if expires_ms
+            else datetime.now(UTC) + ttl
+        )
+        return Channel(
+            id=str(answer.get("id", body["id"])),
+            resource_id=str(answer["resourceId"]),
+            calendar=calendar,
+            expires=expires,
+        )
+
+    def stop(self, channel: Channel) -> None:
+        self._events(channel.calendar)  # builds this thread's service for that person
+        service = self._local.services[channel.calendar]
+        request = service.channels().stop(
+            body={"id": channel.id, "resourceId": channel.resource_id}
+        )
+        try:
+            self._execute(request)
+        except NotFound:
+            return  # already gone: expired or stopped elsewhere
+
+    def parse_notification(self, headers: Mapping[str, str]) -> Notification | None:
+        lower = {k.lower(): v for k, v in headers.items()}
+        channel_id = lower.get("x-goog-channel-id")
+        state = lower.get("x-goog-resource-state")
+        if not channel_id or not state:
+            return None
+        return Notification(
+            channel_id=channel_id,
+            token=lower.get("x-goog-channel-token", ""),
+            handshake=state == "sync",
+        )

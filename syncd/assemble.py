@@ -7,16 +7,20 @@ which provider it talks to.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 from zoneinfo import ZoneInfo
 
+from google.auth.credentials import Credentials
+from google.oauth2 import service_account
 from sqlalchemy import Engine
 
 from providers.base import Provider
+from providers.google import GoogleProvider
 from providers.memory import MemoryProvider
-from syncd import config, detect
+from syncd import config, detect, secrets
 from syncd.engine import Policy
 from syncd.store import connect, migrate
 
@@ -56,9 +60,62 @@ class UnsupportedProvider(Exception):
     """The account names a provider this build does not have yet."""
 
 
+def google(account: config.Account, settings: config.Settings) -> GoogleProvider:
+    """A Google account's provider: delegated per person, or one person's own grant."""
+    options = account.google
+    assert options is not None, "the config parser sets google options on google accounts"
+    index = settings.accounts.index(account)
+    key = f"accounts[{index}]"
+    if options.mode is config.GoogleMode.ORGANIZATION:
+        path = secrets.resolve(
+            options.service_account_file, settings.directory, f"{key}.service_account_file"
+        )
+        try:
+            delegating = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
+                str(path), scopes=list(secrets.GOOGLE_SCOPES)
+            )
+        except (OSError, ValueError, KeyError) as error:
+            problem = error.strerror if isinstance(error, OSError) else "not a service-account key"
+            raise secrets.SecretError(
+                f"{settings.path}: {key}.service_account_file: {path}: {problem}"
+            ) from None
+
+        def credentials_for(person: str) -> Credentials:
+            return cast(Credentials, delegating.with_subject(person))
+
+        calendars: Sequence[str] = account.calendars
+    else:
+        assert options.token_file is not None
+        grant = secrets.load_google_grant(
+            secrets.SealedFile(options.token_file, secrets.load_key(settings))
+        )
+        if grant is None:
+            raise secrets.SecretError(
+                f"{settings.path}: {key}: no grant yet; run "
+                f"`syncd auth google --account {account.name}` first"
+            )
+        own: Credentials = grant
+
+        def credentials_for(person: str) -> Credentials:
+            return own
+
+        calendars = account.calendars or ("primary",)
+    return GoogleProvider(
+        calendars,
+        credentials_for,
+        api_root=options.api_root,
+        send_updates=options.send_updates.value,
+        page_size=settings.sync.page_size,
+    )
+
+
 @contextmanager
 def connected(account: config.Account, settings: config.Settings) -> Iterator[Connected]:
     """The account's provider for the duration of a block; state saved on the way out."""
+    if account.provider is config.ProviderName.GOOGLE:
+        provider = google(account, settings)
+        yield Connected(account, provider, provider.calendars())
+        return
     if account.provider is not config.ProviderName.MEMORY:
         raise UnsupportedProvider(
             f"account {account.name!r}: provider {account.provider.value!r} is not available yet"

@@ -1,7 +1,8 @@
 """The ``syncd`` command.
 
-Every command that reads a config turns a ``ConfigError`` into one line on
-stderr and exit status 2: an operator reading a journal needs the file, the
+Every command that reads a config turns a ``ConfigError`` (or a
+``SecretError``: a key or credential file that cannot be used) into one line
+on stderr and exit status 2: an operator reading a journal needs the file, the
 key and the problem, not a traceback.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import webbrowser
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +20,7 @@ from sqlalchemy import select
 
 from providers.base import ProviderError
 from providers.memory import MemoryProvider
-from syncd import assemble, config, detect
+from syncd import assemble, config, detect, secrets
 from syncd.engine import CalendarSync, Report
 from syncd.model import Event, Window
 from syncd.store import sessions, transaction
@@ -40,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except config.ConfigError as error:
         print(f"syncd: config error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except secrets.SecretError as error:
+        print(f"syncd: secret error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     except assemble.UnsupportedProvider as error:
         print(f"syncd: {error}", file=sys.stderr)
@@ -72,6 +77,17 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = command("migrate", "Create or upgrade the database schema.")
     migrate.set_defaults(func=cmd_migrate)
+
+    keygen = command("keygen", "Write a new key for secrets at rest to syncd.key_file.")
+    keygen.set_defaults(func=cmd_keygen)
+
+    auth = command("auth", "Authorize syncd to one person's calendar (single-user accounts).")
+    auth.add_argument("provider", choices=["google"], help="the account's provider")
+    auth.add_argument("--account", required=True, metavar="NAME", help="the [[accounts]] name")
+    auth.add_argument(
+        "--no-browser", action="store_true", help="print the address instead of opening a browser"
+    )
+    auth.set_defaults(func=cmd_auth)
 
     demo = commands.add_parser("demo", help="Sync a small seeded organization and show it.")
     demo.add_argument("--dir", type=Path, default=Path("demo"), help="where the demo keeps state")
@@ -168,6 +184,80 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
     assemble.store(settings)
     print("database schema is current")
+    return 0
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    """Prints the key's path and nothing else: the key stays in its file."""
+    settings = config.load(args.config)
+    value = settings.syncd.key_file.strip()
+    if not value:
+        raise config.ConfigError(
+            settings.path,
+            "syncd.key_file",
+            'not set; name the file for the key (e.g. key_file = "syncd.key") and run '
+            "syncd keygen again",
+        )
+    name = config.credential_name(value)
+    if name is not None:
+        raise secrets.SecretError(
+            f"{settings.path}: syncd.key_file: {value} is a systemd credential, which syncd "
+            f"cannot write; create it with `head -c 32 /dev/urandom | basenc --base64url | "
+            f"systemd-creds encrypt --name={name} - /etc/credstore.encrypted/{name}` and load "
+            f"it with LoadCredentialEncrypted={name}"
+        )
+    path = secrets.resolve(value, settings.directory, f"{settings.path}: syncd.key_file")
+    secrets.generate_key(path)
+    print(path)
+    return 0
+
+
+def cmd_auth(args: argparse.Namespace) -> int:
+    """Single-user grants only; organization accounts never need a person's consent."""
+    settings = config.load(args.config)
+    try:
+        account = settings.account(args.account)
+    except KeyError:
+        known = ", ".join(repr(a.name) for a in settings.accounts) or "none"
+        raise config.ConfigError(
+            settings.path, "accounts", f"no account named {args.account!r} (accounts: {known})"
+        ) from None
+    key = f"accounts[{settings.accounts.index(account)}]"
+    google = account.google
+    if account.provider is not config.ProviderName.GOOGLE or google is None:
+        raise config.ConfigError(
+            settings.path,
+            f"{key}.provider",
+            f"account {account.name!r} is a {account.provider} account; "
+            "`syncd auth google` is for google accounts",
+        )
+    if google.mode is config.GoogleMode.ORGANIZATION or google.token_file is None:
+        raise config.ConfigError(
+            settings.path,
+            f"{key}.mode",
+            f"account {account.name!r} is in organization mode: its service account acts for "
+            "every person, so no per-person auth is needed",
+        )
+    # The key first: a missing key should fail before anyone clicks through consent.
+    sealed = secrets.SealedFile(google.token_file, secrets.load_key(settings))
+    client_secrets = secrets.resolve(
+        google.client_secrets_file,
+        settings.directory,
+        f"{settings.path}: {key}.client_secrets_file",
+    )
+
+    def open_url(url: str) -> None:
+        print(
+            "Open this address in a browser that can reach localhost on this machine "
+            f"(ssh -L from a remote one) and allow calendar access:\n\n    {url}\n",
+            file=sys.stderr,
+        )
+        if not args.no_browser:
+            webbrowser.open(url, new=1)
+
+    credentials = secrets.authorize_google(client_secrets, open_url)
+    secrets.save_google_grant(sealed, credentials)
+    print(f"authorized google account {account.name!r}; grant sealed in {google.token_file}")
     return 0
 
 

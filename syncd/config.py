@@ -41,6 +41,14 @@ _SQLITE_URL = re.compile(r"^(?P<scheme>sqlite(?:\+[\w-]+)?):///(?P<rest>.*)$", r
 _ANY_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+$")
 _DOMAIN = re.compile(r"^[^@\s/:]+$")
+#: What ``Fernet.generate_key()`` returns: 32 bytes, url-safe base64, padded.
+_FERNET_KEY = re.compile(r"^[A-Za-z0-9_-]{43}=$")
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+#: A secret setting of this form names a file in ``$CREDENTIALS_DIRECTORY``
+#: (systemd ``LoadCredential=``), so the secret never sits next to the config.
+CREDENTIAL_PREFIX = "credential:"
+GOOGLE_API_ROOT = "https://www.googleapis.com/calendar/v3/"
 
 
 class ConfigError(Exception):
@@ -88,6 +96,10 @@ class Core:
     timezone: str = "UTC"
     template: Path = BUNDLED_TEMPLATE
     dry_run: bool = False
+    #: Where the Fernet key that seals secrets at rest is: a path or
+    #: ``credential:NAME``, kept unresolved because ``$CREDENTIALS_DIRECTORY``
+    #: exists only inside the service (``syncd.secrets.resolve`` reads it).
+    key_file: str = ""
 
     @property
     def zone(self) -> ZoneInfo:
@@ -134,6 +146,44 @@ class People:
     aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
 
+class GoogleMode(enum.StrEnum):
+    """Whose authority a Google account acts with."""
+
+    #: A service account with domain-wide delegation, impersonating each person.
+    ORGANIZATION = "organization"
+    #: One person's own OAuth grant (``syncd auth google``).
+    SINGLE_USER = "single-user"
+
+
+class SendUpdates(enum.StrEnum):
+    """Calendar API ``sendUpdates`` for our writes: who gets mailed about them."""
+
+    NONE = "none"
+    ALL = "all"
+    EXTERNAL_ONLY = "externalOnly"
+
+
+@dataclass(frozen=True, slots=True)
+class GoogleAccount:
+    """The ``[[accounts]]`` keys only ``provider = "google"`` takes.
+
+    They are flat in TOML (one table per account reads better) but grouped
+    here, so a non-Google account cannot carry Google settings by accident.
+    The two credential files stay unresolved strings (a path or
+    ``credential:NAME``) for the same reason as ``Core.key_file``.
+    """
+
+    mode: GoogleMode = GoogleMode.ORGANIZATION
+    service_account_file: str = ""
+    client_secrets_file: str = ""
+    #: Single-user mode: the sealed grant; always set there (the parser fills
+    #: in ``<config dir>/<account name>.google-grant``), ``None`` otherwise.
+    token_file: Path | None = None
+    api_root: str = GOOGLE_API_ROOT
+    send_updates: SendUpdates = SendUpdates.NONE
+    webhook_url: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     """One ``[[accounts]]`` entry: one provider connection."""
@@ -142,6 +192,8 @@ class Account:
     provider: ProviderName = ProviderName.MEMORY
     calendars: tuple[str, ...] = ()
     state_file: Path | None = None
+    #: Set exactly when ``provider`` is google.
+    google: GoogleAccount | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +241,26 @@ def fold_address(address: str) -> str:
     if text[:7].casefold() == "mailto:":
         text = text[7:].strip()
     return text.casefold()
+
+
+def credential_name(value: str) -> str | None:
+    """``NAME`` of a ``credential:NAME`` setting, or ``None`` for a plain path."""
+    if value.startswith(CREDENTIAL_PREFIX):
+        return value[len(CREDENTIAL_PREFIX) :]
+    return None
+
+
+def credential_name_problem(name: str) -> str | None:
+    """Why ``NAME`` cannot name a systemd credential, if it cannot.
+
+    A credential is one file directly inside ``$CREDENTIALS_DIRECTORY``; a
+    name that climbs out of it could point syncd at any file it can read.
+    """
+    if not name:
+        return "credential: needs a name (credential:NAME)"
+    if "/" in name or "\\" in name or ".." in name or name == ".":
+        return f"credential name {_show(name)} must be a plain file name (no '/' or '..')"
+    return None
 
 
 def load(path: str | Path) -> Settings:
@@ -264,6 +336,13 @@ _SECTIONS: Mapping[str, type] = {
     "people": People,
 }
 _ACCOUNTS = "accounts"
+_GOOGLE_KEYS = tuple(f.name for f in dataclasses.fields(GoogleAccount))
+#: The keys an ``[[accounts]]`` table may have: ``google`` is the parsed
+#: group of the Google keys, not a key of its own.
+_ACCOUNT_KEYS = (
+    *(f.name for f in dataclasses.fields(Account) if f.name != "google"),
+    *_GOOGLE_KEYS,
+)
 _Choice = TypeVar("_Choice", bound=enum.StrEnum)
 
 
@@ -335,8 +414,9 @@ class _Parser:
         if close:
             return f"{what} (did you mean '{by_lower[close[0]]}'?)"
         section = prefix.split("[", 1)[0]
-        for name, cls in (*_SECTIONS.items(), (_ACCOUNTS, Account)):
-            if name != section and key in _fields(cls):
+        owners = [(name, _fields(cls)) for name, cls in _SECTIONS.items()]
+        for name, keys in (*owners, (_ACCOUNTS, _ACCOUNT_KEYS)):
+            if name != section and key in keys:
                 where = "[[accounts]]" if name == _ACCOUNTS else f"[{name}]"
                 return f"{what} (it belongs in {where})"
         return f"{what}; known: {', '.join(known)}"
@@ -434,6 +514,35 @@ class _Parser:
     def file_path(self, raw: str) -> Path:
         return self.directory / Path(raw).expanduser()
 
+    def secret_source(self, name: str, raw: str) -> str:
+        """A path or ``credential:NAME``, checked but left unresolved."""
+        value = raw.strip()
+        credential = credential_name(value)
+        if credential is not None:
+            problem = credential_name_problem(credential)
+            if problem:
+                self.fail(name, problem)
+        elif value.startswith("{"):
+            # Never echo it: this is the secret itself, pasted in.
+            self.fail(name, "looks like the file's JSON content; give its path or credential:NAME")
+        return value
+
+    def url(self, name: str, raw: str) -> str:
+        """An https address; plain http only to this machine, where nobody can listen in."""
+        value = raw.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self.fail(name, f"expected an https:// URL with a host, got {_show(value)}")
+        if parts.query or parts.fragment:
+            self.fail(name, f"must not carry a query or fragment: {_show(value)}")
+        if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+            self.fail(
+                name,
+                f"must be https:// (plain http only for localhost or 127.0.0.1), "
+                f"got {_show(value)}",
+            )
+        return value
+
     # ---- sections
 
     def core(self, table: Mapping[str, object]) -> Core:
@@ -471,7 +580,18 @@ class _Parser:
             timezone=timezone,
             template=template,
             dry_run=self.boolean(table, p, "dry_run", d.dry_run),
+            key_file=self.key_file(self.string(table, p, "key_file", d.key_file)),
         )
+
+    def key_file(self, raw: str) -> str:
+        if _FERNET_KEY.match(raw.strip()):
+            # The message must not repeat the value: it is the key.
+            self.fail(
+                "syncd.key_file",
+                "looks like a Fernet key itself; keys never go into the config file: "
+                "name the file that holds it (`syncd keygen` writes one) or use credential:NAME",
+            )
+        return self.secret_source("syncd.key_file", raw)
 
     def resolve_database(self, url: str) -> str:
         """Anchor a relative SQLite path at the config directory.
@@ -566,7 +686,7 @@ class _Parser:
     def accounts(self, raw: object) -> tuple[Account, ...]:
         if not isinstance(raw, list):
             self.fail(_ACCOUNTS, f"expected an array of tables ([[accounts]]), got {_show(raw)}")
-        known = _fields(Account)
+        known = _ACCOUNT_KEYS
         accounts: list[Account] = []
         seen: dict[str, int] = {}
         for index, entry in enumerate(raw):
@@ -597,12 +717,102 @@ class _Parser:
                     f"{p}.state_file",
                     f"only the memory provider uses a state file (this account is {provider})",
                 )
+            google = None
+            if provider is ProviderName.GOOGLE:
+                google = self.google(entry, p, name, calendars)
+            else:
+                for key in _GOOGLE_KEYS:
+                    if key in entry:
+                        self.fail(
+                            f"{p}.{key}",
+                            f"only google accounts use this key (this account is {provider})",
+                        )
             accounts.append(
                 Account(
                     name=name,
                     provider=provider,
                     calendars=tuple(calendars),
                     state_file=self.file_path(state_text) if state_text else None,
+                    google=google,
                 )
             )
         return tuple(accounts)
+
+    def google(
+        self, entry: Mapping[str, object], p: str, name: str, calendars: Sequence[str]
+    ) -> GoogleAccount:
+        d = GoogleAccount()
+        mode = self.choice(entry, p, "mode", d.mode, "mode")
+        service_account = self.secret_source(
+            f"{p}.service_account_file",
+            self.string(entry, p, "service_account_file", d.service_account_file),
+        )
+        client_secrets = self.secret_source(
+            f"{p}.client_secrets_file",
+            self.string(entry, p, "client_secrets_file", d.client_secrets_file),
+        )
+        token_text = self.string(entry, p, "token_file", "").strip()
+        if token_text.startswith(CREDENTIAL_PREFIX):
+            self.fail(
+                f"{p}.token_file",
+                "must be a path: syncd rewrites the grant, and systemd credentials are read-only",
+            )
+        organization = mode is GoogleMode.ORGANIZATION
+        if organization:
+            other, misplaced = "single-user", {"client_secrets_file": client_secrets}
+            misplaced["token_file"] = token_text
+        else:
+            other, misplaced = "organization", {"service_account_file": service_account}
+        for key, value in misplaced.items():
+            if value:
+                self.fail(f"{p}.{key}", f"only {other} mode uses this key (this account is {mode})")
+        token_file: Path | None = None
+        if organization:
+            if not service_account:
+                self.fail(
+                    f"{p}.service_account_file",
+                    "required for provider 'google' in organization mode: the service account "
+                    "key file (a path or credential:NAME)",
+                )
+            if not calendars:
+                self.fail(
+                    f"{p}.calendars",
+                    "required for provider 'google' in organization mode: list the addresses "
+                    "of the calendars to watch",
+                )
+        else:
+            if not client_secrets:
+                self.fail(
+                    f"{p}.client_secrets_file",
+                    "required for provider 'google' in single-user mode: the OAuth client JSON "
+                    "(a path or credential:NAME)",
+                )
+            if not token_text:
+                default = f"{name}.google-grant"
+                if "/" in name or "\\" in name or name.startswith("."):
+                    self.fail(
+                        f"{p}.token_file",
+                        f"the default {_show(default)} is not a plain file name; set token_file",
+                    )
+                token_text = default
+            token_file = self.file_path(token_text)
+        # Bearer tokens travel to api_root, so it gets the same https rule.
+        api_root = self.url(f"{p}.api_root", self.string(entry, p, "api_root", d.api_root))
+        if not urlsplit(api_root).path.endswith("/calendar/v3/"):
+            self.fail(
+                f"{p}.api_root",
+                f"must end in '/calendar/v3/' (it replaces the API's root URL and service "
+                f"path), got {_show(api_root)}",
+            )
+        webhook_url = self.string(entry, p, "webhook_url", d.webhook_url).strip()
+        if webhook_url:
+            webhook_url = self.url(f"{p}.webhook_url", webhook_url)
+        return GoogleAccount(
+            mode=mode,
+            service_account_file=service_account,
+            client_secrets_file=client_secrets,
+            token_file=token_file,
+            api_root=api_root,
+            send_updates=self.choice(entry, p, "send_updates", d.send_updates, "value"),
+            webhook_url=webhook_url,
+        )

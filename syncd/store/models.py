@@ -211,3 +211,17 @@ class WriteLog(Base):
     etag_after: Mapped[str | None] = mapped_column(Text, nullable=True)
     block_digest: Mapped[str] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(40))
+
+
+class PushChannel(Base):
+    """A live push subscription on one calendar; its secret is kept only as a digest."""
+
+    __tablename__ = "channels"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id"), index=True)
+    channel_id: Mapped[str] = mapped_column(String(200), unique=True)
+    resource_id: Mapped[str] = mapped_column(Text)
+    token_digest: Mapped[str] = mapped_column(String(64))
+    expires: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

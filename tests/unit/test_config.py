@@ -14,10 +14,14 @@ import pytest
 from syncd import config
 from syncd.config import (
     BUNDLED_TEMPLATE,
+    GOOGLE_API_ROOT,
     Account,
     ConfigError,
     DomainPolicy,
+    GoogleAccount,
+    GoogleMode,
     ProviderName,
+    SendUpdates,
     Settings,
     load,
     load_template,
@@ -33,12 +37,19 @@ CONFIG = Path("/etc/syncd/syncd.toml")
 COMMENTED_SETTING = re.compile(r"^# (\[\[?[a-z_]+\]\]?|[a-z_]+ = .*)$")
 
 DEFAULT_QUESTIONS = 6
+GOOGLE_KEYS = {f.name for f in dataclasses.fields(GoogleAccount)}
 
 
-def uncommented(text: str) -> str:
-    return "\n".join(
-        match[1] if (match := COMMENTED_SETTING.match(line)) else line for line in text.splitlines()
-    )
+def uncommented(text: str, *, google: bool = True) -> str:
+    """The example with its defaults uncommented (``google=False``: not the google-only ones)."""
+
+    def line_of(line: str) -> str:
+        match = COMMENTED_SETTING.match(line)
+        if not match or (not google and match[1].split(" ", 1)[0] in GOOGLE_KEYS):
+            return line
+        return match[1]
+
+    return "\n".join(line_of(line) for line in text.splitlines())
 
 
 # --------------------------------------------------------------------------- example file
@@ -53,13 +64,57 @@ def test_example_with_every_setting_uncommented_still_is_the_defaults() -> None:
 
     The one documented difference: the example's ``[[accounts]]`` entry has to
     name the account (``name`` is required), so it yields one memory account
-    whose other fields are the defaults.
+    whose other fields are the defaults. The google-only keys are refused on a
+    memory account, so they stay commented here (see the next test).
     """
-    text = uncommented(EXAMPLE.read_text(encoding="utf-8"))
+    text = uncommented(EXAMPLE.read_text(encoding="utf-8"), google=False)
     settings = parse(text, EXAMPLE)
     defaults = Settings.default(EXAMPLE)
     assert dataclasses.replace(settings, accounts=()) == defaults
     assert settings.accounts == (Account(name="demo"),)
+
+
+def test_example_shows_the_google_defaults() -> None:
+    """Each google-only key the example shows has its real default.
+
+    A google account needs more than defaults (a service account file and
+    calendars, or a client secrets file), so the example entry is turned into
+    the smallest valid single-user account and every other key must come out
+    as the default.
+    """
+    text = uncommented(EXAMPLE.read_text(encoding="utf-8"))
+    shown: dict[str, object] = {}
+    for line in text.splitlines():
+        key = line.split(" ", 1)[0]
+        if key in GOOGLE_KEYS:
+            shown |= tomllib.loads(line)
+    defaults = GoogleAccount()
+    assert shown == {
+        "mode": defaults.mode.value,
+        "service_account_file": defaults.service_account_file,
+        "client_secrets_file": defaults.client_secrets_file,
+        "token_file": "",
+        "api_root": GOOGLE_API_ROOT,
+        "send_updates": defaults.send_updates.value,
+        "webhook_url": defaults.webhook_url,
+    }
+    for old, new in [
+        ('provider = "memory"', 'provider = "google"'),
+        ('mode = "organization"', 'mode = "single-user"'),
+        ('client_secrets_file = ""', 'client_secrets_file = "client.json"'),
+    ]:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    (account,) = parse(text, EXAMPLE).accounts
+    assert account == Account(
+        name="demo",
+        provider=ProviderName.GOOGLE,
+        google=GoogleAccount(
+            mode=GoogleMode.SINGLE_USER,
+            client_secrets_file="client.json",
+            token_file=EXAMPLE.parent / "demo.google-grant",
+        ),
+    )
 
 
 def test_example_documents_every_key() -> None:
@@ -69,7 +124,8 @@ def test_example_documents_every_key() -> None:
     for name, cls in sections.items():
         assert set(data[name]) == {f.name for f in dataclasses.fields(cls)}, name
     (account,) = data["accounts"]
-    assert set(account) == {f.name for f in dataclasses.fields(Account)}
+    account_fields = {f.name for f in dataclasses.fields(Account)} - {"google"}
+    assert set(account) == account_fields | GOOGLE_KEYS
 
 
 def test_defaults_in_code() -> None:
@@ -81,6 +137,7 @@ def test_defaults_in_code() -> None:
     assert settings.sync.horizon_occurrences == 2 and settings.sync.horizon_days == 14
     assert settings.detect.domain_policy is DomainPolicy.BOTH
     assert settings.detect.resource_domains == ("resource.calendar.google.com",)
+    assert settings.syncd.key_file == ""
     assert settings.accounts == ()
 
 
@@ -109,6 +166,7 @@ def test_values_are_read_and_normalised(tmp_path: Path) -> None:
         name = "workspace"
         provider = "google"
         calendars = ["ana@example.org"]
+        service_account_file = "credential:google-sa"
         [[accounts]]
         name = "fake"
         """,
@@ -125,6 +183,9 @@ def test_values_are_read_and_normalised(tmp_path: Path) -> None:
         "a@example.org": "ana@example.org",
     }
     assert settings.account("workspace").provider is ProviderName.GOOGLE
+    assert settings.account("workspace").google == GoogleAccount(
+        service_account_file="credential:google-sa"
+    )
     assert settings.account("fake") == Account(name="fake")
     assert settings.require_accounts() == settings.accounts
 
@@ -146,6 +207,53 @@ def test_relative_paths_resolve_against_the_config_directory(tmp_path: Path) -> 
     assert settings.syncd.database == f"sqlite:///{directory}/data/syncd.db?timeout=5"
     assert settings.syncd.template == directory / "templates" / "points.md"
     assert settings.accounts[0].state_file == directory / "state" / "calendars.json"
+
+
+def test_google_accounts_in_both_modes(tmp_path: Path) -> None:
+    settings = parse(
+        """
+        [syncd]
+        key_file = "keys/syncd.key"
+        [[accounts]]
+        name = "workspace"
+        provider = "google"
+        calendars = ["ana@example.org", "bo@example.org"]
+        service_account_file = "sa.json"
+        send_updates = "externalOnly"
+        webhook_url = "https://agenda.example.org/hooks/google"
+        [[accounts]]
+        name = "ana"
+        provider = "google"
+        mode = "single-user"
+        client_secrets_file = "credential:google-client"
+        api_root = "http://127.0.0.1:8088/calendar/v3/"
+        webhook_url = "http://localhost:8080/hooks/google"
+        [[accounts]]
+        name = "bo"
+        provider = "google"
+        mode = "single-user"
+        client_secrets_file = "client.json"
+        token_file = "/var/lib/syncd/bo.grant"
+        """,
+        tmp_path / "syncd.toml",
+    )
+    assert settings.syncd.key_file == "keys/syncd.key"  # resolved when used, not here
+    workspace, ana, bo = (account.google for account in settings.accounts)
+    assert workspace == GoogleAccount(
+        mode=GoogleMode.ORGANIZATION,
+        service_account_file="sa.json",
+        send_updates=SendUpdates.EXTERNAL_ONLY,
+        webhook_url="https://agenda.example.org/hooks/google",
+    )
+    assert settings.accounts[0].calendars == ("ana@example.org", "bo@example.org")
+    assert ana == GoogleAccount(
+        mode=GoogleMode.SINGLE_USER,
+        client_secrets_file="credential:google-client",
+        token_file=tmp_path / "ana.google-grant",
+        api_root="http://127.0.0.1:8088/calendar/v3/",
+        webhook_url="http://localhost:8080/hooks/google",
+    )
+    assert bo is not None and bo.token_file == Path("/var/lib/syncd/bo.grant")
 
 
 @pytest.mark.parametrize(
@@ -173,6 +281,10 @@ def test_load_relative_path_is_made_absolute(
 
 
 # --------------------------------------------------------------------------- errors
+
+GOOGLE = '[[accounts]]\nname = "g"\nprovider = "google"\n'
+ORGANIZATION = f'{GOOGLE}calendars = ["ana@example.org"]\nservice_account_file = "sa.json"\n'
+FERNET_KEY = "x2S2Nqf5vH3kq2ZyXk0nL2mQ7b3o9Zr8eTqYJw1uV4c="
 
 # (case id, TOML text, key named in the error, exact problem or a fragment of it)
 ERRORS = [
@@ -329,6 +441,136 @@ ERRORS = [
         "only the memory provider uses a state file",
     ),
     (
+        "google key on a memory account",
+        '[[accounts]]\nname = "a"\nsend_updates = "all"\n',
+        "accounts[0].send_updates",
+        "only google accounts use this key (this account is memory)",
+    ),
+    (
+        "google key on a caldav account",
+        '[[accounts]]\nname = "a"\nprovider = "caldav"\nmode = "organization"\n',
+        "accounts[0].mode",
+        "only google accounts use this key (this account is caldav)",
+    ),
+    (
+        "google key outside an account",
+        '[syncd]\napi_root = "https://www.googleapis.com/calendar/v3/"\n',
+        "syncd.api_root",
+        "unknown key (it belongs in [[accounts]])",
+    ),
+    (
+        "missing service account file in organization mode",
+        f'{GOOGLE}calendars = ["ana@example.org"]\n',
+        "accounts[0].service_account_file",
+        "required for provider 'google' in organization mode",
+    ),
+    (
+        "empty calendars in organization mode",
+        f'{GOOGLE}service_account_file = "sa.json"\n',
+        "accounts[0].calendars",
+        "required for provider 'google' in organization mode",
+    ),
+    (
+        "missing client secrets in single-user mode",
+        f'{GOOGLE}mode = "single-user"\n',
+        "accounts[0].client_secrets_file",
+        "required for provider 'google' in single-user mode",
+    ),
+    (
+        "bad mode",
+        f'{GOOGLE}mode = "single_user"\n',
+        "accounts[0].mode",
+        "unknown mode 'single_user' (did you mean 'single-user'?)",
+    ),
+    (
+        "service account file in single-user mode",
+        f'{GOOGLE}mode = "single-user"\nclient_secrets_file = "c.json"\n'
+        'service_account_file = "sa.json"\n',
+        "accounts[0].service_account_file",
+        "only organization mode uses this key (this account is single-user)",
+    ),
+    (
+        "token file in organization mode",
+        f'{ORGANIZATION}token_file = "t.grant"\n',
+        "accounts[0].token_file",
+        "only single-user mode uses this key (this account is organization)",
+    ),
+    (
+        "token file as a credential",
+        f'{GOOGLE}mode = "single-user"\nclient_secrets_file = "c.json"\n'
+        'token_file = "credential:grant"\n',
+        "accounts[0].token_file",
+        "must be a path",
+    ),
+    (
+        "default token file from an account name with a slash",
+        '[[accounts]]\nname = "a/b"\nprovider = "google"\nmode = "single-user"\n'
+        'client_secrets_file = "c.json"\n',
+        "accounts[0].token_file",
+        "the default 'a/b.google-grant' is not a plain file name; set token_file",
+    ),
+    (
+        "bad send_updates",
+        f'{ORGANIZATION}send_updates = "external"\n',
+        "accounts[0].send_updates",
+        "unknown value 'external' (did you mean 'externalOnly'?); "
+        "expected one of none, all, externalOnly",
+    ),
+    (
+        "api_root not ending in /calendar/v3/",
+        f'{ORGANIZATION}api_root = "https://www.googleapis.com/calendar/v3"\n',
+        "accounts[0].api_root",
+        "must end in '/calendar/v3/'",
+    ),
+    (
+        "api_root not a url",
+        f'{ORGANIZATION}api_root = "www.googleapis.com/calendar/v3/"\n',
+        "accounts[0].api_root",
+        "expected an https:// URL with a host",
+    ),
+    (
+        "api_root over http to a public host",
+        f'{ORGANIZATION}api_root = "http://www.googleapis.com/calendar/v3/"\n',
+        "accounts[0].api_root",
+        "must be https:// (plain http only for localhost or 127.0.0.1)",
+    ),
+    (
+        "http webhook to a public host",
+        f'{ORGANIZATION}webhook_url = "http://agenda.example.org/hooks/google"\n',
+        "accounts[0].webhook_url",
+        "must be https:// (plain http only for localhost or 127.0.0.1)",
+    ),
+    (
+        "webhook with a query",
+        f'{ORGANIZATION}webhook_url = "https://agenda.example.org/hooks/google?x=1"\n',
+        "accounts[0].webhook_url",
+        "must not carry a query or fragment",
+    ),
+    (
+        "credential name climbing out",
+        f'{GOOGLE}calendars = ["a@x.org"]\nservice_account_file = "credential:../sa.json"\n',
+        "accounts[0].service_account_file",
+        "must be a plain file name",
+    ),
+    (
+        "credential without a name",
+        '[syncd]\nkey_file = "credential:"\n',
+        "syncd.key_file",
+        "credential: needs a name",
+    ),
+    (
+        "JSON pasted instead of a path",
+        f'{GOOGLE}calendars = ["a@x.org"]\nservice_account_file = \'{{"type": "x"}}\'\n',
+        "accounts[0].service_account_file",
+        "looks like the file's JSON content",
+    ),
+    (
+        "a literal Fernet key in key_file",
+        f'[syncd]\nkey_file = "{FERNET_KEY}"\n',
+        "syncd.key_file",
+        "looks like a Fernet key itself",
+    ),
+    (
         "alias loop",
         '[people.aliases]\n"a@x.org" = "b@x.org"\n"B@x.org" = "c@x.org"\n"c@x.org" = "A@x.org"\n',
         'people.aliases."a@x.org"',
@@ -359,6 +601,14 @@ def test_each_mistake_is_one_line_naming_file_key_and_problem(
     assert (error.path, error.key) == (CONFIG, key)
     assert message == f"{CONFIG}: {key}: {error.problem}"
     assert problem in error.problem
+    assert FERNET_KEY not in message  # a key pasted by mistake is never echoed
+
+
+def test_a_state_file_on_a_google_account_is_still_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(f'{ORGANIZATION}state_file = "s.json"\n', CONFIG)
+    assert caught.value.key == "accounts[0].state_file"
+    assert "only the memory provider uses a state file" in caught.value.problem
 
 
 def test_toml_syntax_error_has_the_line_and_column() -> None:

@@ -48,6 +48,25 @@ def upgrade() -> None:
         sa.UniqueConstraint("token"),
     )
     op.create_table(
+        "channels",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("calendar_id", sa.Integer(), nullable=False),
+        sa.Column("channel_id", sa.String(length=200), nullable=False),
+        sa.Column("resource_id", sa.Text(), nullable=False),
+        sa.Column("token_digest", sa.String(length=64), nullable=False),
+        sa.Column("expires", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["calendar_id"],
+            ["calendars.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("channel_id"),
+    )
+    with op.batch_alter_table("channels", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_channels_calendar_id"), ["calendar_id"], unique=False)
+
+    op.create_table(
         "meetings",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("pair_id", sa.Integer(), nullable=False),
@@ -220,5 +239,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_meetings_pair_start")
 
     op.drop_table("meetings")
+    with op.batch_alter_table("channels", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_channels_calendar_id"))
+
+    op.drop_table("channels")
     op.drop_table("pairs")
     op.drop_table("calendars")

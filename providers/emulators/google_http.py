@@ -1,0 +1,293 @@
+"""The Google emulator on the wire: routing, authentication, faults, recording.
+
+Paths are the ones google-api-python-client sends once ``api_endpoint`` is
+the emulator's ``api_root`` (rootUrl + servicePath = ``/calendar/v3/``), and
+the OAuth endpoints sit where the service-account JSON and client config
+point. Every request is recorded, answered or not, with what a test wants to
+assert on: the query as sent, lower-cased headers, the parsed body, the status
+answered and whose token it carried.
+
+Per API request: route (404 for anything else), latency, bearer token (401),
+scripted fault, scope (403), calendar (``primary`` or the token owner's own
+address; anyone else's calendar is a 404 as for calendars one cannot see),
+then the operation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from .google_auth import Authority, Grant
+from .google_errors import ApiError, OAuthError
+from .google_faults import GoogleFaults
+from .google_listing import Queries
+from .google_push import PushHub
+from .google_state import CalendarStore
+
+__all__ = ["ApiApp", "Recorded", "Response", "serve"]
+
+_SEND_UPDATES = frozenset({"all", "externalOnly", "none"})
+_JSON = "application/json; charset=UTF-8"
+
+
+@dataclass
+class Recorded:
+    """One HTTP request the emulator received, and what it answered."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: Any
+    status: int = 0
+    user: str | None = None
+    op: str | None = None
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+        merged = {"Content-Type": _JSON, "Cache-Control": "no-cache, no-store, max-age=0"}
+        merged.update(headers or {})
+        return cls(status, json.dumps(payload).encode("utf-8"), merged)
+
+
+class ApiApp:
+    """Turns one HTTP request into one Response; knows nothing of sockets."""
+
+    def __init__(
+        self,
+        *,
+        store: CalendarStore,
+        queries: Queries,
+        authority: Authority,
+        push: PushHub,
+        faults: GoogleFaults,
+        requests: list[Recorded],
+    ) -> None:
+        self.api_root = ""
+        self._store = store
+        self._queries = queries
+        self._authority = authority
+        self._push = push
+        self._faults = faults
+        self._requests = requests
+
+    def handle(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> Response:
+        url = urlsplit(target)
+        query = parse_qs(url.query, keep_blank_values=True)
+        segments = [unquote(part) for part in url.path.split("/")[1:]]
+        record = Recorded(method, unquote(url.path), query, headers, _parse_body(headers, raw))
+        try:
+            response = self._dispatch(record, segments)
+        except ApiError as error:
+            response = Response.json(error.status, error.body(), error.headers)
+        except OAuthError as error:
+            response = Response.json(error.status, error.body(), error.headers)
+        record.status = response.status
+        self._requests.append(record)
+        return response
+
+    # ---------------------------------------------------------------- routing
+
+    def _dispatch(self, record: Recorded, segments: list[str]) -> Response:
+        method = record.method
+        if segments == ["token"] and method == "POST":
+            record.op = "token"
+            return self._token(record)
+        if segments == ["o", "oauth2", "auth"] and method == "GET":
+            record.op = "auth"
+            return self._authorize(record)
+        if segments[:2] != ["calendar", "v3"]:
+            raise ApiError(404, "notFound")
+        rest = segments[2:]
+        if rest == ["channels", "stop"] and method == "POST":
+            record.op = "stop"
+            self._authorized(record, write=False)
+            self._push.stop_channel(record.body)
+            return Response(204)
+        if len(rest) < 3 or rest[0] != "calendars" or rest[2] != "events":
+            raise ApiError(404, "notFound")
+        calendar_id, tail = rest[1], rest[3:]
+        if tail == [] and method == "GET":
+            record.op = "list"
+            address = self._calendar(record, calendar_id, write=False)
+            return Response.json(200, self._queries.list_events(address, record.query))
+        if tail == ["watch"] and method == "POST":
+            record.op = "watch"
+            address = self._calendar(record, calendar_id, write=False)
+            uri = f"{self.api_root}calendars/{quote(calendar_id, safe='@')}/events?alt=json"
+            return Response.json(200, self._push.watch(address, record.body, uri))
+        if len(tail) == 1 and method == "GET":
+            record.op = "get"
+            address = self._calendar(record, calendar_id, write=False)
+            return Response.json(200, self._queries.get(address, tail[0]))
+        if len(tail) == 1 and method == "PATCH":
+            record.op = "patch"
+            return self._patch(record, calendar_id, tail[0])
+        if len(tail) == 2 and tail[1] == "instances" and method == "GET":
+            record.op = "instances"
+            address = self._calendar(record, calendar_id, write=False)
+            return Response.json(200, self._queries.instances(address, tail[0], record.query))
+        raise ApiError(404, "notFound")
+
+    # ------------------------------------------------------------- operations
+
+    def _token(self, record: Recorded) -> Response:
+        self._pause(record.op)
+        failure = self._faults.take("token")
+        if failure is not None:
+            raise failure
+        form = record.body if isinstance(record.body, dict) else {}
+        answer = self._authority.token(
+            {str(k): str(v) for k, v in form.items()}, record.headers.get("authorization")
+        )
+        return Response.json(200, answer, {"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    def _authorize(self, record: Recorded) -> Response:
+        location = self._authority.authorize(record.query)
+        return Response(302, b"", {"Location": location, "Content-Type": "text/html"})
+
+    def _patch(self, record: Recorded, calendar_id: str, event_id: str) -> Response:
+        address = self._calendar(record, calendar_id, write=True)
+        send_updates = record.query.get("sendUpdates", [None])[-1]
+        if send_updates is not None and send_updates not in _SEND_UPDATES:
+            raise ApiError(
+                400, "invalid", f"Invalid value '{send_updates}'.", "sendUpdates", "parameter"
+            )
+        self._faults.run_before_patch(address, event_id)
+        written = self._store.patch(address, event_id, record.body, record.headers.get("if-match"))
+        return Response.json(200, written)
+
+    # ---------------------------------------------------------------- checks
+
+    def _authorized(self, record: Recorded, *, write: bool) -> Grant:
+        """Token, then scripted fault, then scope: the order Google's front end checks in."""
+        self._pause(record.op)
+        grant = self._authority.authenticate(record.headers.get("authorization"))
+        record.user = grant.user
+        failure = self._faults.take(str(record.op))
+        if failure is not None:
+            raise failure
+        self._authority.require_scope(grant, write)
+        return grant
+
+    def _calendar(self, record: Recorded, calendar_id: str, *, write: bool) -> str:
+        """The address a token may use: its owner's, by address or as ``primary``."""
+        grant = self._authorized(record, write=write)
+        wanted = grant.user if calendar_id == "primary" else calendar_id
+        address = self._store.address(wanted)
+        if address is None or address.casefold() != grant.user.casefold():
+            raise ApiError(404, "notFound")
+        return address
+
+    def _pause(self, op: str | None) -> None:
+        delay = self._faults.delay(op)
+        if delay > 0:
+            time.sleep(delay)
+
+
+def _parse_body(headers: dict[str, str], raw: bytes) -> Any:
+    """JSON or form bodies, parsed; ``None`` for none. Unparseable JSON is a 400 later."""
+    if not raw:
+        return None
+    kind = headers.get("content-type", "").split(";")[0].strip().lower()
+    text = raw.decode("utf-8", "replace")
+    if kind == "application/x-www-form-urlencoded":
+        return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+    try:
+        return json.loads(text)
+    except ValueError:
+        return _Unparsed(text)
+
+
+@dataclass(frozen=True)
+class _Unparsed:
+    text: str
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server_version = "ESF"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read ``requests``, not stderr."""
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        app = cast(_Server, self.server).app
+        response = app.handle(self.command, self.path, headers, raw)
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if response.body and self.command != "HEAD":
+            self.wfile.write(response.body)
+
+
+class _Server(ThreadingHTTPServer):
+    """Also closes kept-alive client connections on close, so no handler thread outlives it."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], app: ApiApp) -> None:
+        self.app = app
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._open_lock:
+            still_open = list(self._open)
+        for connection in still_open:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+def serve(app: ApiApp, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    """A bound, not yet serving, threaded server for ``app``."""
+    return _Server((host, port), app)

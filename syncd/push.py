@@ -1,0 +1,143 @@
+"""Push subscriptions: open, renew and stop them, and judge incoming notifications.
+
+A notification only ever marks its calendar due (after a short de-herd
+delay, so a burst of changes costs one sync); the scheduler does the sync.
+Polling keeps running underneath, so a lost notification costs latency,
+never correctness.
+
+Each channel gets a fresh random token that the provider echoes with every
+notification. Only its SHA-256 digest is stored, and digests are compared in
+constant time: a leaked database does not let anyone forge notifications, and
+response timing says nothing about the token.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from providers.base import Channel, Watchable
+from syncd.store import transaction
+from syncd.store.models import Calendar, PushChannel
+
+DEBOUNCE = timedelta(seconds=2)
+RENEW_MARGIN = timedelta(hours=12)
+
+
+class Outcome(enum.StrEnum):
+    UNKNOWN = "unknown"  # not ours, stale, or a wrong token: dropped, same answer for all
+    HANDSHAKE = "handshake"  # the channel's first message
+    DUE = "due"  # the calendar is marked for a sync
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def open_channel(
+    factory: sessionmaker[Session],
+    provider: Watchable,
+    calendar_id: int,
+    address: str,
+    webhook_url: str,
+    ttl: timedelta,
+    now: datetime,
+) -> Channel:
+    token = secrets.token_urlsafe(32)
+    channel = provider.watch(address, webhook_url, token, ttl)
+    with transaction(factory) as session:
+        session.add(
+            PushChannel(
+                calendar_id=calendar_id,
+                channel_id=channel.id,
+                resource_id=channel.resource_id,
+                token_digest=digest(token),
+                expires=channel.expires,
+                created_at=now,
+            )
+        )
+    return channel
+
+
+def _channels(session: Session, calendar_id: int) -> list[PushChannel]:
+    return list(session.scalars(select(PushChannel).where(PushChannel.calendar_id == calendar_id)))
+
+
+def _as_channel(row: PushChannel, address: str) -> Channel:
+    return Channel(
+        id=row.channel_id, resource_id=row.resource_id, calendar=address, expires=row.expires
+    )
+
+
+def keep_open(
+    factory: sessionmaker[Session],
+    provider: Watchable,
+    calendar_id: int,
+    address: str,
+    webhook_url: str,
+    ttl: timedelta,
+    now: datetime,
+) -> Channel | None:
+    """Make sure the calendar has a channel that lives past the renewal margin.
+
+    A new channel is opened before the old one is stopped, so no change falls
+    between the two. Returns the channel opened, if one was.
+    """
+    with transaction(factory) as session:
+        rows = _channels(session, calendar_id)
+        fresh = [row for row in rows if row.expires > now + RENEW_MARGIN]
+        old = [_as_channel(row, address) for row in rows if row.expires <= now + RENEW_MARGIN]
+    if fresh:
+        return None
+    channel = open_channel(factory, provider, calendar_id, address, webhook_url, ttl, now)
+    for stale in old:
+        stop_channel(factory, provider, stale)
+    return channel
+
+
+def stop_channel(factory: sessionmaker[Session], provider: Watchable, channel: Channel) -> None:
+    provider.stop(channel)
+    with transaction(factory) as session:
+        for row in session.scalars(select(PushChannel).where(PushChannel.channel_id == channel.id)):
+            session.delete(row)
+
+
+def stop_all(
+    factory: sessionmaker[Session], provider: Watchable, calendar_id: int, address: str
+) -> None:
+    """On removal of a calendar or a clean shutdown that was asked to stop channels."""
+    with transaction(factory) as session:
+        channels = [_as_channel(row, address) for row in _channels(session, calendar_id)]
+    for channel in channels:
+        stop_channel(factory, provider, channel)
+
+
+def accept(
+    session: Session, provider: Watchable, headers: Mapping[str, str], now: datetime
+) -> Outcome:
+    """Judge one webhook request; mark its calendar due if it is a real change."""
+    notification = provider.parse_notification(headers)
+    if notification is None:
+        return Outcome.UNKNOWN
+    row = session.scalars(
+        select(PushChannel).where(PushChannel.channel_id == notification.channel_id)
+    ).one_or_none()
+    # Compare digests even for an unknown channel, so timing does not tell them apart.
+    expected = row.token_digest if row is not None else digest(secrets.token_urlsafe(32))
+    genuine = hmac.compare_digest(digest(notification.token), expected)
+    if row is None or not genuine or row.expires <= now:
+        return Outcome.UNKNOWN
+    if notification.handshake:
+        return Outcome.HANDSHAKE
+    calendar = session.get_one(Calendar, row.calendar_id)
+    due = now + DEBOUNCE
+    if calendar.next_sync_at is None or calendar.next_sync_at > due:
+        calendar.next_sync_at = due
+    return Outcome.DUE
