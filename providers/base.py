@@ -142,8 +142,15 @@ class Notification:
 class Watchable(Protocol):
     """A provider that can push change notifications to a webhook."""
 
-    def watch(self, calendar: str, address: str, token: str, ttl: timedelta) -> Channel:
-        """Subscribe ``address`` to changes in ``calendar``; ``token`` comes back with each."""
+    def watch(
+        self, calendar: str, address: str, channel_id: str, token: str, ttl: timedelta
+    ) -> Channel:
+        """Subscribe ``address`` to changes in ``calendar``; ``token`` comes back with each.
+
+        ``channel_id`` is chosen by the caller, so it can be recorded before the
+        server's first message (which may beat the answer to this call) arrives.
+        Providers that name subscriptions themselves return their own id.
+        """
         ...
 
     def stop(self, channel: Channel) -> None:

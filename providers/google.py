@@ -40,7 +40,6 @@ import re
 import socket
 import ssl
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -379,9 +378,11 @@ class GoogleProvider:
 
     # -- push ---------------------------------------------------------------------
 
-    def watch(self, calendar: str, address: str, token: str, ttl: timedelta) -> Channel:
+    def watch(
+        self, calendar: str, address: str, channel_id: str, token: str, ttl: timedelta
+    ) -> Channel:
         body = {
-            "id": str(uuid.uuid4()),  # fresh per channel; Google caps ids at 64 chars
+            "id": channel_id,  # fresh per channel; Google caps ids at 64 chars
             "type": "web_hook",
             "address": address,
             "token": token,
@@ -413,13 +414,18 @@ class GoogleProvider:
             return  # already gone: expired or stopped elsewhere
 
     def parse_notification(self, headers: Mapping[str, str]) -> Notification | None:
-        lower = {k.lower(): v for k, v in headers.items()}
-        channel_id = lower.get("x-goog-channel-id")
-        state = lower.get("x-goog-resource-state")
-        if not channel_id or not state:
-            return None
-        return Notification(
-            channel_id=channel_id,
-            token=lower.get("x-goog-channel-token", ""),
-            handshake=state == "sync",
-        )
+        return parse_notification(headers)
+
+
+def parse_notification(headers: Mapping[str, str]) -> Notification | None:
+    """A Google push message is all headers; the body is empty."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    channel_id = lower.get("x-goog-channel-id")
+    state = lower.get("x-goog-resource-state")
+    if not channel_id or not state:
+        return None
+    return Notification(
+        channel_id=channel_id,
+        token=lower.get("x-goog-channel-token", ""),
+        handshake=state == "sync",
+    )

@@ -255,6 +255,10 @@ class CalendarSync:
         with transaction(self.factory) as session:
             row = session.get_one(Calendar, calendar_id)
             cursor = row.cursor if row.cursor_version == CURSOR_VERSION else None
+            mark = row.next_sync_at
+            if cursor is not None and self._window_outgrown(row.cursor_at, now):
+                log.info("the window of %s's cursor no longer covers the horizon", address)
+                cursor = None
 
         events, removed, next_cursor, full = self._pull(address, cursor, window)
         if full:
@@ -276,7 +280,22 @@ class CalendarSync:
             row.last_sync_at = now
             row.last_error, row.error_count = None, 0
             row.needs_reauth = False
-            row.next_sync_at = None  # the scheduler sets the next poll
+            if row.next_sync_at == mark:
+                # Done what was asked; a notification that came in meanwhile
+                # moved the mark and keeps the calendar due.
+                row.next_sync_at = None
+
+    def _window_outgrown(self, since: datetime | None, now: datetime) -> bool:
+        """Whether a cursor taken at ``since`` still sees the whole horizon.
+
+        Some cursors are bound to the window of the full sync that made them
+        (Graph's calendarView delta), so once the horizon reaches past that
+        window's end, only a new full sync can see what lies beyond.
+        """
+        if since is None:
+            return False
+        slack = max(1, self.policy.window_days - self.policy.horizon_days - 1)
+        return since + timedelta(days=slack) <= now
 
     # -- 1. pull ---------------------------------------------------------------
 

@@ -17,13 +17,13 @@ import enum
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping
+import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from providers.base import Channel, Watchable
+from providers.base import Channel, Notification, Watchable
 from syncd.store import transaction
 from syncd.store.models import Calendar, PushChannel
 
@@ -50,20 +50,39 @@ def open_channel(
     ttl: timedelta,
     now: datetime,
 ) -> Channel:
+    """Record the channel, then ask for it: its first message may beat the answer."""
     token = secrets.token_urlsafe(32)
-    channel = provider.watch(address, webhook_url, token, ttl)
+    channel_id = str(uuid.uuid4())
     with transaction(factory) as session:
         session.add(
             PushChannel(
                 calendar_id=calendar_id,
-                channel_id=channel.id,
-                resource_id=channel.resource_id,
+                channel_id=channel_id,
+                resource_id="",
                 token_digest=digest(token),
-                expires=channel.expires,
+                expires=now + ttl,
                 created_at=now,
             )
         )
+    try:
+        channel = provider.watch(address, webhook_url, channel_id, token, ttl)
+    except BaseException:
+        _forget(factory, channel_id)
+        raise
+    with transaction(factory) as session:
+        row = session.scalars(select(PushChannel).where(PushChannel.channel_id == channel_id)).one()
+        row.channel_id, row.resource_id, row.expires = (
+            channel.id,
+            channel.resource_id,
+            channel.expires,
+        )
     return channel
+
+
+def _forget(factory: sessionmaker[Session], channel_id: str) -> None:
+    with transaction(factory) as session:
+        for row in session.scalars(select(PushChannel).where(PushChannel.channel_id == channel_id)):
+            session.delete(row)
 
 
 def _channels(session: Session, calendar_id: int) -> list[PushChannel]:
@@ -104,9 +123,7 @@ def keep_open(
 
 def stop_channel(factory: sessionmaker[Session], provider: Watchable, channel: Channel) -> None:
     provider.stop(channel)
-    with transaction(factory) as session:
-        for row in session.scalars(select(PushChannel).where(PushChannel.channel_id == channel.id)):
-            session.delete(row)
+    _forget(factory, channel.id)
 
 
 def stop_all(
@@ -119,11 +136,8 @@ def stop_all(
         stop_channel(factory, provider, channel)
 
 
-def accept(
-    session: Session, provider: Watchable, headers: Mapping[str, str], now: datetime
-) -> Outcome:
-    """Judge one webhook request; mark its calendar due if it is a real change."""
-    notification = provider.parse_notification(headers)
+def accept(session: Session, notification: Notification | None, now: datetime) -> Outcome:
+    """Judge one notification; mark its calendar due if it is a real change."""
     if notification is None:
         return Outcome.UNKNOWN
     row = session.scalars(
@@ -138,6 +152,9 @@ def accept(
         return Outcome.HANDSHAKE
     calendar = session.get_one(Calendar, row.calendar_id)
     due = now + DEBOUNCE
-    if calendar.next_sync_at is None or calendar.next_sync_at > due:
+    mark = calendar.next_sync_at
+    # A mark already due may belong to a sync running now, which cannot have
+    # seen this change: move it, so that sync leaves the calendar due.
+    if mark is None or mark > due or mark <= now:
         calendar.next_sync_at = due
     return Outcome.DUE

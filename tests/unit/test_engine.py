@@ -477,3 +477,17 @@ def test_a_failing_calendar_backs_off_and_a_spent_quota_opens_the_circuit(world:
     with world.session() as session:
         row = session.scalars(select(Calendar).where(Calendar.address == ANA)).one()
         assert (row.error_count, row.last_error, row.needs_reauth) == (0, None, False)
+
+
+def test_a_cursor_whose_window_no_longer_covers_the_horizon_is_renewed(world: World) -> None:
+    weekly(world)
+    world.settle()
+    world.advance(days=5)
+    assert world.sync().full_syncs == 0
+
+    world.advance(days=8)  # 13 days after the full sync: 28-day window, 14-day horizon
+    report = world.sync()
+
+    assert report.full_syncs == len(world.provider.calendars()) and report.errors == []
+    world.settle()
+    assert world.sync().full_syncs == 0

@@ -1,0 +1,285 @@
+"""A five-person Google Workspace organization, end to end over HTTP.
+
+The real google-api-python-client and google-auth talk to the emulator; push
+notifications reach syncd's webhook served by uvicorn; the scheduler's tick
+syncs what is due. Each test asserts what a person, or an admin reading the
+wire, would notice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import uvicorn
+from google.oauth2 import service_account
+from sqlalchemy import Engine, select
+
+from providers.emulators.google import GoogleEmulator
+from providers.google import GoogleProvider
+from providers.memory import Recurrence
+from syncd import block, detect, push
+from syncd.engine import CalendarSync, Policy, Report
+from syncd.scheduler import tick
+from syncd.secrets import GOOGLE_SCOPES
+from syncd.store import sessions, transaction
+from syncd.store.models import Calendar, Meeting
+from syncd.web.app import create_app
+
+ANA, BO, CY, DEE, EVE = (f"{n}@example.org" for n in ("ana", "bo", "cy", "dee", "eve"))
+PEOPLE = (ANA, BO, CY, DEE, EVE)
+
+
+class Webhook:
+    """syncd's web app under uvicorn on a loopback port, in a thread."""
+
+    def __init__(self, app: object) -> None:
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")  # type: ignore[arg-type]
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/hooks/google"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@dataclass
+class Org:
+    emulator: GoogleEmulator
+    syncer: CalendarSync
+    engine: Engine
+    now: datetime
+    webhook: str
+
+    @property
+    def factory(self):  # type: ignore[no-untyped-def]
+        return self.syncer.factory
+
+    def sync_all(self) -> Report:
+        total = Report()
+        for person in PEOPLE:
+            total.merge(self.syncer.sync(person, self.now))
+        return total
+
+    def tick(self) -> Report:
+        return tick(self.factory, {"acme": self.syncer}, self.now)
+
+    def block_of(self, calendar: str, uid: str, start: datetime | None = None) -> str | None:
+        copy = self.emulator.copy_id(calendar, uid, start)
+        return block.extract(self.emulator.description(calendar, copy))
+
+    def patches(self) -> list[str]:
+        """The event ids of every PATCH sent, in order."""
+        return [r.path.rsplit("/", 1)[-1] for r in self.emulator.requests if r.method == "PATCH"]
+
+
+@pytest.fixture
+def org(db_engine: Engine) -> Iterator[Org]:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    with GoogleEmulator(PEOPLE, page_size=20) as emulator:
+        delegating = service_account.Credentials.from_service_account_info(
+            emulator.service_account_info(), scopes=list(GOOGLE_SCOPES)
+        )
+        provider = GoogleProvider(
+            PEOPLE, lambda person: delegating.with_subject(person), api_root=emulator.api_root
+        )
+        policy = Policy(
+            base_url="https://agenda.example.org",
+            zone=UTC,
+            rules=detect.Rules(org_domains=("example.org",)),
+            template=("What is top of mind?",),
+        )
+        factory = sessions(db_engine)
+        syncer = CalendarSync(provider, factory, policy, account="acme", sleep=lambda s: None)
+        org = Org(emulator, syncer, db_engine, now, webhook="")
+        with Webhook(create_app(factory, clock=lambda: org.now)) as webhook:
+            org.webhook = webhook
+            yield org
+
+
+def seed(org: Org) -> dict[str, tuple[str, datetime]]:
+    start = org.now + timedelta(days=1, hours=1)
+    e = org.emulator
+    weekly = e.create_event(
+        ANA, [ANA, BO], "Ana / Bo", start, start + timedelta(minutes=30),
+        description="<p>Standing notes</p>", html=True, recurrence=Recurrence(7),
+    )  # fmt: skip
+    biweekly = e.create_event(
+        CY, [CY, DEE], "Cy / Dee", start + timedelta(hours=2), start + timedelta(hours=3),
+        recurrence=Recurrence(14),
+    )  # fmt: skip
+    adhoc_start = start + timedelta(days=2)
+    adhoc = e.create_event(
+        EVE, [EVE, ANA], "quick chat", adhoc_start, adhoc_start + timedelta(minutes=15)
+    )
+    team = e.create_event(ANA, list(PEOPLE), "Team", start, start + timedelta(hours=1))
+    return {
+        "weekly": (weekly, start),
+        "biweekly": (biweekly, start + timedelta(hours=2)),
+        "adhoc": (adhoc, adhoc_start),
+        "team": (team, start),
+    }
+
+
+def test_an_org_of_five_gets_correct_blocks_and_a_second_pass_writes_nothing(org: Org) -> None:
+    events = seed(org)
+    report = org.sync_all()
+
+    weekly, first = events["weekly"]
+    assert report.errors == []
+    for week in (0, 1):
+        text = org.block_of(ANA, weekly, first + timedelta(days=7 * week))
+        assert text is not None and "/m/" in text
+        assert org.block_of(BO, weekly, first + timedelta(days=7 * week)) == text
+    assert org.block_of(ANA, weekly, first + timedelta(days=14)) is None
+    biweekly, bi_first = events["biweekly"]
+    assert org.block_of(CY, biweekly, bi_first) is not None
+    assert org.block_of(CY, biweekly, bi_first + timedelta(days=14)) is None  # 14 days: out
+    adhoc, _ = events["adhoc"]
+    assert org.block_of(EVE, adhoc) is not None
+    assert org.block_of(ANA, events["team"][0]) is None
+
+    # HTML the person wrote is still there, and the ad-hoc 1:1 joined Ana's pairs
+    copy = org.emulator.copy_id(ANA, weekly, first)
+    assert org.emulator.description(ANA, copy).startswith("<p>Standing notes</p>")
+    with transaction(org.factory) as session:
+        pairs = {m.pair_id for m in session.scalars(select(Meeting))}
+    assert len(pairs) == 3
+
+    # every write went out conditional, silent and tagged, through the organizer
+    sent = [r for r in org.emulator.requests if r.method == "PATCH"]
+    assert len(sent) == report.writes == 4  # 2 weekly + 1 biweekly + 1 ad hoc
+    assert all(r.headers.get("if-match") for r in sent)
+    assert all(r.query.get("sendUpdates") == ["none"] for r in sent)
+    assert all("syncdMeeting" in r.body["extendedProperties"]["private"] for r in sent)
+
+    assert org.sync_all().writes == 0
+
+
+def test_no_request_ever_patches_a_series_master(org: Org) -> None:
+    events = seed(org)
+    org.sync_all()
+    org.now += timedelta(days=8)
+    org.sync_all()
+
+    masters = {
+        org.emulator.copy_id(ANA, events["weekly"][0]),
+        org.emulator.copy_id(CY, events["biweekly"][0]),
+    }
+    assert org.patches() and not set(org.patches()) & masters
+
+
+def test_push_leads_to_a_write_within_one_tick_and_our_own_write_to_none(org: Org) -> None:
+    seed(org)
+    org.sync_all()
+    with transaction(org.factory) as session:
+        rows = {row.address: row.id for row in session.scalars(select(Calendar))}
+    for person in PEOPLE:
+        push.keep_open(
+            org.factory, org.syncer.provider, rows[person], person, org.webhook,
+            timedelta(days=7), org.now,
+        )  # fmt: skip
+    assert org.emulator.wait_for_notifications()
+    assert {n.resource_state for n in org.emulator.notifications} == {"sync"}
+    assert all(n.status == 204 for n in org.emulator.notifications)
+    assert org.tick().calendars == 0  # nothing due: all synced just now, no change yet
+
+    start = org.now + timedelta(days=3)
+    uid = org.emulator.create_event(BO, [BO, CY], "Bo / Cy", start, start + timedelta(minutes=30))
+    assert org.emulator.wait_for_notifications()
+    org.now += timedelta(seconds=3)  # past the de-herd delay
+
+    first = org.tick()
+
+    assert first.writes == 1 and org.block_of(BO, uid) is not None
+    assert first.calendars == 2  # Bo's and Cy's calendars, nobody else's
+    assert org.emulator.wait_for_notifications()  # our write notifies Bo and Cy
+    org.now += timedelta(seconds=3)
+    # the echo of our own write is synced (now or in the tick before) and changes nothing
+    assert org.tick().writes == 0
+    assert org.emulator.wait_for_notifications()
+    org.now += timedelta(seconds=3)
+    assert org.tick().calendars == 0  # settled: no write, no notification ping-pong
+
+
+def test_forged_and_unknown_notifications_change_nothing(org: Org) -> None:
+    import httpx
+
+    seed(org)
+    org.sync_all()
+    forged = httpx.post(
+        org.webhook,
+        headers={
+            "X-Goog-Channel-ID": "made-up",
+            "X-Goog-Channel-Token": "guess",
+            "X-Goog-Resource-State": "exists",
+        },
+    )
+    assert forged.status_code == 404
+    assert org.tick().calendars == 0
+
+
+def test_a_concurrent_edit_survives_the_412_path(org: Org) -> None:
+    events = seed(org)
+    weekly, first = events["weekly"]
+    copy = org.emulator.copy_id(ANA, weekly, first)
+
+    def ana_types(calendar: str, event_id: str) -> None:
+        if event_id == copy:
+            body = org.emulator.description(calendar, event_id)
+            org.emulator.edit_description(calendar, event_id, body + "<p>Ana, just now</p>")
+
+    org.emulator.faults.before_patch(ana_types, times=1)
+    report = org.sync_all()
+
+    body = org.emulator.description(ANA, copy)
+    assert "<p>Ana, just now</p>" in body and block.extract(body) is not None
+    assert report.conflicts == 1
+    assert any(r.status == 412 for r in org.emulator.requests if r.method == "PATCH")
+
+
+def test_a_410_recovers_with_a_full_sync_and_no_writes(org: Org) -> None:
+    seed(org)
+    org.sync_all()
+    for person in PEOPLE:
+        org.emulator.faults.expire_sync_tokens(person)
+
+    report = org.sync_all()
+
+    assert report.full_syncs == 5 and report.errors == [] and report.writes == 0
+    lists = [r for r in org.emulator.requests if r.op == "list"]
+    assert any(r.status == 410 for r in lists)
+
+
+def test_one_revoked_person_leaves_the_other_four_synced(org: Org) -> None:
+    events = seed(org)
+    org.emulator.revoke(EVE)
+
+    report = org.sync_all()
+
+    assert len(report.errors) == 1 and EVE in report.errors[0]
+    weekly, first = events["weekly"]
+    assert org.block_of(ANA, weekly, first) is not None
+    assert org.block_of(CY, *events["biweekly"]) is not None
+    with transaction(org.factory) as session:
+        eve = session.scalars(select(Calendar).where(Calendar.address == EVE)).one()
+        assert eve.needs_reauth and eve.next_sync_at is None
+    org.now += timedelta(minutes=10)
+    before = len(org.emulator.requests)
+    org.tick()
+    assert all(r.user != EVE for r in org.emulator.requests[before:])  # not retried
