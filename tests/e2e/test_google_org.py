@@ -283,3 +283,61 @@ def test_one_revoked_person_leaves_the_other_four_synced(org: Org) -> None:
     before = len(org.emulator.requests)
     org.tick()
     assert all(r.user != EVE for r in org.emulator.requests[before:])  # not retried
+
+
+def test_channels_are_renewed_before_they_expire_and_stopped_on_request(org: Org) -> None:
+    seed(org)
+    org.sync_all()
+    with transaction(org.factory) as session:
+        ana = session.scalars(select(Calendar).where(Calendar.address == ANA)).one().id
+    provider = org.syncer.provider
+    first = push.keep_open(org.factory, provider, ana, ANA, org.webhook, timedelta(days=1), org.now)
+    assert first is not None
+    assert (
+        push.keep_open(org.factory, provider, ana, ANA, org.webhook, timedelta(days=1), org.now)
+        is None
+    )
+
+    org.now += timedelta(hours=13)  # inside the renewal margin of a one-day channel
+    second = push.keep_open(
+        org.factory, provider, ana, ANA, org.webhook, timedelta(days=1), org.now
+    )
+
+    assert second is not None and second.id != first.id
+    stops = [r.body for r in org.emulator.requests if r.op == "stop"]
+    assert stops == [{"id": first.id, "resourceId": first.resource_id}]
+
+    push.stop_all(org.factory, provider, ana, ANA)
+    assert org.emulator.wait_for_notifications()
+    sent = len(org.emulator.notifications)
+    start = org.now + timedelta(days=2)
+    org.emulator.create_event(ANA, [ANA, BO], "after stop", start, start + timedelta(minutes=30))
+    assert org.emulator.wait_for_notifications()
+    assert len(org.emulator.notifications) == sent  # stopped channels are silent
+
+
+def test_sync_once_runs_a_google_account_from_its_config(
+    org: Org, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from syncd.cli import main
+
+    events = seed(org)
+    key = tmp_path / "service-account.json"
+    key.write_text(json.dumps(org.emulator.service_account_info()))
+    key.chmod(0o600)
+    config = tmp_path / "syncd.toml"
+    config.write_text(
+        f'[syncd]\ndatabase = "sqlite:///{tmp_path / "s.db"}"\n'
+        '[detect]\norg_domains = ["example.org"]\n'
+        '[[accounts]]\nname = "acme"\nprovider = "google"\n'
+        f'service_account_file = "{key.name}"\napi_root = "{org.emulator.api_root}"\n'
+        f"calendars = {json.dumps(list(PEOPLE))}\n"
+    )
+
+    assert main(["sync-once", "-c", str(config)]) == 0
+
+    out = capsys.readouterr().out
+    assert "calendars: 5" in out and "writes: 4" in out and "errors: none" in out
+    assert org.block_of(ANA, *events["weekly"]) is not None

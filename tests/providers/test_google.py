@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from google.oauth2 import service_account
 
+from providers.base import (
+    AuthRevoked,
+    NotWritable,
+    ProviderError,
+    QuotaExceeded,
+    RateLimited,
+    Transient,
+)
 from providers.emulators.google import GoogleEmulator
 from providers.google import GoogleProvider
 from syncd.secrets import GOOGLE_SCOPES
-from tests.providers.contract import CALENDARS, PAGE_SIZE, ProviderContract
+from tests.providers.contract import ANA, BO, CALENDARS, PAGE_SIZE, T0, WINDOW, ProviderContract
 
 
 @pytest.fixture
@@ -44,3 +53,64 @@ def world(emulator: GoogleEmulator) -> GoogleEmulator:
 
 class TestGoogle(ProviderContract):
     """Every provider's contract, over HTTP."""
+
+
+# --- what only the Google adapter does: error mapping over the wire, channels ----------
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "retry_after", "expected"),
+    [
+        (429, "rateLimitExceeded", 7, RateLimited),
+        (403, "rateLimitExceeded", None, RateLimited),
+        (403, "userRateLimitExceeded", None, RateLimited),
+        (403, "quotaExceeded", None, QuotaExceeded),
+        (500, "backendError", None, Transient),
+        (503, "backendError", None, Transient),
+        (400, "invalid", None, ProviderError),
+    ],
+)
+def test_http_failures_map_to_typed_errors(
+    provider: GoogleProvider, emulator: GoogleEmulator, status, reason, retry_after, expected
+) -> None:
+    emulator.faults.fail("list", status, reason, retry_after=retry_after)
+    with pytest.raises(expected) as caught:
+        list(provider.changes(ANA, None, WINDOW))
+    assert type(caught.value) is expected
+    if retry_after is not None:
+        assert caught.value.retry_after == pytest.approx(retry_after)  # type: ignore[attr-defined]
+
+
+def test_a_revoked_grant_is_auth_revoked_for_that_person_only(
+    provider: GoogleProvider, emulator: GoogleEmulator
+) -> None:
+    emulator.revoke(BO)
+    with pytest.raises(AuthRevoked):
+        list(provider.changes(BO, None, WINDOW))
+    assert list(provider.changes(ANA, None, WINDOW))
+
+
+def test_an_attendee_copy_is_not_writable(
+    provider: GoogleProvider, emulator: GoogleEmulator
+) -> None:
+    uid = emulator.create_event(ANA, [ANA, BO], "1:1", T0, T0 + timedelta(minutes=30))
+    copy = provider.get(BO, emulator.copy_id(BO, uid))
+    with pytest.raises(NotWritable):
+        provider.update_description(BO, copy.id, "x", copy.etag, None)
+
+
+def test_writes_send_if_match_and_the_configured_send_updates(emulator: GoogleEmulator) -> None:
+    provider = google_provider(emulator, send_updates="all")
+    uid = emulator.create_event(ANA, [ANA, BO], "1:1", T0, T0 + timedelta(minutes=30))
+    event = provider.get(ANA, emulator.copy_id(ANA, uid))
+
+    written = provider.update_description(ANA, event.id, "agenda", event.etag, "tok")
+
+    patch = [r for r in emulator.requests if r.method == "PATCH"][-1]
+    assert patch.headers["if-match"] == event.etag
+    assert patch.query["sendUpdates"] == ["all"]
+    assert patch.body == {
+        "description": "agenda",
+        "extendedProperties": {"private": {"syncdMeeting": "tok"}},
+    }
+    assert written.tag == "tok" and written.etag != event.etag
