@@ -1,4 +1,4 @@
-"""Sync cost of an organization on the memory provider and SQLite.
+"""Sync cost of an organization: on the memory provider, and over HTTP to the Google emulator.
 
 Prints, for a first sync and for a steady-state pass with nothing changed:
 wall time, time per calendar, provider calls per calendar and writes. The
@@ -12,18 +12,39 @@ import argparse
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, Protocol
 
+from google.oauth2 import service_account
+
+from providers.base import Provider
+from providers.emulators.google import GoogleEmulator
+from providers.google import GoogleProvider
 from providers.memory import MemoryProvider, Recurrence
 from syncd import detect
 from syncd.engine import CalendarSync, Policy, Report
+from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import connect, migrate, sessions
 
 
+class World(Protocol):
+    def create_event(self, *args: Any, **kwargs: Any) -> str: ...
+
+
+def addresses(people: int) -> list[str]:
+    return [f"p{i:04d}@example.org" for i in range(people)]
+
+
 def organization(people: int, now: datetime) -> MemoryProvider:
+    world = MemoryProvider(addresses(people), page_size=250)
+    populate(world, people, now)
+    return world
+
+
+def populate(world: World, people: int, now: datetime) -> None:
     addresses = [f"p{i:04d}@example.org" for i in range(people)]
-    world = MemoryProvider(addresses, page_size=250)
     start = now.replace(hour=9, minute=0, second=0, microsecond=0) + timedelta(days=1)
     for i in range(0, people - 1, 2):  # every person has one weekly 1:1 with a partner
         slot = start + timedelta(days=i % 5, hours=(i // 5) % 8)
@@ -41,42 +62,63 @@ def organization(people: int, now: datetime) -> MemoryProvider:
             members[0], members, "Team", start, start + timedelta(hours=1),
             recurrence=Recurrence(interval_days=7),
         )  # fmt: skip
-    return world
 
 
-def run(people: int) -> None:
+def measure(label: str, provider: Provider, calls: Callable[[], int]) -> None:
     now = datetime.now(UTC)
-    world = organization(people, now)
     with tempfile.TemporaryDirectory() as tmp:
         engine = connect(f"sqlite:///{Path(tmp) / 'bench.db'}")
         migrate(engine)
         policy = Policy(
             base_url="https://agenda.example.org", zone=UTC, rules=detect.Rules(), template=()
         )
-        syncer = CalendarSync(world, sessions(engine), policy, account="bench")
-        calendars = world.calendars()
-        for label in ("first sync", "settle", "steady state"):
-            before = len(world.requests)
+        syncer = CalendarSync(provider, sessions(engine), policy, account="bench")
+        calendars = provider.calendars()
+        for phase in ("first sync", "settle", "steady state"):
+            before = calls()
             report = Report()
             started = time.perf_counter()
             for address in calendars:
                 report.merge(syncer.sync(address, now))
             elapsed = time.perf_counter() - started
-            calls = len(world.requests) - before
+            made = calls() - before
             print(
-                f"{label:<13} {len(calendars):>5} calendars  {elapsed:7.2f} s  "
+                f"{label:<7} {phase:<13} {len(calendars):>5} calendars  {elapsed:7.2f} s  "
                 f"{1000 * elapsed / len(calendars):6.1f} ms/calendar  "
-                f"{calls / len(calendars):5.2f} calls/calendar  writes {report.writes:>5}"
+                f"{made / len(calendars):5.2f} calls/calendar  writes {report.writes:>5}"
             )
         engine.dispose()
+
+
+def run(people: int, google_people: int) -> None:
+    memory = organization(people, datetime.now(UTC))
+    measure("memory", memory, lambda: len(memory.requests))
+    with GoogleEmulator(addresses(google_people)) as emulator:
+        populate(emulator, google_people, datetime.now(UTC))
+        delegating = service_account.Credentials.from_service_account_info(
+            emulator.service_account_info(), scopes=list(GOOGLE_SCOPES)
+        )
+        google = GoogleProvider(
+            addresses(google_people),
+            lambda person: delegating.with_subject(person),
+            api_root=emulator.api_root,
+        )
+        api = {"list", "get", "patch", "instances"}
+        measure(
+            "google",
+            google,
+            lambda: sum(1 for r in emulator.requests if r.op in api),
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory   {peak:.0f} MiB")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--people", type=int, default=400)
-    run(parser.parse_args().people)
+    parser.add_argument("--people", type=int, default=400, help="memory provider org size")
+    parser.add_argument("--google-people", type=int, default=60, help="org size over HTTP")
+    args = parser.parse_args()
+    run(args.people, args.google_people)
 
 
 if __name__ == "__main__":
