@@ -130,12 +130,15 @@ class Notification:
     """What a webhook request says, once parsed: which channel, and what happened.
 
     ``handshake`` is the first message of a new channel (Google ``sync``),
-    which only confirms the address works.
+    which only confirms the address works. ``lifecycle`` names an event about
+    the subscription itself rather than the calendar (Graph
+    ``reauthorizationRequired``, ``subscriptionRemoved``, ``missed``).
     """
 
     channel_id: str
     token: str
-    handshake: bool
+    handshake: bool = False
+    lifecycle: str | None = None
 
 
 @runtime_checkable

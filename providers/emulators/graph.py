@@ -1,0 +1,394 @@
+"""A loopback Microsoft Graph v1.0 (calendar) and identity platform for tests, benchmarks and demos.
+
+msal and httpx talk to it unchanged; msal keeps the production authority::
+
+    with GraphEmulator(["ana@example.test", "bo@example.test"]) as emulator:
+        app = msal.ConfidentialClientApplication(
+            emulator.client_id,
+            client_credential=emulator.client_secret,
+            authority=emulator.authority,            # https://login.microsoftonline.com/{tenant}
+            http_client=emulator.http_client(),      # rewrites that host to the emulator
+        )
+        token = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])
+        graph = httpx.Client(base_url=emulator.graph_root,
+                             headers={"Authorization": f"Bearer {token['access_token']}"})
+
+msal then fetches only ``/{tenant}/v2.0/.well-known/openid-configuration``
+and posts to ``/{tenant}/oauth2/v2.0/token``; instance discovery is served as
+well, so ``instance_discovery`` may be left at its default. Tests shape the
+world through the same world-building API as ``providers.memory``
+(``create_event``, ``move_occurrence``, ...), script failures through
+``faults`` and read what happened in ``requests`` and ``notifications``.
+
+Modules: graph_model (data, ids), graph_store (changes, change log),
+graph_body (HTML bodies), graph_resources (event JSON), graph_query (query
+options), graph_views (delta, get, instances), graph_patch (PATCH bodies),
+graph_identity (tokens), graph_push (subscriptions), graph_faults,
+graph_errors, graph_http (routing, server). What each chose where the
+reference leaves room is in its docstring; in short:
+
+* Every attendee mailbox holds its own copy with its own id and the same
+  iCalUId; occurrences have their own iCalUId (the GlobalObjectId with the
+  instance date), so the master's iCalUId + ``originalStart`` names one.
+* calendarView delta never lists masters; plain occurrences come as stubs
+  (``@odata.type``, ``@odata.etag``, ``id``, ``seriesMasterId``, ``type``,
+  ``start``, ``end``), exceptions and single events in full; anything deleted,
+  out of the window or changed outside it is ``@removed``; 410
+  ``SyncStateNotFound`` for stale tokens.
+* The organizer's cancelled occurrence is gone from their calendar (404,
+  absent from instances, ``@removed`` in delta); attendees see it with
+  ``isCancelled``. ``instances`` lists exceptions first, then occurrences.
+* Bodies are stored as Outlook stores them (HTML, wrapped); PATCH writes
+  ``body`` and ``singleValueExtendedProperties`` only and checks ``If-Match``
+  (412 ``ErrorIrresolvableConflict``); attendees may PATCH their own copy.
+* Subscriptions validate their URLs, live at most 10,080 minutes and notify
+  from a background thread after every change, our own PATCHes included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from providers.memory import Recurrence
+from syncd.model import Attendee, EventType
+
+from .graph_faults import OPS, GraphFaults
+from .graph_http import GraphApp, Recorded, serve
+from .graph_identity import LOGIN_HOST, Authority
+from .graph_push import LIFECYCLE_EVENTS, Notice, PushHub, Sent
+from .graph_store import Change, MailboxStore, etag_of
+from .graph_views import Views
+
+__all__ = [
+    "DEFAULT_TENANT",
+    "LIFECYCLE_EVENTS",
+    "OPS",
+    "GraphEmulator",
+    "GraphFaults",
+    "Recorded",
+    "Sent",
+    "main",
+]
+
+DEFAULT_TENANT = "11111111-2222-3333-4444-555555555555"
+_LOGIN_ROOT = f"https://{LOGIN_HOST}/"
+
+
+class _ToEmulator(HTTPAdapter):
+    """Sends what msal addresses to the production login host to the emulator instead."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self._base_url = base_url
+
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        url = request.url or ""
+        if url.startswith(_LOGIN_ROOT):
+            request.url = self._base_url + url[len(_LOGIN_ROOT) :]
+        return super().send(request, *args, **kwargs)
+
+
+class GraphEmulator:
+    """Many people's Exchange Online mailboxes behind one loopback HTTP server.
+
+    The socket is bound at construction, so every URL and the app registration
+    are valid before ``start``; requests are served between ``start`` and ``stop``.
+    """
+
+    def __init__(
+        self,
+        users: Iterable[str] = (),
+        *,
+        tenant: str = DEFAULT_TENANT,
+        page_size: int = 50,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self.tenant = tenant
+        self._store = MailboxStore(tenant)
+        self._authority = Authority(tenant)
+        self.client_id = self._authority.client_id
+        self.client_secret = self._authority.client_secret
+        self.authority = f"https://{LOGIN_HOST}/{tenant}"
+        self._views = Views(self._store, page_size=page_size)
+        self._push = PushHub(
+            tenant=tenant,
+            application_id=self.client_id,
+            creator_id=self._authority.service_principal_id,
+            find=self._store.mailbox,
+        )
+        self._store.listener = self._changed
+        self.faults = GraphFaults(self._store, self._push)
+        self.requests: list[Recorded] = []
+        self._app = GraphApp(
+            store=self._store,
+            views=self._views,
+            authority=self._authority,
+            push=self._push,
+            faults=self.faults,
+            requests=self.requests,
+        )
+        self._server = serve(self._app, host, port)
+        bound_host, bound_port = self._server.server_address[:2]
+        host_text = bound_host.decode() if isinstance(bound_host, bytes) else str(bound_host)
+        shown = f"[{host_text}]" if ":" in host_text else host_text
+        self.base_url = f"http://{shown}:{bound_port}/"
+        self.graph_root = self.base_url + "v1.0/"
+        self._app.base_url = self.base_url
+        self._views.context_root = self.graph_root
+        self._push.context_root = self.graph_root
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        for user in users:
+            self.add_user(user)
+
+    # --------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        if self._closed:
+            raise RuntimeError("a stopped emulator cannot be started again")
+        if self._thread is None:
+            self._push.start()
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},  # shutdown() waits up to one interval
+                name="graph-emulator",
+                daemon=True,
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
+        self._push.stop()
+
+    def __enter__(self) -> GraphEmulator:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- identity
+
+    def http_client(self) -> requests.Session:
+        """The session to give msal as ``http_client``: the login host, rewritten to here.
+
+        ``trust_env`` is off so REQUESTS_CA_BUNDLE and proxy variables cannot
+        reroute or re-verify the loopback connection.
+        """
+        session = requests.Session()
+        session.trust_env = False
+        session.mount(_LOGIN_ROOT, _ToEmulator(self.base_url))
+        return session
+
+    def revoke_consent(self) -> None:
+        """The tenant's admin consent is withdrawn: the token endpoint answers AADSTS700016."""
+        self._authority.revoke_consent()
+
+    def grant_consent(self) -> None:
+        self._authority.grant_consent()
+
+    def expire_tokens(self) -> None:
+        """Every access token issued so far is now expired (401 on use)."""
+        self._authority.expire_tokens()
+
+    # ------------------------------------------------------------ mailboxes
+
+    def add_user(self, address: str) -> None:
+        """A licensed user with a mailbox, and copies of what they were already invited to."""
+        self._store.add_mailbox(address)
+
+    add_calendar = add_user  # the memory provider's name for the same thing
+
+    def users(self) -> list[str]:
+        return self._store.addresses()
+
+    def user_id(self, address: str) -> str:
+        """The user's directory object id (``/users/{id}`` accepts it like the address)."""
+        mailbox = self._store.mailbox(address)
+        if mailbox is None:
+            raise KeyError(f"no user {address!r}")
+        return mailbox.user_id
+
+    def disable_user(self, user: str) -> None:
+        """The account is disabled (or this app barred from it): 403 on its mailbox."""
+        self._store.set_disabled(user, True)
+
+    def enable_user(self, user: str) -> None:
+        self._store.set_disabled(user, False)
+
+    @property
+    def notifications(self) -> list[Sent]:
+        return self._push.sent
+
+    def wait_for_notifications(self, timeout: float = 5.0) -> bool:
+        """Block until every notification queued so far was delivered (or given up)."""
+        return self._push.wait_idle(timeout)
+
+    # ------------------------------------------------- world (as providers.memory)
+
+    def create_event(
+        self,
+        organizer: str,
+        attendees: Sequence[str | Attendee],
+        title: str,
+        start: datetime,
+        end: datetime,
+        *,
+        description: str = "",
+        html: bool = False,
+        all_day: bool = False,
+        event_type: EventType = EventType.DEFAULT,
+        recurrence: Recurrence | None = None,
+        ical_uid: str | None = None,
+    ) -> str:
+        """Create an event (a series if ``recurrence``) as the organizer; returns its iCalUId.
+
+        The organizer typed ``description`` in Outlook (``html``: it is markup);
+        it is stored as Outlook would. A given ``ical_uid`` is wrapped the way
+        Exchange wraps a foreign UID, so the returned iCalUId is what Graph
+        shows; the given one is accepted wherever an iCalUID is expected.
+        """
+        return self._store.create_event(
+            organizer,
+            attendees,
+            title,
+            start,
+            end,
+            description=description,
+            html=html,
+            all_day=all_day,
+            event_type=event_type,
+            recurrence=recurrence,
+            ical_uid=ical_uid,
+        )
+
+    def copy_id(self, calendar: str, ical_uid: str, original_start: datetime | None = None) -> str:
+        """The event id in ``calendar``'s copy (each mailbox has its own), or an occurrence's."""
+        return self._store.copy_id(calendar, ical_uid, original_start)
+
+    def edit_description(self, calendar: str, event_id: str, description: str) -> None:
+        self._store.edit_description(calendar, event_id, description)
+
+    def move_occurrence(
+        self, ical_uid: str, original_start: datetime, new_start: datetime, new_end: datetime
+    ) -> None:
+        self._store.move_occurrence(ical_uid, original_start, new_start, new_end)
+
+    def cancel_occurrence(self, ical_uid: str, original_start: datetime) -> None:
+        self._store.cancel_occurrence(ical_uid, original_start)
+
+    def delete_event(self, ical_uid: str) -> None:
+        self._store.delete_event(ical_uid)
+
+    def update_event(
+        self,
+        ical_uid: str,
+        *,
+        title: str | None = None,
+        attendees: Sequence[str | Attendee] | None = None,
+    ) -> None:
+        self._store.update_event(ical_uid, title=title, attendees=attendees)
+
+    def description(self, calendar: str, event_id: str) -> str:
+        """The body as Graph returns it (HTML), without it counting as a request."""
+        return self._store.description(calendar, event_id)
+
+    def expire_cursors(self, calendar: str) -> None:
+        """Every delta token issued so far for ``calendar`` now answers 410."""
+        self._store.expire(calendar)
+
+    # ----------------------------------------------------------------- internals
+
+    def _changed(self, changes: list[Change]) -> None:
+        """Called inside the store's lock, so the etags are the ones right after the change."""
+        notices: list[Notice] = []
+        for change in changes:
+            mailbox = self._store.mailbox(change.mailbox)
+            if mailbox is None:
+                continue
+            hit = self._store.resolve(change.mailbox, change.event_id)
+            notices.append(
+                Notice(
+                    mailbox=change.mailbox,
+                    user_id=mailbox.user_id,
+                    event_id=change.event_id,
+                    change_type=change.change_type,
+                    etag=None if hit is None else etag_of(hit),
+                )
+            )
+        self._push.changed(notices)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m providers.emulators.graph --port N --users a@x,b@y``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m providers.emulators.graph",
+        description="Serve an emulated Microsoft Graph v1.0 and login endpoint on loopback.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free)")
+    parser.add_argument("--users", default="", help="comma-separated user addresses")
+    parser.add_argument("--tenant", default=DEFAULT_TENANT, help="tenant id")
+    parser.add_argument(
+        "--credentials",
+        type=Path,
+        help="write the app registration (tenant, client id and secret) as JSON to this file",
+    )
+    args = parser.parse_args(argv)
+    users = [user.strip() for user in args.users.split(",") if user.strip()]
+    emulator = GraphEmulator(users, tenant=args.tenant, port=args.port)
+    if args.credentials is not None:
+        # Created private: the file holds the client secret.
+        descriptor = os.open(args.credentials, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(
+                {
+                    "tenant": emulator.tenant,
+                    "client_id": emulator.client_id,
+                    "client_secret": emulator.client_secret,
+                    "authority": emulator.authority,
+                    "graph_root": emulator.graph_root,
+                },
+                handle,
+                indent=1,
+            )
+    emulator.start()
+    print(emulator.base_url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

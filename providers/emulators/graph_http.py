@@ -1,0 +1,354 @@
+"""The Graph emulator on the wire: routing, authentication, faults, recording, the socket server.
+
+Two hosts share one port. Requests whose path starts with ``/v1.0/`` are
+Graph; the rest are the identity platform (msal's requests to
+``https://login.microsoftonline.com/...`` arrive here through the rewriting
+session). Every request is recorded, answered or not, with what a test wants
+to assert on: the query as sent, lower-cased headers, the parsed body, the
+status answered, the operation and the mailbox.
+
+Per Graph request: route (400 ``BadRequest`` "Resource not found for the
+segment" as Graph answers unknown paths; ``/me`` is refused for app-only
+tokens), latency, bearer token (401), scripted fault, mailbox (404
+``ErrorInvalidUser``, 403 ``ErrorAccessDenied`` when disabled), then the
+operation. Graph answers carry ``request-id`` and ``client-request-id`` (the
+client's, when it sent one) and OData's JSON content type.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .graph_errors import EntraError, GraphError
+from .graph_faults import GraphFaults
+from .graph_identity import Authority
+from .graph_model import Mailbox
+from .graph_patch import Unparsed, parse_patch
+from .graph_push import PushHub
+from .graph_query import Prefer
+from .graph_store import MailboxStore
+from .graph_views import Page, Views
+
+__all__ = ["GraphApp", "Recorded", "Response", "serve"]
+
+_ODATA_JSON = (
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"
+    "charset=utf-8"
+)
+_LOGIN_JSON = "application/json; charset=utf-8"
+_DELTA_NAMES = frozenset({"delta", "delta()", "microsoft.graph.delta", "microsoft.graph.delta()"})
+
+
+@dataclass
+class Recorded:
+    """One HTTP request the emulator received, and what it answered."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: Any
+    status: int = 0
+    op: str | None = None
+    mailbox: str | None = None
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class GraphApp:
+    """Turns one HTTP request into one Response; knows nothing of sockets."""
+
+    def __init__(
+        self,
+        *,
+        store: MailboxStore,
+        views: Views,
+        authority: Authority,
+        push: PushHub,
+        faults: GraphFaults,
+        requests: list[Recorded],
+    ) -> None:
+        self.base_url = ""
+        self._store = store
+        self._views = views
+        self._authority = authority
+        self._push = push
+        self._faults = faults
+        self._requests = requests
+
+    def handle(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> Response:
+        url = urlsplit(target)
+        query = parse_qs(url.query, keep_blank_values=True)
+        segments = [unquote(part) for part in url.path.split("/")[1:]]
+        record = Recorded(method, unquote(url.path), query, headers, _parse_body(headers, raw))
+        request_id = str(uuid.uuid4())
+        client_request_id = headers.get("client-request-id") or request_id
+        try:
+            if segments[:1] == ["v1.0"]:
+                response = self._graph(record, segments[1:], url.path)
+            else:
+                response = self._identity(record, segments)
+        except GraphError as error:
+            response = _json(error.status, error.body(request_id, client_request_id), _ODATA_JSON)
+            response.headers.update(error.headers)
+        except EntraError as error:
+            response = _json(error.status, error.body(client_request_id), _LOGIN_JSON)
+            response.headers.update(error.headers)
+            response.headers["Cache-Control"] = "no-store, no-cache"
+        response.headers.setdefault("request-id", request_id)
+        response.headers.setdefault("client-request-id", client_request_id)
+        record.status = response.status
+        self._requests.append(record)
+        return response
+
+    # ------------------------------------------------------------- identity
+
+    def _identity(self, record: Recorded, segments: list[str]) -> Response:
+        method = record.method
+        if segments == ["common", "discovery", "instance"] and method == "GET":
+            record.op = "discovery"
+            return _json(200, self._authority.instance_discovery(record.query), _LOGIN_JSON)
+        if len(segments) == 4 and segments[1:] == ["v2.0", ".well-known", "openid-configuration"]:
+            record.op = "discovery"
+            config = self._authority.openid_configuration(segments[0])
+            return _json(200, config, _LOGIN_JSON)
+        if len(segments) == 4 and segments[1:] == ["oauth2", "v2.0", "token"] and method == "POST":
+            record.op = "token"
+            self._pause("token")
+            failure = self._faults.take("token")
+            if failure is not None:
+                raise failure
+            form = record.body if isinstance(record.body, dict) else {}
+            answer = self._authority.token(
+                segments[0],
+                {str(k): str(v) for k, v in form.items()},
+                record.headers.get("authorization"),
+            )
+            response = _json(200, answer, _LOGIN_JSON)
+            response.headers.update({"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})
+            return response
+        return _json(404, {"error": "not_found", "error_description": "Not found."}, _LOGIN_JSON)
+
+    # ---------------------------------------------------------------- graph
+
+    def _graph(self, record: Recorded, rest: list[str], raw_path: str) -> Response:
+        method = record.method
+        if rest[:1] == ["me"]:
+            raise GraphError(
+                400, "BadRequest", "/me request is only valid with delegated authentication flow."
+            )
+        if rest[:1] == ["subscriptions"]:
+            return self._subscriptions(record, rest[1:])
+        if len(rest) < 3 or rest[0] != "users":
+            raise _no_segment(rest[0] if rest else "")
+        user, tail = rest[1], rest[2:]
+        if tail[:1] == ["calendar"]:
+            tail = tail[1:]
+        link = f"{self.base_url.rstrip('/')}{raw_path}"
+        if len(tail) == 2 and tail[0] == "calendarView" and tail[1] in _DELTA_NAMES:
+            _allow(method, "GET")
+            box = self._mailbox(record, "delta", user)
+            return _page(self._views.delta(box, record.query, self._prefer(record), link))
+        if len(tail) == 2 and tail[0] == "events":
+            if method == "PATCH":
+                return self._patch(record, user, tail[1])
+            _allow(method, "GET")
+            box = self._mailbox(record, "get", user)
+            return _page(self._views.get(box, tail[1], record.query, self._prefer(record)))
+        if len(tail) == 3 and tail[0] == "events" and tail[2] == "instances":
+            _allow(method, "GET")
+            box = self._mailbox(record, "instances", user)
+            page = self._views.instances(box, tail[1], record.query, self._prefer(record), link)
+            return _page(page)
+        raise _no_segment(tail[0] if tail else user)
+
+    def _patch(self, record: Recorded, user: str, event_id: str) -> Response:
+        box = self._mailbox(record, "patch", user)
+        change = parse_patch(record.body)
+        with self._store.lock:
+            if self._store.resolve(box.address, event_id) is None:
+                raise GraphError(404, "ErrorItemNotFound")
+        self._faults.run_before_patch(box.address, event_id)
+        hit = self._store.patch(
+            box.address, event_id, change.body, change.props, record.headers.get("if-match")
+        )
+        with self._store.lock:
+            page = self._views.get(box, hit.id, {}, self._prefer(record))
+        return _page(page)
+
+    def _subscriptions(self, record: Recorded, rest: list[str]) -> Response:
+        method = record.method
+        if not rest:
+            _allow(method, "POST")
+            self._authorized(record, "subscribe")
+            return _json(201, self._push.subscribe(record.body), _ODATA_JSON)
+        subscription_id = rest[0]
+        if rest[1:] == ["reauthorize"]:
+            _allow(method, "POST")
+            self._authorized(record, "renew")
+            self._push.get(subscription_id)
+            return Response(204)
+        if len(rest) != 1:
+            raise _no_segment(rest[1])
+        if method == "PATCH":
+            self._authorized(record, "renew")
+            return _json(200, self._push.renew(subscription_id, record.body), _ODATA_JSON)
+        if method == "DELETE":
+            self._authorized(record, "unsubscribe")
+            self._push.unsubscribe(subscription_id)
+            return Response(204)
+        _allow(method, "GET")
+        self._authorized(record, "subscription")
+        return _json(200, self._push.get(subscription_id), _ODATA_JSON)
+
+    # ---------------------------------------------------------------- checks
+
+    def _authorized(self, record: Recorded, op: str) -> None:
+        """Latency, bearer token, then a scripted fault: the order Graph's front end uses."""
+        record.op = op
+        self._pause(op)
+        self._authority.authenticate(record.headers.get("authorization"))
+        failure = self._faults.take(op) if op != "subscription" else None
+        if failure is not None:
+            raise failure
+
+    def _mailbox(self, record: Recorded, op: str, user: str) -> Mailbox:
+        self._authorized(record, op)
+        box = self._store.mailbox(user)
+        if box is None:
+            raise GraphError(404, "ErrorInvalidUser", f"The requested user '{user}' is invalid.")
+        record.mailbox = box.address
+        if box.disabled:
+            raise GraphError(403, "ErrorAccessDenied")
+        return box
+
+    def _pause(self, op: str) -> None:
+        delay = self._faults.delay(op)
+        if delay > 0:
+            time.sleep(delay)
+
+    @staticmethod
+    def _prefer(record: Recorded) -> Prefer:
+        return Prefer.parse(record.headers.get("prefer"))
+
+
+def _allow(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise GraphError(
+            405, "BadRequest", f"The HTTP method '{method}' is not supported for this resource."
+        )
+
+
+def _no_segment(segment: str) -> GraphError:
+    return GraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
+
+
+def _json(status: int, payload: Any, content_type: str) -> Response:
+    return Response(status, json.dumps(payload).encode("utf-8"), {"Content-Type": content_type})
+
+
+def _page(page: Page) -> Response:
+    response = _json(200, page.body, _ODATA_JSON)
+    response.headers.update(page.headers)
+    return response
+
+
+def _parse_body(headers: dict[str, str], raw: bytes) -> Any:
+    """JSON or form bodies, parsed; ``None`` for none; ``Unparsed`` for broken JSON."""
+    if not raw:
+        return None
+    kind = headers.get("content-type", "").split(";")[0].strip().lower()
+    text = raw.decode("utf-8", "replace")
+    if kind == "application/x-www-form-urlencoded":
+        return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+    try:
+        return json.loads(text)
+    except ValueError:
+        return Unparsed(text)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server_version = "Microsoft-IIS/10.0"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read ``requests``, not stderr."""
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        response = cast(_Server, self.server).app.handle(self.command, self.path, headers, raw)
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if response.body:
+            self.wfile.write(response.body)
+
+
+class _Server(ThreadingHTTPServer):
+    """Remembers its open connections so closing the server also ends kept-alive ones."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], app: GraphApp) -> None:
+        self.app = app
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+def serve(app: GraphApp, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    """A bound, not yet serving, threaded server for ``app``."""
+    return _Server((host, port), app)
