@@ -332,6 +332,33 @@ def app_token_source(
 
 # --------------------------------------------------------------------------- mapping
 
+_VCAL_UID = b"vCal-Uid\x01\x00\x00\x00"
+
+
+def icalendar_uid(graph_uid: str) -> str:
+    """The iCalendar UID a meeting had before Exchange wrapped it, if it had one.
+
+    Graph's ``iCalUId`` is the hex of Exchange's GlobalObjectId. For a meeting
+    that came from another system (a Google organizer inviting an Outlook
+    attendee), that id wraps the sender's UID as ``vCal-Uid`` data
+    ([MS-OXOCAL] 2.2.1.27); unwrapping it gives both systems' copies one
+    occurrence key, so the meeting keeps one agenda whichever calendar syncd
+    reads it from. Exchange's own ids are returned unchanged.
+    """
+    try:
+        raw = bytes.fromhex(graph_uid)
+    except ValueError:
+        return graph_uid
+    start = raw.find(_VCAL_UID)
+    if start < 0:
+        return graph_uid
+    data = raw[start + len(_VCAL_UID) :]
+    end = data.find(b"\x00")
+    try:
+        return data[: end if end >= 0 else len(data)].decode("utf-8") or graph_uid
+    except UnicodeDecodeError:
+        return graph_uid
+
 
 def _query(params: Mapping[str, str]) -> str:
     """A query string with spaces as %20: OData reads ``+`` literally in ``$filter``."""
@@ -423,7 +450,9 @@ def to_event(
     return Event(
         id=str(item["id"]),
         calendar_id=calendar,
-        ical_uid=str(series_uid if occurrence else item.get("iCalUId") or item["id"]),
+        ical_uid=icalendar_uid(
+            str(series_uid if occurrence else item.get("iCalUId") or item["id"])
+        ),
         title=str(item.get("subject") or ""),
         start=start,
         end=end,

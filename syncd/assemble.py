@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import cast
+from datetime import timedelta
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from google.auth.credentials import Credentials
@@ -20,6 +21,7 @@ from sqlalchemy import Engine
 from providers.base import Provider
 from providers.google import GoogleProvider
 from providers.memory import MemoryProvider
+from providers.microsoft import MicrosoftProvider, app_token_source
 from syncd import config, detect, secrets
 from syncd.engine import Policy
 from syncd.store import connect, migrate
@@ -109,12 +111,52 @@ def google(account: config.Account, settings: config.Settings) -> GoogleProvider
     )
 
 
+def microsoft(
+    account: config.Account, settings: config.Settings, *, http_client: Any = None
+) -> MicrosoftProvider:
+    """A Microsoft 365 tenant's provider: one app-only token for every mailbox.
+
+    ``http_client`` goes to msal unchanged (tests route the login host to an
+    emulator with it); the authority is always the production one.
+    """
+    options = account.microsoft
+    assert options is not None, "the config parser sets microsoft options on microsoft accounts"
+    key = f"accounts[{settings.accounts.index(account)}].client_secret_file"
+    path = secrets.resolve(options.client_secret_file, settings.directory, key)
+    try:
+        client_secret = path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise secrets.SecretError(f"{settings.path}: {key}: {path}: {error.strerror}") from None
+    if not client_secret:
+        raise secrets.SecretError(f"{settings.path}: {key}: {path} is empty")
+    tokens = app_token_source(
+        f"https://login.microsoftonline.com/{options.tenant}",
+        options.client_id,
+        client_secret,
+        http_client=http_client,
+    )
+    return MicrosoftProvider(
+        account.calendars,
+        tokens,
+        graph_root=options.graph_root,
+        page_size=min(settings.sync.page_size, 1000),
+        subscription_lifetime=timedelta(minutes=options.subscription_minutes),
+    )
+
+
 @contextmanager
 def connected(account: config.Account, settings: config.Settings) -> Iterator[Connected]:
     """The account's provider for the duration of a block; state saved on the way out."""
     if account.provider is config.ProviderName.GOOGLE:
-        provider = google(account, settings)
+        provider: Provider = google(account, settings)
         yield Connected(account, provider, provider.calendars())
+        return
+    if account.provider is config.ProviderName.MICROSOFT:
+        graph = microsoft(account, settings)
+        try:
+            yield Connected(account, graph, graph.calendars())
+        finally:
+            graph.close()
         return
     if account.provider is not config.ProviderName.MEMORY:
         raise UnsupportedProvider(

@@ -184,6 +184,27 @@ class GoogleAccount:
     webhook_url: str = ""
 
 
+GRAPH_ROOT = "https://graph.microsoft.com/v1.0/"
+
+
+@dataclass(frozen=True, slots=True)
+class MicrosoftAccount:
+    """The ``[[accounts]]`` keys only ``provider = "microsoft"`` takes.
+
+    App-only access (client credentials) for the whole tenant: the app holds
+    the application permission Calendars.ReadWrite, granted by an admin.
+    ``client_secret_file`` stays an unresolved string (a path or
+    ``credential:NAME``), like the Google credential files.
+    """
+
+    tenant: str = ""
+    client_id: str = ""
+    client_secret_file: str = ""
+    graph_root: str = GRAPH_ROOT
+    webhook_url: str = ""
+    subscription_minutes: int = 4230
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     """One ``[[accounts]]`` entry: one provider connection."""
@@ -194,6 +215,8 @@ class Account:
     state_file: Path | None = None
     #: Set exactly when ``provider`` is google.
     google: GoogleAccount | None = None
+    #: Set exactly when ``provider`` is microsoft.
+    microsoft: MicrosoftAccount | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,11 +360,22 @@ _SECTIONS: Mapping[str, type] = {
 }
 _ACCOUNTS = "accounts"
 _GOOGLE_KEYS = tuple(f.name for f in dataclasses.fields(GoogleAccount))
-#: The keys an ``[[accounts]]`` table may have: ``google`` is the parsed
-#: group of the Google keys, not a key of its own.
-_ACCOUNT_KEYS = (
-    *(f.name for f in dataclasses.fields(Account) if f.name != "google"),
-    *_GOOGLE_KEYS,
+_MICROSOFT_KEYS = tuple(f.name for f in dataclasses.fields(MicrosoftAccount))
+#: Which provider-specific keys each provider takes.
+_PROVIDER_KEYS: Mapping[str, tuple[str, ...]] = {
+    "google": _GOOGLE_KEYS,
+    "microsoft": _MICROSOFT_KEYS,
+}
+#: The keys an ``[[accounts]]`` table may have: ``google`` and ``microsoft``
+#: are the parsed groups of their providers' keys, not keys of their own.
+_ACCOUNT_KEYS = tuple(
+    dict.fromkeys(
+        (
+            *(f.name for f in dataclasses.fields(Account) if f.name not in _PROVIDER_KEYS),
+            *_GOOGLE_KEYS,
+            *_MICROSOFT_KEYS,
+        )
+    )
 )
 _Choice = TypeVar("_Choice", bound=enum.StrEnum)
 
@@ -717,16 +751,20 @@ class _Parser:
                     f"{p}.state_file",
                     f"only the memory provider uses a state file (this account is {provider})",
                 )
-            google = None
-            if provider is ProviderName.GOOGLE:
-                google = self.google(entry, p, name, calendars)
-            else:
-                for key in _GOOGLE_KEYS:
-                    if key in entry:
+            own = _PROVIDER_KEYS.get(provider.value, ())
+            for owner, keys in _PROVIDER_KEYS.items():
+                for key in keys:
+                    if key in entry and key not in own:
                         self.fail(
                             f"{p}.{key}",
-                            f"only google accounts use this key (this account is {provider})",
+                            f"only {owner} accounts use this key (this account is {provider})",
                         )
+            google = None
+            microsoft = None
+            if provider is ProviderName.GOOGLE:
+                google = self.google(entry, p, name, calendars)
+            elif provider is ProviderName.MICROSOFT:
+                microsoft = self.microsoft(entry, p, calendars)
             accounts.append(
                 Account(
                     name=name,
@@ -734,9 +772,46 @@ class _Parser:
                     calendars=tuple(calendars),
                     state_file=self.file_path(state_text) if state_text else None,
                     google=google,
+                    microsoft=microsoft,
                 )
             )
         return tuple(accounts)
+
+    def microsoft(
+        self, entry: Mapping[str, object], p: str, calendars: Sequence[str]
+    ) -> MicrosoftAccount:
+        d = MicrosoftAccount()
+        required = {
+            "tenant": "the directory (tenant) id of the organization",
+            "client_id": "the application (client) id of the app registration",
+            "client_secret_file": "the client secret (a path or credential:NAME)",
+        }
+        values = {key: self.string(entry, p, key, "").strip() for key in required}
+        for key, what in required.items():
+            if not values[key]:
+                self.fail(f"{p}.{key}", f"required for provider 'microsoft': {what}")
+        if not calendars:
+            self.fail(
+                f"{p}.calendars",
+                "required for provider 'microsoft': list the mailboxes whose calendars to watch",
+            )
+        secret = self.secret_source(f"{p}.client_secret_file", values["client_secret_file"])
+        graph_root = self.url(f"{p}.graph_root", self.string(entry, p, "graph_root", d.graph_root))
+        if not urlsplit(graph_root).path.endswith("/v1.0/"):
+            self.fail(f"{p}.graph_root", f"must end in '/v1.0/', got {_show(graph_root)}")
+        webhook_url = self.string(entry, p, "webhook_url", d.webhook_url).strip()
+        if webhook_url:
+            webhook_url = self.url(f"{p}.webhook_url", webhook_url)
+        # Graph's bounds for subscriptions on events.
+        minutes = self.integer(entry, p, "subscription_minutes", d.subscription_minutes, 45, 10080)
+        return MicrosoftAccount(
+            tenant=values["tenant"],
+            client_id=values["client_id"],
+            client_secret_file=secret,
+            graph_root=graph_root,
+            webhook_url=webhook_url,
+            subscription_minutes=minutes,
+        )
 
     def google(
         self, entry: Mapping[str, object], p: str, name: str, calendars: Sequence[str]

@@ -43,7 +43,7 @@ from datetime import datetime, timedelta, tzinfo
 from functools import partial
 from typing import TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import (
     RetryCallState,
@@ -280,10 +280,16 @@ class CalendarSync:
             row.last_sync_at = now
             row.last_error, row.error_count = None, 0
             row.needs_reauth = False
-            if row.next_sync_at == mark:
-                # Done what was asked; a notification that came in meanwhile
-                # moved the mark and keeps the calendar due.
-                row.next_sync_at = None
+            if mark is not None:
+                # Done what was asked. Compare-and-clear in one statement: a
+                # notification judged meanwhile moved the mark, and must keep
+                # the calendar due even if it lands between our read and write.
+                session.execute(
+                    update(Calendar)
+                    .where(Calendar.id == calendar_id, Calendar.next_sync_at == mark)
+                    .values(next_sync_at=None)
+                    .execution_options(synchronize_session=False)
+                )
 
     def _window_outgrown(self, since: datetime | None, now: datetime) -> bool:
         """Whether a cursor taken at ``since`` still sees the whole horizon.

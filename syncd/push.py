@@ -35,6 +35,7 @@ class Outcome(enum.StrEnum):
     UNKNOWN = "unknown"  # not ours, stale, or a wrong token: dropped, same answer for all
     HANDSHAKE = "handshake"  # the channel's first message
     DUE = "due"  # the calendar is marked for a sync
+    RENEW = "renew"  # the subscription itself needs replacing (and the calendar a sync)
 
 
 def digest(token: str) -> str:
@@ -150,6 +151,14 @@ def accept(session: Session, notification: Notification | None, now: datetime) -
         return Outcome.UNKNOWN
     if notification.handshake:
         return Outcome.HANDSHAKE
+    outcome = Outcome.DUE
+    if notification.lifecycle == "reauthorizationRequired":
+        row.expires = now  # keep_open replaces it on its next round
+        return Outcome.RENEW
+    if notification.lifecycle == "subscriptionRemoved":
+        session.delete(row)  # gone at the provider: keep_open opens a new one
+        outcome = Outcome.RENEW
+    # "missed" and plain changes: something changed that we have not seen
     calendar = session.get_one(Calendar, row.calendar_id)
     due = now + DEBOUNCE
     mark = calendar.next_sync_at
@@ -157,4 +166,4 @@ def accept(session: Session, notification: Notification | None, now: datetime) -
     # seen this change: move it, so that sync leaves the calendar due.
     if mark is None or mark > due or mark <= now:
         calendar.next_sync_at = due
-    return Outcome.DUE
+    return outcome

@@ -8,14 +8,11 @@ wire, would notice.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import uvicorn
 from google.oauth2 import service_account
 from sqlalchemy import Engine, select
 
@@ -29,33 +26,10 @@ from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import sessions, transaction
 from syncd.store.models import Calendar, Meeting
 from syncd.web.app import create_app
+from tests.e2e.servers import Webhook
 
 ANA, BO, CY, DEE, EVE = (f"{n}@example.org" for n in ("ana", "bo", "cy", "dee", "eve"))
 PEOPLE = (ANA, BO, CY, DEE, EVE)
-
-
-class Webhook:
-    """syncd's web app under uvicorn on a loopback port, in a thread."""
-
-    def __init__(self, app: object) -> None:
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")  # type: ignore[arg-type]
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}/hooks/google"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 @dataclass
@@ -107,8 +81,8 @@ def org(db_engine: Engine) -> Iterator[Org]:
         factory = sessions(db_engine)
         syncer = CalendarSync(provider, factory, policy, account="acme", sleep=lambda s: None)
         org = Org(emulator, syncer, db_engine, now, webhook="")
-        with Webhook(create_app(factory, clock=lambda: org.now)) as webhook:
-            org.webhook = webhook
+        with Webhook(create_app(factory, clock=lambda: org.now)) as base:
+            org.webhook = f"{base}/hooks/google"
             yield org
 
 

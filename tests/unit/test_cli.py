@@ -120,10 +120,10 @@ def test_an_account_on_a_provider_not_built_yet_is_refused_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "syncd.toml"
-    config.write_text('[[accounts]]\nname = "m"\nprovider = "microsoft"\n', encoding="utf-8")
+    config.write_text('[[accounts]]\nname = "c"\nprovider = "caldav"\n', encoding="utf-8")
     assert main(["sync-once", "-c", str(config)]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "'microsoft'" in err
+    assert len(err.splitlines()) == 1 and "'caldav'" in err
 
 
 def test_demo_seeds_syncs_and_settles(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -38,14 +38,19 @@ COMMENTED_SETTING = re.compile(r"^# (\[\[?[a-z_]+\]\]?|[a-z_]+ = .*)$")
 
 DEFAULT_QUESTIONS = 6
 GOOGLE_KEYS = {f.name for f in dataclasses.fields(GoogleAccount)}
+MICROSOFT_KEYS = {f.name for f in dataclasses.fields(config.MicrosoftAccount)}
 
 
-def uncommented(text: str, *, google: bool = True) -> str:
-    """The example with its defaults uncommented (``google=False``: not the google-only ones)."""
+def uncommented(text: str, *, google: bool = True, microsoft: bool = False) -> str:
+    """The example with its defaults uncommented, those of the providers asked for."""
+    wanted = (GOOGLE_KEYS if google else set()) | (MICROSOFT_KEYS if microsoft else set())
 
     def line_of(line: str) -> str:
         match = COMMENTED_SETTING.match(line)
-        if not match or (not google and match[1].split(" ", 1)[0] in GOOGLE_KEYS):
+        if not match:
+            return line
+        key = match[1].split(" ", 1)[0]
+        if key in GOOGLE_KEYS | MICROSOFT_KEYS and key not in wanted:
             return line
         return match[1]
 
@@ -118,14 +123,56 @@ def test_example_shows_the_google_defaults() -> None:
 
 
 def test_example_documents_every_key() -> None:
-    data = tomllib.loads(uncommented(EXAMPLE.read_text(encoding="utf-8")))
+    data = tomllib.loads(uncommented(EXAMPLE.read_text(encoding="utf-8"), microsoft=True))
     sections = {"syncd": config.Core, "sync": config.Sync, "detect": config.Detect}
     sections["people"] = config.People
     for name, cls in sections.items():
         assert set(data[name]) == {f.name for f in dataclasses.fields(cls)}, name
     (account,) = data["accounts"]
-    account_fields = {f.name for f in dataclasses.fields(Account)} - {"google"}
-    assert set(account) == account_fields | GOOGLE_KEYS
+    account_fields = {f.name for f in dataclasses.fields(Account)} - {"google", "microsoft"}
+    assert set(account) == account_fields | GOOGLE_KEYS | MICROSOFT_KEYS
+
+
+def test_example_shows_the_microsoft_defaults() -> None:
+    text = uncommented(EXAMPLE.read_text(encoding="utf-8"), google=False, microsoft=True)
+    shown: dict[str, object] = {}
+    for line in text.splitlines():
+        if line.split(" ", 1)[0] in MICROSOFT_KEYS:
+            shown |= tomllib.loads(line)
+    assert shown == dataclasses.asdict(config.MicrosoftAccount())
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ("", "tenant"),
+        ('tenant = "t"\n', "client_id"),
+        ('tenant = "t"\nclient_id = "c"\n', "client_secret_file"),
+        (
+            'tenant = "t"\nclient_id = "c"\nclient_secret_file = "s"\ncalendars = ["a@x"]\n'
+            "subscription_minutes = 20000\n",
+            "subscription_minutes",
+        ),
+        (
+            'tenant = "t"\nclient_id = "c"\nclient_secret_file = "s"\ncalendars = ["a@x"]\n'
+            'graph_root = "https://graph.microsoft.com/beta/"\n',
+            "graph_root",
+        ),
+        ('tenant = "t"\nclient_id = "c"\nclient_secret_file = "s"\n', "calendars"),
+    ],
+)
+def test_microsoft_accounts_name_what_is_missing_or_wrong(extra: str, key: str) -> None:
+    text = f'[[accounts]]\nname = "m"\nprovider = "microsoft"\n{extra}'
+    with pytest.raises(ConfigError) as caught:
+        parse(text, Path("/etc/syncd.toml"))
+    assert caught.value.key == f"accounts[0].{key}"
+    assert len(str(caught.value).splitlines()) == 1
+
+
+def test_a_microsoft_key_on_a_google_account_is_refused() -> None:
+    text = '[[accounts]]\nname = "g"\nprovider = "google"\ntenant = "t"\n'
+    with pytest.raises(ConfigError, match="only microsoft accounts use this key"):
+        parse(text, Path("/etc/syncd.toml"))
 
 
 def test_defaults_in_code() -> None:

@@ -1,0 +1,333 @@
+"""A five-person Microsoft 365 tenant end to end over HTTP, and a pair split across systems.
+
+msal (production authority, login host routed to the emulator) and httpx
+talk to the Graph emulator; subscriptions are validated against, and notify,
+syncd's webhook under uvicorn; the scheduler's tick syncs what is due.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from google.oauth2 import service_account
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from providers.emulators.google import GoogleEmulator
+from providers.emulators.graph import GraphEmulator
+from providers.google import GoogleProvider
+from providers.memory import Recurrence
+from providers.microsoft import MicrosoftProvider, app_token_source
+from syncd import agenda, block, detect, push
+from syncd.engine import CalendarSync, Policy, Report
+from syncd.model import SINGLE_EVENT
+from syncd.scheduler import tick
+from syncd.secrets import GOOGLE_SCOPES
+from syncd.store import sessions, transaction
+from syncd.store.models import Calendar, Meeting, Pair, PushChannel
+from syncd.web.app import create_app
+from tests.e2e.servers import Webhook
+
+ANA, BO, CY, DEE, EVE = (f"{n}@example.org" for n in ("ana", "bo", "cy", "dee", "eve"))
+PEOPLE = (ANA, BO, CY, DEE, EVE)
+
+
+def policy() -> Policy:
+    return Policy(
+        base_url="https://agenda.example.org",
+        zone=UTC,
+        rules=detect.Rules(org_domains=("example.org",)),
+        template=("What is top of mind?",),
+    )
+
+
+def graph_provider(emulator: GraphEmulator, people: tuple[str, ...]) -> MicrosoftProvider:
+    tokens = app_token_source(
+        emulator.authority,
+        emulator.client_id,
+        emulator.client_secret,
+        http_client=emulator.http_client(),
+    )
+    return MicrosoftProvider(people, tokens, graph_root=emulator.graph_root, page_size=20)
+
+
+@dataclass
+class Tenant:
+    emulator: GraphEmulator
+    syncer: CalendarSync
+    factory: sessionmaker[Session]
+    now: datetime
+    webhook: str = ""
+
+    def sync_all(self) -> Report:
+        total = Report()
+        for person in PEOPLE:
+            total.merge(self.syncer.sync(person, self.now))
+        return total
+
+    def tick(self) -> Report:
+        return tick(self.factory, {"contoso": self.syncer}, self.now)
+
+    def block_of(self, calendar: str, uid: str, start: datetime | None = None) -> str | None:
+        copy = self.emulator.copy_id(calendar, uid, start)
+        return block.extract(self.emulator.description(calendar, copy))
+
+    def wait_marked(self, *addresses: str, timeout: float = 5.0) -> None:
+        """Graph's notifications are judged after the 202: wait until they were."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with transaction(self.factory) as session:
+                marked = {
+                    row.address
+                    for row in session.scalars(select(Calendar))
+                    if row.next_sync_at is not None
+                }
+            if set(addresses) <= marked:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"not marked due: {set(addresses) - marked}")
+
+    def patches(self) -> list[str]:
+        return [r.path.rsplit("/", 1)[-1] for r in self.emulator.requests if r.method == "PATCH"]
+
+
+@pytest.fixture
+def tenant(db_engine: Engine) -> Iterator[Tenant]:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    with GraphEmulator(PEOPLE) as emulator:
+        provider = graph_provider(emulator, PEOPLE)
+        factory = sessions(db_engine)
+        syncer = CalendarSync(provider, factory, policy(), account="contoso", sleep=lambda s: None)
+        world = Tenant(emulator, syncer, factory, now)
+        with Webhook(create_app(factory, clock=lambda: world.now)) as base:
+            world.webhook = f"{base}/hooks/microsoft"
+            yield world
+        provider.close()
+
+
+def seed(t: Tenant) -> dict[str, tuple[str, datetime]]:
+    start = t.now + timedelta(days=1, hours=1)
+    e = t.emulator
+    weekly = e.create_event(
+        ANA, [ANA, BO], "Ana / Bo", start, start + timedelta(minutes=30),
+        description="<p>Standing notes</p>", html=True, recurrence=Recurrence(7),
+    )  # fmt: skip
+    biweekly = e.create_event(
+        CY, [CY, DEE], "Cy / Dee", start + timedelta(hours=2), start + timedelta(hours=3),
+        recurrence=Recurrence(14),
+    )  # fmt: skip
+    adhoc_start = start + timedelta(days=2)
+    adhoc = e.create_event(
+        EVE, [EVE, ANA], "chat", adhoc_start, adhoc_start + timedelta(minutes=15)
+    )
+    team = e.create_event(ANA, list(PEOPLE), "Team", start, start + timedelta(hours=1))
+    return {
+        "weekly": (weekly, start),
+        "biweekly": (biweekly, start + timedelta(hours=2)),
+        "adhoc": (adhoc, adhoc_start),
+        "team": (team, start),
+    }
+
+
+def test_a_tenant_of_five_gets_correct_blocks_and_a_second_pass_writes_nothing(
+    tenant: Tenant,
+) -> None:
+    events = seed(tenant)
+    report = tenant.sync_all()
+
+    assert report.errors == []
+    weekly, first = events["weekly"]
+    for week in (0, 1):
+        text = tenant.block_of(ANA, weekly, first + timedelta(days=7 * week))
+        assert text is not None and "/m/" in text
+        assert tenant.block_of(BO, weekly, first + timedelta(days=7 * week)) == text
+    assert tenant.block_of(ANA, weekly, first + timedelta(days=14)) is None
+    assert tenant.block_of(CY, *events["biweekly"]) is not None
+    assert tenant.block_of(EVE, events["adhoc"][0]) is not None
+    assert tenant.block_of(ANA, events["team"][0]) is None
+    body = tenant.emulator.description(ANA, tenant.emulator.copy_id(ANA, weekly, first))
+    assert "Standing notes" in body
+
+    sent = [r for r in tenant.emulator.requests if r.method == "PATCH"]
+    assert len(sent) == report.writes == 4
+    assert all(r.headers.get("if-match") for r in sent)
+    masters = {
+        tenant.emulator.copy_id(ANA, weekly),
+        tenant.emulator.copy_id(CY, events["biweekly"][0]),
+    }
+    assert not set(tenant.patches()) & masters
+
+    assert tenant.sync_all().writes == 0
+
+
+def subscribe_everyone(t: Tenant) -> None:
+    with transaction(t.factory) as session:
+        rows = {row.address: row.id for row in session.scalars(select(Calendar))}
+    for person in PEOPLE:
+        push.keep_open(
+            t.factory, t.syncer.provider, rows[person], person, t.webhook,
+            timedelta(days=2), t.now,
+        )  # fmt: skip
+
+
+def test_a_notification_leads_to_a_write_within_one_tick_and_our_echo_to_none(
+    tenant: Tenant,
+) -> None:
+    seed(tenant)
+    tenant.sync_all()
+    subscribe_everyone(tenant)  # each subscription's address was validated by our hook
+    assert tenant.tick().calendars == 0
+
+    start = tenant.now + timedelta(days=3)
+    uid = tenant.emulator.create_event(
+        BO, [BO, CY], "Bo / Cy", start, start + timedelta(minutes=30)
+    )
+    assert tenant.emulator.wait_for_notifications()
+    assert all(n.status == 202 for n in tenant.emulator.notifications)
+    tenant.wait_marked(BO, CY)
+    tenant.now += timedelta(seconds=3)
+
+    first = tenant.tick()
+
+    assert first.writes == 1 and tenant.block_of(BO, uid) is not None
+    assert tenant.emulator.wait_for_notifications()
+    tenant.wait_marked(BO)  # the echo of our own write
+    tenant.now += timedelta(seconds=3)
+    assert tenant.tick().writes == 0
+    assert tenant.emulator.wait_for_notifications()
+    tenant.now += timedelta(seconds=3)
+    assert tenant.tick().calendars == 0
+
+
+def test_missed_forces_a_resync_and_reauthorization_renews(tenant: Tenant) -> None:
+    seed(tenant)
+    tenant.sync_all()
+    subscribe_everyone(tenant)
+
+    tenant.emulator.faults.lifecycle(CY, "missed")
+    tenant.emulator.faults.lifecycle(DEE, "reauthorizationRequired")
+    assert tenant.emulator.wait_for_notifications()
+    tenant.wait_marked(CY)
+    tenant.now += timedelta(seconds=3)
+
+    synced = tenant.tick()
+    assert synced.calendars == 1 and synced.errors == []  # Cy's calendar
+    with transaction(tenant.factory) as session:
+        dee = session.scalars(select(Calendar).where(Calendar.address == DEE)).one().id
+    deadline = time.monotonic() + 5  # judged after the 202: wait for it
+    while time.monotonic() < deadline:
+        with transaction(tenant.factory) as session:
+            channel = session.scalars(
+                select(PushChannel).where(PushChannel.calendar_id == dee)
+            ).one()
+            if channel.expires <= tenant.now:
+                break
+        time.sleep(0.02)
+    before = len([r for r in tenant.emulator.requests if r.op == "subscribe"])
+    renewed = push.keep_open(
+        tenant.factory,
+        tenant.syncer.provider,
+        dee,
+        DEE,
+        tenant.webhook,
+        timedelta(days=2),
+        tenant.now,
+    )
+    assert renewed is not None
+    assert len([r for r in tenant.emulator.requests if r.op == "subscribe"]) == before + 1
+
+
+def test_a_concurrent_edit_in_outlook_survives(tenant: Tenant) -> None:
+    events = seed(tenant)
+    weekly, first = events["weekly"]
+    copy = tenant.emulator.copy_id(ANA, weekly, first)
+
+    def ana_types(calendar: str, event_id: str) -> None:
+        if event_id == copy:
+            body = tenant.emulator.description(calendar, event_id)
+            tenant.emulator.edit_description(calendar, event_id, body + "<p>Ana, just now</p>")
+
+    tenant.emulator.faults.before_patch(ana_types, times=1)
+    report = tenant.sync_all()
+
+    body = tenant.emulator.description(ANA, copy)
+    assert "Ana, just now" in body and block.extract(body) is not None
+    assert report.conflicts == 1
+
+
+def test_a_410_recovers(tenant: Tenant) -> None:
+    seed(tenant)
+    tenant.sync_all()
+    for person in PEOPLE:
+        tenant.emulator.faults.expire_delta_tokens(person)
+
+    report = tenant.sync_all()
+
+    assert report.full_syncs == 5 and report.errors == [] and report.writes == 0
+
+
+def test_one_disabled_mailbox_leaves_the_other_four_synced(tenant: Tenant) -> None:
+    events = seed(tenant)
+    tenant.emulator.disable_user(EVE)
+
+    report = tenant.sync_all()
+
+    assert len(report.errors) == 1 and EVE in report.errors[0]
+    assert tenant.block_of(ANA, *events["weekly"]) is not None
+    assert tenant.block_of(CY, *events["biweekly"]) is not None
+    with transaction(tenant.factory) as session:
+        eve = session.scalars(select(Calendar).where(Calendar.address == EVE)).one()
+        assert eve.needs_reauth
+
+
+def test_a_pair_split_across_google_and_outlook_shares_one_agenda(db_engine: Engine) -> None:
+    """Ana is on Google, Bo on Outlook; both systems hold their copies of their 1:1s."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    factory = sessions(db_engine)
+    start = now + timedelta(days=1)
+    with GoogleEmulator([ANA]) as google, GraphEmulator([BO]) as graph:
+        delegating = service_account.Credentials.from_service_account_info(
+            google.service_account_info(), scopes=list(GOOGLE_SCOPES)
+        )
+        gsync = CalendarSync(
+            GoogleProvider([ANA], delegating.with_subject, api_root=google.api_root),
+            factory, policy(), account="google", sleep=lambda s: None,
+        )  # fmt: skip
+        outlook = graph_provider(graph, (BO,))
+        msync = CalendarSync(outlook, factory, policy(), account="m365", sleep=lambda s: None)
+
+        # Ana's 1:1 with Bo, organized in Google: Bo's Outlook holds an invited copy
+        uid = "ana-bo-weekly@example.org"
+        google.create_event(
+            ANA, [ANA, BO], "Ana / Bo", start, start + timedelta(minutes=30), ical_uid=uid
+        )
+        graph.create_event(
+            ANA, [ANA, BO], "Ana / Bo", start, start + timedelta(minutes=30), ical_uid=uid
+        )
+        gsync.sync(ANA, now)
+        msync.sync(BO, now)
+        with transaction(factory) as session:
+            meetings = session.scalars(select(Meeting)).all()
+            assert len(meetings) == 1  # both systems' copies found the same agenda
+            meeting = meetings[0]
+            assert (meeting.ical_uid, meeting.original_start) == (uid, SINGLE_EVENT)
+            agenda.add_action_item(
+                session, meeting, "share the Q3 deck", owner=BO, author=ANA, now=now
+            )
+
+        # Later Bo books a follow-up in Outlook: same pair, same open items
+        later = start + timedelta(days=2)
+        follow_up = graph.create_event(
+            BO, [BO, ANA], "follow-up", later, later + timedelta(minutes=20)
+        )
+        now += timedelta(days=1, hours=1)  # the first 1:1 is over
+        msync.sync(BO, now)
+        text = block.extract(graph.description(BO, graph.copy_id(BO, follow_up)))
+        assert text is not None and "share the Q3 deck" in text
+        with transaction(factory) as session:
+            assert len(session.scalars(select(Pair)).all()) == 1
+        outlook.close()
