@@ -356,12 +356,24 @@ class CalendarSync:
             self._sweep(session, run.calendar_id, seen, run.window)
 
     def _forget(self, session: Session, calendar_id: int, event_id: str) -> None:
-        session.execute(
-            delete(Occurrence).where(
-                Occurrence.calendar_id == calendar_id,
-                (Occurrence.event_id == event_id) | (Occurrence.series_id == event_id),
-            )
+        """Drop a deleted event (or series) from the mirror.
+
+        When it is the organizer's copy of a 1:1, its agendas are marked
+        cancelled: the meeting is not going to happen (Graph reports the
+        organizer's cancelled occurrence only as a removal). People's notes
+        stay; a copy that comes back un-cancels its agenda on the next sync.
+        """
+        match = (
+            Occurrence.calendar_id == calendar_id,
+            (Occurrence.event_id == event_id) | (Occurrence.series_id == event_id),
         )
+        for row in session.scalars(
+            select(Occurrence).where(
+                *match, Occurrence.organizer_copy.is_(True), Occurrence.pair_id.is_not(None)
+            )
+        ):
+            agenda.mark_cancelled(session, OccurrenceKey(row.ical_uid, row.original_start))
+        session.execute(delete(Occurrence).where(*match))
 
     def _sweep(self, session: Session, calendar_id: int, seen: set[str], window: Window) -> None:
         """After a full sync, drop what the provider no longer has in the window."""

@@ -491,3 +491,15 @@ def test_a_cursor_whose_window_no_longer_covers_the_horizon_is_renewed(world: Wo
     assert report.full_syncs == len(world.provider.calendars()) and report.errors == []
     world.settle()
     assert world.sync().full_syncs == 0
+
+
+def test_a_deleted_1on1_marks_its_agenda_cancelled(world: World) -> None:
+    start = tuesday(0)
+    uid = world.provider.create_event(ANA, [ANA, BO], "chat", start, start + timedelta(minutes=20))
+    world.settle()
+    assert not world.meeting(uid).cancelled
+
+    world.provider.delete_event(uid)
+    world.settle()
+
+    assert world.meeting(uid).cancelled  # its notes stay, marked as not happening
