@@ -196,7 +196,16 @@ def participants(meeting: Meeting) -> tuple[str, str]:
     return meeting.pair.person_a, meeting.pair.person_b
 
 
-def _require_participant(meeting: Meeting, person: str) -> None:
+# Who an edit is attributed to when the server cannot tell who made it: in the
+# web app's ``link`` sign-in mode the token alone grants access. It has no "@",
+# so it can never be mistaken for (or collide with) a person's address. It may
+# add and check off items and write the shared note, never a private note.
+LINK_ACTOR = "someone with the link"
+
+
+def _require_participant(meeting: Meeting, person: str, *, link_allowed: bool = True) -> None:
+    if link_allowed and person == LINK_ACTOR:
+        return
     if person not in participants(meeting):
         raise PermissionError("only the two people of a 1:1 edit its agenda")
 
@@ -256,8 +265,11 @@ def set_action_item_done(
 def save_note(
     session: Session, meeting: Meeting, author: str, body: str, *, private: bool, now: datetime
 ) -> Note:
-    """Shared notes are one document per meeting; private ones one per author."""
-    _require_participant(meeting, author)
+    """Shared notes are one document per meeting; private ones one per author.
+
+    A private note needs a known author: ``LINK_ACTOR`` may not have one.
+    """
+    _require_participant(meeting, author, link_allowed=not private)
     owner = author if private else ""
     note = session.scalars(
         select(Note).where(

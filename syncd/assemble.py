@@ -7,21 +7,23 @@ which provider it talks to.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
+import msal  # type: ignore[import-untyped]
 from google.auth.credentials import Credentials
 from google.oauth2 import service_account
 from sqlalchemy import Engine
 
-from providers.base import Provider
+from providers.base import AuthRevoked, Provider, ProviderError, Transient
 from providers.google import GoogleProvider
 from providers.memory import MemoryProvider
-from providers.microsoft import MicrosoftProvider, app_token_source
+from providers.microsoft import MicrosoftProvider, app_token_source, error_for
 from syncd import config, detect, secrets
 from syncd.engine import Policy
 from syncd.store import connect, migrate
@@ -111,17 +113,123 @@ def google(account: config.Account, settings: config.Settings) -> GoogleProvider
     )
 
 
+class DelegatedTokenSource:
+    """One person's Graph tokens from their sealed msal cache (single-user mode).
+
+    msal answers from the cache while the access token lasts and otherwise
+    redeems the refresh token; the cache is sealed again whenever that changed
+    it (refresh tokens rotate). A cache without an account, or a refresh the
+    identity platform refuses (``invalid_grant``: revoked, password reset),
+    is ``AuthRevoked``: the person has to run ``syncd auth microsoft`` again.
+    """
+
+    def __init__(
+        self,
+        sealed: secrets.SealedFile,
+        authority: str,
+        client_id: str,
+        *,
+        account_name: str,
+        http_client: Any = None,
+    ) -> None:
+        self._sealed = sealed
+        self._authority = authority
+        self._client_id = client_id
+        self._account_name = account_name
+        self._http_client = http_client
+        self._cache = secrets.msal_cache(sealed)
+        self._app: Any = None
+        self._lock = threading.Lock()
+
+    def _again(self) -> str:
+        return f"run `syncd auth microsoft --account {self._account_name}` again"
+
+    def _application(self) -> Any:
+        if self._app is None:
+            try:
+                self._app = msal.PublicClientApplication(
+                    self._client_id,
+                    authority=self._authority,
+                    http_client=self._http_client,
+                    token_cache=self._cache,
+                )
+            except ValueError as error:
+                raise AuthRevoked(f"authority {self._authority}: {error}") from error
+            except Exception as error:
+                raise error_for(error) from error
+        return self._app
+
+    def _acquire(self, force: bool) -> str:
+        with self._lock:
+            app = self._application()
+            accounts = app.get_accounts()
+            if not accounts:
+                raise AuthRevoked(f"{self._sealed.path}: no signed-in account; {self._again()}")
+            try:
+                result = app.acquire_token_silent_with_error(
+                    list(secrets.MICROSOFT_SCOPES), account=accounts[0], force_refresh=force
+                )
+            except ValueError as error:  # a non-JSON token response
+                raise Transient(f"token endpoint: {error}") from error
+            except Exception as error:
+                raise error_for(error) from error
+            finally:
+                secrets.save_msal_cache(self._sealed, self._cache)
+        if result is None:
+            raise AuthRevoked(f"{self._sealed.path}: no usable grant in the cache; {self._again()}")
+        if not isinstance(result, dict) or "access_token" not in result:
+            failure: ProviderError = error_for(
+                result if isinstance(result, dict) else {"error": "no_token"}
+            )
+            if isinstance(failure, AuthRevoked):
+                raise AuthRevoked(f"{failure}; {self._again()}")
+            raise failure
+        return str(result["access_token"])
+
+    def __call__(self) -> str:
+        return self._acquire(False)
+
+    def refresh(self) -> str:
+        """Graph refused the cached access token: redeem the refresh token now."""
+        return self._acquire(True)
+
+
 def microsoft(
     account: config.Account, settings: config.Settings, *, http_client: Any = None
 ) -> MicrosoftProvider:
-    """A Microsoft 365 tenant's provider: one app-only token for every mailbox.
+    """A Microsoft 365 provider: one app-only token for a tenant, or one person's own grant.
 
     ``http_client`` goes to msal unchanged (tests route the login host to an
     emulator with it); the authority is always the production one.
     """
     options = account.microsoft
     assert options is not None, "the config parser sets microsoft options on microsoft accounts"
-    key = f"accounts[{settings.accounts.index(account)}].client_secret_file"
+    index = settings.accounts.index(account)
+    authority = f"https://login.microsoftonline.com/{options.tenant}"
+    tokens: Callable[[], str]
+    if options.mode is config.AccountMode.SINGLE_USER:
+        assert options.token_file is not None, "the parser sets token_file in single-user mode"
+        sealed = secrets.SealedFile(options.token_file, secrets.load_key(settings))
+        if not options.token_file.exists():
+            raise secrets.SecretError(
+                f"{settings.path}: accounts[{index}]: no grant yet; run "
+                f"`syncd auth microsoft --account {account.name}` first"
+            )
+        tokens = DelegatedTokenSource(
+            sealed,
+            authority,
+            options.client_id,
+            account_name=account.name,
+            http_client=http_client,
+        )
+        return MicrosoftProvider(
+            account.calendars,
+            tokens,
+            graph_root=options.graph_root,
+            page_size=min(settings.sync.page_size, 1000),
+            subscription_lifetime=timedelta(minutes=options.subscription_minutes),
+        )
+    key = f"accounts[{index}].client_secret_file"
     path = secrets.resolve(options.client_secret_file, settings.directory, key)
     try:
         client_secret = path.read_text(encoding="utf-8").strip()
@@ -129,12 +237,7 @@ def microsoft(
         raise secrets.SecretError(f"{settings.path}: {key}: {path}: {error.strerror}") from None
     if not client_secret:
         raise secrets.SecretError(f"{settings.path}: {key}: {path} is empty")
-    tokens = app_token_source(
-        f"https://login.microsoftonline.com/{options.tenant}",
-        options.client_id,
-        client_secret,
-        http_client=http_client,
-    )
+    tokens = app_token_source(authority, options.client_id, client_secret, http_client=http_client)
     return MicrosoftProvider(
         account.calendars,
         tokens,

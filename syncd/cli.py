@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     keygen.set_defaults(func=cmd_keygen)
 
     auth = command("auth", "Authorize syncd to one person's calendar (single-user accounts).")
-    auth.add_argument("provider", choices=["google"], help="the account's provider")
+    auth.add_argument("provider", choices=["google", "microsoft"], help="the account's provider")
     auth.add_argument("--account", required=True, metavar="NAME", help="the [[accounts]] name")
     auth.add_argument(
         "--no-browser", action="store_true", help="print the address instead of opening a browser"
@@ -223,6 +223,8 @@ def cmd_auth(args: argparse.Namespace) -> int:
             settings.path, "accounts", f"no account named {args.account!r} (accounts: {known})"
         ) from None
     key = f"accounts[{settings.accounts.index(account)}]"
+    if args.provider == "microsoft":
+        return _auth_microsoft(settings, account, key)
     google = account.google
     if account.provider is not config.ProviderName.GOOGLE or google is None:
         raise config.ConfigError(
@@ -259,6 +261,51 @@ def cmd_auth(args: argparse.Namespace) -> int:
     secrets.save_google_grant(sealed, credentials)
     print(f"authorized google account {account.name!r}; grant sealed in {google.token_file}")
     return 0
+
+
+def _auth_microsoft(settings: config.Settings, account: config.Account, key: str) -> int:
+    """The device authorization grant: a code to enter on any device with a browser."""
+    options = account.microsoft
+    if account.provider is not config.ProviderName.MICROSOFT or options is None:
+        raise config.ConfigError(
+            settings.path,
+            f"{key}.provider",
+            f"account {account.name!r} is a {account.provider} account; "
+            "`syncd auth microsoft` is for microsoft accounts",
+        )
+    if options.mode is config.AccountMode.ORGANIZATION or options.token_file is None:
+        raise config.ConfigError(
+            settings.path,
+            f"{key}.mode",
+            f"account {account.name!r} is in organization mode: its app-only token acts for "
+            "every mailbox, so no per-person auth is needed",
+        )
+    # The key first: a missing key should fail before anyone signs in.
+    sealed = secrets.SealedFile(options.token_file, secrets.load_key(settings))
+    cache = secrets.msal_cache(sealed)
+
+    def show(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    username = secrets.authorize_microsoft(
+        f"https://login.microsoftonline.com/{options.tenant}",
+        options.client_id,
+        show,
+        http_client=_MICROSOFT_HTTP_CLIENT,
+        cache=cache,
+    )
+    cache.has_state_changed = True  # other accounts dropped or not: seal what is there now
+    secrets.save_msal_cache(sealed, cache)
+    print(
+        f"authorized microsoft account {account.name!r} as {username}; "
+        f"grant sealed in {options.token_file}"
+    )
+    return 0
+
+
+#: msal's HTTP client for ``syncd auth microsoft``; ``None`` is msal's own
+#: (tests replace it with an emulator's session).
+_MICROSOFT_HTTP_CLIENT: object = None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

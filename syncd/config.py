@@ -146,13 +146,18 @@ class People:
     aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
 
-class GoogleMode(enum.StrEnum):
-    """Whose authority a Google account acts with."""
+class AccountMode(enum.StrEnum):
+    """Whose authority a Google or Microsoft account acts with."""
 
-    #: A service account with domain-wide delegation, impersonating each person.
+    #: Google: a service account with domain-wide delegation, impersonating each
+    #: person. Microsoft: an app-only token for the whole tenant.
     ORGANIZATION = "organization"
-    #: One person's own OAuth grant (``syncd auth google``).
+    #: One person's own delegated grant (``syncd auth google|microsoft``).
     SINGLE_USER = "single-user"
+
+
+#: The name Google accounts used first; the same modes.
+GoogleMode = AccountMode
 
 
 class SendUpdates(enum.StrEnum):
@@ -191,15 +196,23 @@ GRAPH_ROOT = "https://graph.microsoft.com/v1.0/"
 class MicrosoftAccount:
     """The ``[[accounts]]`` keys only ``provider = "microsoft"`` takes.
 
-    App-only access (client credentials) for the whole tenant: the app holds
-    the application permission Calendars.ReadWrite, granted by an admin.
-    ``client_secret_file`` stays an unresolved string (a path or
-    ``credential:NAME``), like the Google credential files.
+    Organization mode: app-only access (client credentials) for the whole
+    tenant: the app holds the application permission Calendars.ReadWrite,
+    granted by an admin. ``client_secret_file`` stays an unresolved string (a
+    path or ``credential:NAME``), like the Google credential files.
+
+    Single-user mode: one person's delegated grant to a public client app (no
+    secret), made with ``syncd auth microsoft`` (device code) and kept as a
+    sealed msal token cache in ``token_file``.
     """
 
+    mode: AccountMode = AccountMode.ORGANIZATION
     tenant: str = ""
     client_id: str = ""
     client_secret_file: str = ""
+    #: Single-user mode: the sealed msal token cache; always set there (the
+    #: parser fills in ``<config dir>/<account name>.msal-cache``), else ``None``.
+    token_file: Path | None = None
     graph_root: str = GRAPH_ROOT
     webhook_url: str = ""
     subscription_minutes: int = 4230
@@ -752,19 +765,20 @@ class _Parser:
                     f"only the memory provider uses a state file (this account is {provider})",
                 )
             own = _PROVIDER_KEYS.get(provider.value, ())
-            for owner, keys in _PROVIDER_KEYS.items():
+            for keys in _PROVIDER_KEYS.values():
                 for key in keys:
                     if key in entry and key not in own:
+                        owners = " and ".join(o for o, ks in _PROVIDER_KEYS.items() if key in ks)
                         self.fail(
                             f"{p}.{key}",
-                            f"only {owner} accounts use this key (this account is {provider})",
+                            f"only {owners} accounts use this key (this account is {provider})",
                         )
             google = None
             microsoft = None
             if provider is ProviderName.GOOGLE:
                 google = self.google(entry, p, name, calendars)
             elif provider is ProviderName.MICROSOFT:
-                microsoft = self.microsoft(entry, p, calendars)
+                microsoft = self.microsoft(entry, p, name, calendars)
             accounts.append(
                 Account(
                     name=name,
@@ -778,24 +792,66 @@ class _Parser:
         return tuple(accounts)
 
     def microsoft(
-        self, entry: Mapping[str, object], p: str, calendars: Sequence[str]
+        self, entry: Mapping[str, object], p: str, name: str, calendars: Sequence[str]
     ) -> MicrosoftAccount:
         d = MicrosoftAccount()
+        mode = self.choice(entry, p, "mode", d.mode, "mode")
+        organization = mode is AccountMode.ORGANIZATION
         required = {
             "tenant": "the directory (tenant) id of the organization",
             "client_id": "the application (client) id of the app registration",
             "client_secret_file": "the client secret (a path or credential:NAME)",
         }
+        if not organization:
+            required["tenant"] += " (or 'organizations')"
+            required["client_id"] += " (a public client)"
+            del required["client_secret_file"]
         values = {key: self.string(entry, p, key, "").strip() for key in required}
+        secret_text = self.string(entry, p, "client_secret_file", "").strip()
+        token_text = self.string(entry, p, "token_file", "").strip()
+        misplaced = {"token_file": token_text} if organization else {}
+        if not organization:
+            misplaced["client_secret_file"] = secret_text
+        for key, value in misplaced.items():
+            if value:
+                other = "single-user" if organization else "organization"
+                self.fail(f"{p}.{key}", f"only {other} mode uses this key (this account is {mode})")
         for key, what in required.items():
             if not values[key]:
-                self.fail(f"{p}.{key}", f"required for provider 'microsoft': {what}")
-        if not calendars:
-            self.fail(
-                f"{p}.calendars",
-                "required for provider 'microsoft': list the mailboxes whose calendars to watch",
-            )
-        secret = self.secret_source(f"{p}.client_secret_file", values["client_secret_file"])
+                self.fail(f"{p}.{key}", f"required for provider 'microsoft' in {mode} mode: {what}")
+        token_file: Path | None = None
+        if organization:
+            if not calendars:
+                self.fail(
+                    f"{p}.calendars",
+                    "required for provider 'microsoft': list the mailboxes whose calendars "
+                    "to watch",
+                )
+            secret = self.secret_source(f"{p}.client_secret_file", secret_text)
+        else:
+            secret = ""
+            if len(calendars) != 1:
+                self.fail(
+                    f"{p}.calendars",
+                    "single-user mode needs exactly one address: the signed-in person's own "
+                    f"mailbox (got {len(calendars)})",
+                )
+            self.address(f"{p}.calendars[0]", calendars[0])
+            if token_text.startswith(CREDENTIAL_PREFIX):
+                self.fail(
+                    f"{p}.token_file",
+                    "must be a path: syncd rewrites the token cache, and systemd credentials "
+                    "are read-only",
+                )
+            if not token_text:
+                default = f"{name}.msal-cache"
+                if "/" in name or "\\" in name or name.startswith("."):
+                    self.fail(
+                        f"{p}.token_file",
+                        f"the default {_show(default)} is not a plain file name; set token_file",
+                    )
+                token_text = default
+            token_file = self.file_path(token_text)
         graph_root = self.url(f"{p}.graph_root", self.string(entry, p, "graph_root", d.graph_root))
         if not urlsplit(graph_root).path.endswith("/v1.0/"):
             self.fail(f"{p}.graph_root", f"must end in '/v1.0/', got {_show(graph_root)}")
@@ -805,9 +861,11 @@ class _Parser:
         # Graph's bounds for subscriptions on events.
         minutes = self.integer(entry, p, "subscription_minutes", d.subscription_minutes, 45, 10080)
         return MicrosoftAccount(
+            mode=mode,
             tenant=values["tenant"],
             client_id=values["client_id"],
             client_secret_file=secret,
+            token_file=token_file,
             graph_root=graph_root,
             webhook_url=webhook_url,
             subscription_minutes=minutes,

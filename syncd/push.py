@@ -159,11 +159,19 @@ def accept(session: Session, notification: Notification | None, now: datetime) -
         session.delete(row)  # gone at the provider: keep_open opens a new one
         outcome = Outcome.RENEW
     # "missed" and plain changes: something changed that we have not seen
-    calendar = session.get_one(Calendar, row.calendar_id)
+    mark_due(session.get_one(Calendar, row.calendar_id), now)
+    return outcome
+
+
+def mark_due(calendar: Calendar, now: datetime) -> None:
+    """Ask for a sync of ``calendar`` in ``DEBOUNCE``: what any change we hear of does.
+
+    An earlier mark is never moved later (a burst of changes costs one sync).
+    A mark already due may belong to a sync running now, which cannot have
+    seen this change: move it, so that sync leaves the calendar due (its
+    compare-and-clear no longer matches).
+    """
     due = now + DEBOUNCE
     mark = calendar.next_sync_at
-    # A mark already due may belong to a sync running now, which cannot have
-    # seen this change: move it, so that sync leaves the calendar due.
     if mark is None or mark > due or mark <= now:
         calendar.next_sync_at = due
-    return outcome

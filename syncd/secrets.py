@@ -1,4 +1,4 @@
-"""Secrets at rest: the key that seals them, sealed files, and Google grants.
+"""Secrets at rest: the key that seals them, sealed files, Google grants and msal caches.
 
 A refresh token is as good as the person's password for their calendar, so
 nothing that holds one is ever written in the clear: it goes through a
@@ -24,8 +24,9 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import msal  # type: ignore[import-untyped]
 from cryptography.fernet import Fernet, InvalidToken
 from google.oauth2.credentials import Credentials
 
@@ -39,6 +40,11 @@ if TYPE_CHECKING:
 #: whole calendars, change their sharing (ACLs) and settings, none of which
 #: syncd needs; least privilege keeps the damage of a leak to events.
 GOOGLE_SCOPES = ("https://www.googleapis.com/auth/calendar.events",)
+
+#: A single-user Microsoft grant: read and write the person's own calendar.
+#: msal adds ``openid profile offline_access`` (offline_access brings the
+#: refresh token).
+MICROSOFT_SCOPES = ("Calendars.ReadWrite",)
 
 #: Bumped if the sealed grant's JSON changes shape, so an old file is refused
 #: with a clear line rather than misread.
@@ -282,6 +288,96 @@ def authorize_google(
             "and leave the calendar permission checked"
         )
     return credentials
+
+
+def msal_cache(sealed: SealedFile) -> Any:
+    """The sealed msal token cache (a ``msal.SerializableTokenCache``), empty if none yet."""
+    cache = msal.SerializableTokenCache()
+    raw = sealed.load()
+    if raw is None:
+        return cache
+    try:
+        state = json.loads(raw)
+    except ValueError:
+        state = None
+    if not isinstance(state, dict):
+        raise SecretError(f"{sealed.path}: not an msal token cache saved by syncd")
+    cache.deserialize(raw.decode("utf-8"))
+    return cache
+
+
+def save_msal_cache(sealed: SealedFile, cache: Any) -> bool:
+    """Seal the cache again if msal changed it (a refresh rotates tokens); True if written."""
+    if not cache.has_state_changed:
+        return False
+    sealed.save(str(cache.serialize()).encode("utf-8"))
+    cache.has_state_changed = False
+    return True
+
+
+def _msal_problem(result: Any) -> str:
+    """``error (first line of the description)`` of an msal error dict: no token in it."""
+    if not isinstance(result, dict):
+        return "no answer"
+    error = str(result.get("error") or "no token in the answer")
+    lines = str(result.get("error_description") or "").strip().splitlines()
+    return error + (f" ({lines[0]})" if lines else "")
+
+
+def authorize_microsoft(
+    authority: str,
+    client_id: str,
+    show: Callable[[str], None],
+    *,
+    http_client: Any = None,
+    cache: Any,
+) -> str:
+    """One person's delegated grant through the device authorization grant.
+
+    ``show`` gets msal's instruction (the page and the code to enter there)
+    and must return at once; msal then polls the token endpoint at the
+    interval the identity platform asked for until the person has signed in,
+    declined, or the code ran out. The tokens land in ``cache`` (seal it with
+    ``save_msal_cache``); other people's accounts are dropped from it, so the
+    cache holds exactly one account. Returns the signed-in username.
+    """
+    try:
+        app = msal.PublicClientApplication(
+            client_id, authority=authority, http_client=http_client, token_cache=cache
+        )
+        flow = app.initiate_device_flow(scopes=list(MICROSOFT_SCOPES))
+    except ValueError as error:
+        # msal's word for an authority that answered 4xx (unknown tenant) or non-JSON.
+        first = (str(error).splitlines() or [""])[0]
+        raise SecretError(f"Microsoft sign-in could not start: {authority}: {first}") from None
+    except Exception as error:
+        raise SecretError(
+            f"Microsoft sign-in could not start: {type(error).__name__} talking to {authority}"
+        ) from None
+    if not isinstance(flow, dict) or "user_code" not in flow:
+        raise SecretError(f"Microsoft sign-in could not start: {_msal_problem(flow)}")
+    show(str(flow.get("message") or f"enter {flow['user_code']} at {flow['verification_uri']}"))
+    try:
+        result = app.acquire_token_by_device_flow(flow)
+    except Exception as error:
+        raise SecretError(
+            f"Microsoft sign-in failed: {type(error).__name__} talking to {authority}"
+        ) from None
+    if not isinstance(result, dict) or "access_token" not in result:
+        raise SecretError(f"Microsoft sign-in failed: {_msal_problem(result)}")
+    claims = result.get("id_token_claims") or {}
+    username = str(claims.get("preferred_username") or claims.get("upn") or "")
+    accounts = app.get_accounts()
+    mine = [a for a in accounts if username and a.get("username") == username]
+    if not mine or "refresh_token" not in result:
+        raise SecretError(
+            "Microsoft sign-in returned no account or no refresh token, so the grant could not "
+            "be kept; check that the app registration allows public client flows"
+        )
+    for account in accounts:
+        if account not in mine:
+            app.remove_account(account)
+    return username
 
 
 @contextlib.contextmanager

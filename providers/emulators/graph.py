@@ -219,6 +219,14 @@ class GraphEmulator:
         """Every access token issued so far is now expired (401 on use)."""
         self._authority.expire_tokens()
 
+    def approve_device_code(self, user_code: str | None, user: str) -> None:
+        """``user`` signs in at the verification page and approves the code (newest if None)."""
+        self._authority.approve_device_code(user_code, user, self.user_id(user))
+
+    def revoke_user_grant(self, user: str) -> None:
+        """The person's refresh tokens are revoked: later refreshes answer invalid_grant."""
+        self._authority.revoke_user_grant(user)
+
     # ------------------------------------------------------------ mailboxes
 
     def add_user(self, address: str) -> None:

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .graph_errors import EntraError, GraphError
 from .graph_faults import GraphFaults
-from .graph_identity import Authority
+from .graph_identity import Authority, Grant
 from .graph_model import Mailbox
 from .graph_patch import Unparsed, parse_patch
 from .graph_push import PushHub
@@ -126,6 +126,17 @@ class GraphApp:
             record.op = "discovery"
             config = self._authority.openid_configuration(segments[0])
             return _json(200, config, _LOGIN_JSON)
+        if (
+            len(segments) == 4
+            and segments[1:] == ["oauth2", "v2.0", "devicecode"]
+            and method == "POST"
+        ):
+            record.op = "devicecode"
+            form = record.body if isinstance(record.body, dict) else {}
+            answer = self._authority.device_code(
+                segments[0], {str(k): str(v) for k, v in form.items()}
+            )
+            return _json(200, answer, _LOGIN_JSON)
         if len(segments) == 4 and segments[1:] == ["oauth2", "v2.0", "token"] and method == "POST":
             record.op = "token"
             self._pause("token")
@@ -217,21 +228,25 @@ class GraphApp:
 
     # ---------------------------------------------------------------- checks
 
-    def _authorized(self, record: Recorded, op: str) -> None:
+    def _authorized(self, record: Recorded, op: str) -> Grant:
         """Latency, bearer token, then a scripted fault: the order Graph's front end uses."""
         record.op = op
         self._pause(op)
-        self._authority.authenticate(record.headers.get("authorization"))
+        grant = self._authority.authenticate(record.headers.get("authorization"))
         failure = self._faults.take(op) if op != "subscription" else None
         if failure is not None:
             raise failure
+        return grant
 
     def _mailbox(self, record: Recorded, op: str, user: str) -> Mailbox:
-        self._authorized(record, op)
+        grant = self._authorized(record, op)
         box = self._store.mailbox(user)
         if box is None:
             raise GraphError(404, "ErrorInvalidUser", f"The requested user '{user}' is invalid.")
         record.mailbox = box.address
+        if grant.user is not None and grant.user.casefold() != box.address.casefold():
+            # A delegated token reaches its own user's mailbox only (no shared calendars here).
+            raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials.")
         if box.disabled:
             raise GraphError(403, "ErrorAccessDenied")
         return box

@@ -24,6 +24,24 @@ client that decodes them sees what it would in production; API calls
 check that the bearer token is one issued here and not expired or expired by
 ``expire_tokens``. Withdrawing consent leaves outstanding tokens working
 until they expire, as with the real service.
+
+One person's delegated grant (the device authorization grant, for a public
+client: no secret) is served as well:
+
+* ``POST /{tenant}/oauth2/v2.0/devicecode`` (``client_id``, ``scope``) answers
+  ``device_code``, ``user_code``, ``verification_uri``, ``expires_in``,
+  ``interval`` (1 s, so tests poll fast) and ``message``.
+* the token endpoint's ``urn:ietf:params:oauth:grant-type:device_code`` grant
+  answers 400 ``authorization_pending`` (AADSTS70016) until the code is
+  approved (``approve_device_code``), ``expired_token`` (AADSTS70020) after
+  it ran out; then an access token acting as that user, a refresh token, an
+  ``id_token`` (``oid``, ``tid``, ``preferred_username``) and, when
+  ``client_info=1`` is sent, ``client_info`` (``{uid, utid}``): what msal
+  needs to keep an account in its cache.
+* the ``refresh_token`` grant rotates the refresh token; after
+  ``revoke_user_grant`` it answers 400 ``invalid_grant`` (AADSTS50173).
+
+A delegated token reaches that user's own mailbox only (403 elsewhere).
 """
 
 from __future__ import annotations
@@ -41,12 +59,16 @@ from urllib.parse import parse_qs, urlsplit
 
 from .graph_errors import EntraError, GraphError
 
-__all__ = ["LOGIN_HOST", "Authority", "Grant"]
+__all__ = ["DEVICE_CODE_GRANT", "LOGIN_HOST", "Authority", "Grant"]
 
 LOGIN_HOST = "login.microsoftonline.com"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 TOKEN_LIFETIME = 3599
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+DEVICE_CODE_LIFETIME = 900
+DEVICE_CODE_INTERVAL = 1
+_OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
 _SCOPES = {f"{GRAPH_RESOURCE}/.default", f"{GRAPH_APP_ID}/.default"}
 _WWW_AUTHENTICATE = (
     'Bearer realm="", '
@@ -61,6 +83,27 @@ class Grant:
 
     token: str
     expires: float
+    #: The user a delegated token acts as; ``None`` for an app-only token.
+    user: str | None = None
+
+
+@dataclass
+class _DeviceCode:
+    device_code: str
+    user_code: str
+    client_id: str
+    scope: str
+    expires: float
+    user: str | None = None
+    user_id: str = ""
+
+
+@dataclass(frozen=True)
+class _Refresh:
+    client_id: str
+    scope: str
+    user: str
+    user_id: str
 
 
 class Authority:
@@ -74,6 +117,8 @@ class Authority:
         self._lock = threading.Lock()
         self._grants: dict[str, Grant] = {}
         self._consented = True
+        self._device_codes: dict[str, _DeviceCode] = {}
+        self._refresh_tokens: dict[str, _Refresh] = {}
 
     # ------------------------------------------------------------- endpoints
 
@@ -141,6 +186,10 @@ class Authority:
         self._require_tenant(tenant)
         client_id, secret = _client(form, authorization)
         grant_type = form.get("grant_type", "")
+        if grant_type == DEVICE_CODE_GRANT:
+            return self._device_code_token(form)
+        if grant_type == "refresh_token":
+            return self._refresh_token(form)
         if grant_type != "client_credentials":
             raise EntraError(
                 400,
@@ -192,6 +241,57 @@ class Authority:
             "access_token": self._issue(),
         }
 
+    def device_code(self, tenant: str, form: Mapping[str, str]) -> dict[str, Any]:
+        """Start a device authorization grant for a public client."""
+        self._require_tenant(tenant)
+        client_id = form.get("client_id", "")
+        self._require_client(client_id)
+        scope = self._delegated_scope(form.get("scope", ""))
+        user_code = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(9))
+        pending = _DeviceCode(
+            device_code=secrets.token_urlsafe(32),
+            user_code=user_code,
+            client_id=client_id,
+            scope=scope,
+            expires=time.time() + DEVICE_CODE_LIFETIME,
+        )
+        with self._lock:
+            self._device_codes[pending.device_code] = pending
+        uri = "https://microsoft.com/devicelogin"
+        return {
+            "user_code": user_code,
+            "device_code": pending.device_code,
+            "verification_uri": uri,
+            "expires_in": DEVICE_CODE_LIFETIME,
+            "interval": DEVICE_CODE_INTERVAL,
+            "message": (
+                f"To sign in, use a web browser to open the page {uri} and enter the code "
+                f"{user_code} to authenticate."
+            ),
+        }
+
+    def approve_device_code(self, user_code: str | None, user: str, user_id: str) -> None:
+        """``user`` signs in and consents to the pending code (the newest if ``None``)."""
+        with self._lock:
+            pending = [p for p in self._device_codes.values() if p.user is None]
+            if user_code is not None:
+                pending = [p for p in pending if p.user_code == user_code]
+            if not pending:
+                raise KeyError(f"no pending device code {user_code or ''}".strip())
+            chosen = pending[-1]
+            chosen.user = user
+            chosen.user_id = user_id
+
+    def revoke_user_grant(self, user: str) -> None:
+        """The person's refresh tokens stop working (password reset, sessions revoked)."""
+        folded = user.casefold()
+        with self._lock:
+            self._refresh_tokens = {
+                token: grant
+                for token, grant in self._refresh_tokens.items()
+                if grant.user.casefold() != folded
+            }
+
     def authenticate(self, authorization: str | None) -> Grant:
         """The grant behind an API call's bearer token; 401 as Graph answers otherwise."""
         scheme, _, token = (authorization or "").partition(" ")
@@ -217,9 +317,108 @@ class Authority:
 
     def expire_tokens(self) -> None:
         with self._lock:
-            self._grants = {token: Grant(token, time.time() - 1) for token in self._grants}
+            self._grants = {
+                token: Grant(token, time.time() - 1, grant.user)
+                for token, grant in self._grants.items()
+            }
 
     # ------------------------------------------------------------ internals
+
+    def _require_client(self, client_id: str) -> None:
+        if client_id != self.client_id or not self._consented:
+            raise EntraError(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{client_id}' was not found in the directory "
+                f"'{self.tenant}'.",
+            )
+
+    @staticmethod
+    def _delegated_scope(scope: str) -> str:
+        asked = scope.split()
+        graph = [s for s in asked if s not in _OIDC_SCOPES]
+        if not graph or any(
+            s.removeprefix(f"{GRAPH_RESOURCE}/") != "Calendars.ReadWrite" for s in graph
+        ):
+            raise EntraError(
+                400,
+                "invalid_scope",
+                70011,
+                f"The provided request must include a 'scope' input parameter. The provided "
+                f"value for the input parameter 'scope' is not valid: {scope}.",
+            )
+        return " ".join(asked)
+
+    def _device_code_token(self, form: Mapping[str, str]) -> dict[str, Any]:
+        code = form.get("device_code", "")
+        with self._lock:
+            pending = self._device_codes.get(code)
+        if pending is None or pending.client_id != form.get("client_id", ""):
+            raise EntraError(
+                400, "invalid_grant", 70000, "The provided value for 'device_code' is not valid."
+            )
+        if pending.expires <= time.time():
+            raise EntraError(400, "expired_token", 70020, "The provided code has expired.")
+        if pending.user is None:
+            raise EntraError(
+                400,
+                "authorization_pending",
+                70016,
+                "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+            )
+        with self._lock:
+            del self._device_codes[code]
+        grant = _Refresh(pending.client_id, pending.scope, pending.user, pending.user_id)
+        return self._delegated(grant, form)
+
+    def _refresh_token(self, form: Mapping[str, str]) -> dict[str, Any]:
+        with self._lock:
+            grant = self._refresh_tokens.pop(form.get("refresh_token", ""), None)
+        if grant is None or grant.client_id != form.get("client_id", ""):
+            raise EntraError(
+                400,
+                "invalid_grant",
+                50173,
+                "The provided grant has expired due to it being revoked, a fresh auth token is "
+                "needed. The user might have changed or reset their password.",
+            )
+        self._require_client(grant.client_id)
+        return self._delegated(grant, form)
+
+    def _delegated(self, grant: _Refresh, form: Mapping[str, str]) -> dict[str, Any]:
+        refresh = secrets.token_urlsafe(48)
+        with self._lock:
+            self._refresh_tokens[refresh] = grant
+        now = int(time.time())
+        id_claims = {
+            "aud": grant.client_id,
+            "iss": f"https://{LOGIN_HOST}/{self.tenant}/v2.0",
+            "iat": now,
+            "nbf": now,
+            "exp": now + TOKEN_LIFETIME,
+            "name": grant.user,
+            "oid": grant.user_id,
+            "preferred_username": grant.user,
+            "sub": grant.user_id,
+            "tid": self.tenant,
+            "ver": "2.0",
+        }
+        header = {"typ": "JWT", "alg": "RS256", "kid": "emulator"}
+        answer: dict[str, Any] = {
+            "token_type": "Bearer",
+            "scope": grant.scope,
+            "expires_in": TOKEN_LIFETIME,
+            "ext_expires_in": TOKEN_LIFETIME,
+            "access_token": self._issue(grant),
+            "refresh_token": refresh,
+            "id_token": ".".join(
+                [_segment(header), _segment(id_claims), _b64(secrets.token_bytes(64))]
+            ),
+        }
+        if form.get("client_info") == "1":
+            answer["client_info"] = _segment({"uid": grant.user_id, "utid": self.tenant})
+        return answer
 
     def _require_tenant(self, tenant: str) -> None:
         if tenant.casefold() != self.tenant.casefold():
@@ -231,10 +430,10 @@ class Authority:
                 "and are signing into the correct cloud.",
             )
 
-    def _issue(self) -> str:
+    def _issue(self, delegated: _Refresh | None = None) -> str:
         now = int(time.time())
         header = {"typ": "JWT", "alg": "RS256", "kid": "emulator"}
-        claims = {
+        claims: dict[str, Any] = {
             "aud": GRAPH_RESOURCE,
             "iss": f"https://sts.windows.net/{self.tenant}/",
             "iat": now,
@@ -250,9 +449,20 @@ class Authority:
             "uti": secrets.token_urlsafe(16),
             "ver": "1.0",
         }
+        user = None
+        if delegated is not None:
+            del claims["roles"]
+            claims.update(
+                idtyp="user",
+                oid=delegated.user_id,
+                sub=delegated.user_id,
+                scp="Calendars.ReadWrite",
+                upn=delegated.user,
+            )
+            user = delegated.user
         token = ".".join([_segment(header), _segment(claims), _b64(secrets.token_bytes(64))])
         with self._lock:
-            self._grants[token] = Grant(token, time.time() + TOKEN_LIFETIME)
+            self._grants[token] = Grant(token, time.time() + TOKEN_LIFETIME, user)
         return token
 
 

@@ -139,7 +139,8 @@ def test_example_shows_the_microsoft_defaults() -> None:
     for line in text.splitlines():
         if line.split(" ", 1)[0] in MICROSOFT_KEYS:
             shown |= tomllib.loads(line)
-    assert shown == dataclasses.asdict(config.MicrosoftAccount())
+    # token_file is shown empty: the parser fills in a default in single-user mode.
+    assert shown == dataclasses.asdict(config.MicrosoftAccount()) | {"token_file": ""}
 
 
 @pytest.mark.parametrize(
@@ -497,7 +498,7 @@ ERRORS = [
         "google key on a caldav account",
         '[[accounts]]\nname = "a"\nprovider = "caldav"\nmode = "organization"\n',
         "accounts[0].mode",
-        "only google accounts use this key (this account is caldav)",
+        "only google and microsoft accounts use this key (this account is caldav)",
     ),
     (
         "google key outside an account",
@@ -755,3 +756,80 @@ def test_missing_template(tmp_path: Path) -> None:
     assert (error.path, error.key) == (tmp_path / "syncd.toml", "syncd.template")
     assert str(tmp_path / "gone.md") in error.problem
     assert "\n" not in str(error)
+
+
+# --------------------------------------------------------------------------- microsoft single-user
+
+MS_SINGLE = (
+    '[[accounts]]\nname = "me"\nprovider = "microsoft"\nmode = "single-user"\n'
+    'tenant = "organizations"\nclient_id = "c"\n'
+)
+
+
+def test_microsoft_single_user_defaults_its_token_file() -> None:
+    text = f'{MS_SINGLE}calendars = ["ana@example.org"]\n'
+    (account,) = parse(text, Path("/etc/syncd/syncd.toml")).accounts
+    assert account.microsoft == config.MicrosoftAccount(
+        mode=config.AccountMode.SINGLE_USER,
+        tenant="organizations",
+        client_id="c",
+        token_file=Path("/etc/syncd/me.msal-cache"),
+    )
+    assert account.calendars == ("ana@example.org",)
+
+
+def test_microsoft_single_user_token_file_is_relative_to_the_config() -> None:
+    text = f'{MS_SINGLE}calendars = ["ana@example.org"]\ntoken_file = "grants/ana.cache"\n'
+    (account,) = parse(text, Path("/etc/syncd/syncd.toml")).accounts
+    assert account.microsoft is not None
+    assert account.microsoft.token_file == Path("/etc/syncd/grants/ana.cache")
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "problem"),
+    [
+        ('calendars = ["a@x.org"]\nclient_secret_file = "s"\n', "client_secret_file", "only"),
+        ("", "calendars", "exactly one address"),
+        ('calendars = ["a@x.org", "b@x.org"]\n', "calendars", "exactly one address"),
+        ('calendars = ["not an address"]\n', "calendars[0]", "email address"),
+        ('calendars = ["a@x.org"]\ntoken_file = "credential:x"\n', "token_file", "must be a path"),
+    ],
+)
+def test_microsoft_single_user_errors_name_the_key(extra: str, key: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(MS_SINGLE + extra, Path("/etc/syncd.toml"))
+    assert caught.value.key == f"accounts[0].{key}"
+    assert problem in caught.value.problem
+    assert len(str(caught.value).splitlines()) == 1
+
+
+def test_microsoft_single_user_needs_tenant_and_client_id() -> None:
+    text = '[[accounts]]\nname = "me"\nprovider = "microsoft"\nmode = "single-user"\n'
+    with pytest.raises(ConfigError) as caught:
+        parse(text + 'calendars = ["a@x.org"]\n', Path("/etc/syncd.toml"))
+    assert caught.value.key == "accounts[0].tenant"
+    with pytest.raises(ConfigError) as caught:
+        parse(text + 'tenant = "t"\ncalendars = ["a@x.org"]\n', Path("/etc/syncd.toml"))
+    assert caught.value.key == "accounts[0].client_id"
+
+
+def test_microsoft_organization_refuses_a_token_file() -> None:
+    text = (
+        '[[accounts]]\nname = "m"\nprovider = "microsoft"\ntenant = "t"\nclient_id = "c"\n'
+        'client_secret_file = "s"\ncalendars = ["a@x.org"]\ntoken_file = "m.cache"\n'
+    )
+    with pytest.raises(ConfigError, match="only single-user mode uses this key") as caught:
+        parse(text, Path("/etc/syncd.toml"))
+    assert caught.value.key == "accounts[0].token_file"
+
+
+def test_microsoft_organization_is_unchanged() -> None:
+    text = (
+        '[[accounts]]\nname = "m"\nprovider = "microsoft"\ntenant = "t"\nclient_id = "c"\n'
+        'client_secret_file = "s"\ncalendars = ["a@x.org"]\n'
+    )
+    (account,) = parse(text, Path("/etc/syncd.toml")).accounts
+    assert account.microsoft is not None
+    assert account.microsoft.mode is config.AccountMode.ORGANIZATION
+    assert account.microsoft.token_file is None
+    assert account.microsoft.client_secret_file == "s"
