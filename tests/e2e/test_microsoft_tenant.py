@@ -331,3 +331,32 @@ def test_a_pair_split_across_google_and_outlook_shares_one_agenda(db_engine: Eng
         with transaction(factory) as session:
             assert len(session.scalars(select(Pair)).all()) == 1
         outlook.close()
+
+
+def test_the_webhook_answers_202_at_once_even_while_the_database_is_busy(
+    tenant: Tenant, db_engine: Engine
+) -> None:
+    import httpx
+    from sqlalchemy import text
+
+    seed(tenant)
+    tenant.sync_all()
+    subscribe_everyone(tenant)
+    with transaction(tenant.factory) as session:
+        channel = session.scalars(select(PushChannel)).first()
+        assert channel is not None
+        subscription = channel.channel_id
+    body = {"value": [{"subscriptionId": subscription, "clientState": "not-the-token"}]}
+
+    with db_engine.connect() as blocker:
+        # Hold the write lock that judging the notification would need.
+        if db_engine.dialect.name == "sqlite":
+            blocker.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            blocker.execute(text("LOCK TABLE calendars IN ACCESS EXCLUSIVE MODE"))
+        # Answered while the lock is still held: a webhook that waited for the
+        # database would time out here instead.
+        answer = httpx.post(tenant.webhook, json=body, timeout=5)
+        blocker.rollback()
+
+    assert answer.status_code == 202
