@@ -1,4 +1,4 @@
-"""Sync cost of an organization: on the memory provider, and over HTTP to the Google emulator.
+"""Sync cost of an organization: on the memory provider, and over HTTP to the emulators.
 
 Prints, for a first sync and for a steady-state pass with nothing changed:
 wall time, time per calendar, provider calls per calendar and writes. The
@@ -21,8 +21,10 @@ from google.oauth2 import service_account
 
 from providers.base import Provider
 from providers.emulators.google import GoogleEmulator
+from providers.emulators.graph import GraphEmulator
 from providers.google import GoogleProvider
 from providers.memory import MemoryProvider, Recurrence
+from providers.microsoft import MicrosoftProvider, app_token_source
 from syncd import detect
 from syncd.engine import CalendarSync, Policy, Report
 from syncd.secrets import GOOGLE_SCOPES
@@ -109,6 +111,18 @@ def run(people: int, google_people: int) -> None:
             google,
             lambda: sum(1 for r in emulator.requests if r.op in api),
         )
+    with GraphEmulator(addresses(google_people)) as tenant:
+        populate(tenant, google_people, datetime.now(UTC))
+        tokens = app_token_source(
+            tenant.authority,
+            tenant.client_id,
+            tenant.client_secret,
+            http_client=tenant.http_client(),
+        )
+        graph = MicrosoftProvider(addresses(google_people), tokens, graph_root=tenant.graph_root)
+        api = {"delta", "get", "patch", "instances"}
+        measure("graph", graph, lambda: sum(1 for r in tenant.requests if r.op in api))
+        graph.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory   {peak:.0f} MiB")
 
@@ -116,7 +130,9 @@ def run(people: int, google_people: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--people", type=int, default=400, help="memory provider org size")
-    parser.add_argument("--google-people", type=int, default=60, help="org size over HTTP")
+    parser.add_argument(
+        "--google-people", type=int, default=60, help="org size over HTTP (Google and Graph)"
+    )
     args = parser.parse_args()
     run(args.people, args.google_people)
 
