@@ -1,17 +1,66 @@
-"""The ASGI application served by ``syncd run`` (and alone by ``syncd web``)."""
+"""The ASGI application served by ``syncd run`` (and alone by ``syncd web``).
+
+Routes: the provider webhooks (``/hooks/...``), the agenda pages (``/m/...``,
+``/p/...``), the JSON API (``/api/v1/...``) and the stylesheet (``/static``).
+Every response carries the security headers; agenda tokens are redacted
+from uvicorn's access log.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
 
-from syncd.web import hooks
+from syncd.web import api, hooks, pages, security
+from syncd.web.identity import authenticator_for
+from syncd.web.service import Agendas
+from syncd.web.settings import WebSettings
+
+STATIC = Path(__file__).parent / "static"
 
 
 def create_app(
-    factory: sessionmaker[Session], clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    factory: sessionmaker[Session],
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    web: WebSettings | None = None,
 ) -> Starlette:
-    return Starlette(routes=hooks.routes(factory, clock))
+    settings = web or WebSettings()
+    authenticator = authenticator_for(settings)
+    agendas = Agendas(factory, clock, settings)
+    page_routes = pages.Pages(agendas, authenticator, settings)
+    api_routes = api.Api(agendas, authenticator, settings)
+    routes: list[BaseRoute] = [
+        *hooks.routes(factory, clock),
+        *page_routes.routes(),
+        *api_routes.routes(),
+        *authenticator.routes(),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+    ]
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith(api.PREFIX + "/"):
+            return api.error(404, api.NOT_FOUND)
+        return page_routes.not_found(request)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if request.url.path.startswith(api.PREFIX + "/"):
+            return api.error(exc.status_code, exc.detail)
+        return Response(exc.detail, status_code=exc.status_code, media_type="text/plain")
+
+    security.redact_logs("uvicorn.access", "uvicorn.error", "syncd")
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(security.SecurityHeaders)],
+        exception_handlers={404: not_found, HTTPException: http_error},
+    )

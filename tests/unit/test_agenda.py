@@ -137,3 +137,14 @@ def test_only_the_two_people_edit_and_own_items(session) -> None:
         agenda.save_note(session, week0, CY, "x", private=True, now=NOW)
     with pytest.raises(ValueError):
         agenda.add_action_item(session, week0, "x", owner=CY, author=ANA, now=NOW)
+
+
+def test_someone_with_the_link_edits_but_never_writes_a_private_note(session) -> None:
+    week0 = meeting(session, NOW)
+    point = agenda.add_talking_point(session, week0, "from the link", agenda.LINK_ACTOR, NOW)
+    assert point.author == agenda.LINK_ACTOR and "@" not in agenda.LINK_ACTOR
+    agenda.save_note(session, week0, agenda.LINK_ACTOR, "shared", private=False, now=NOW)
+    with pytest.raises(PermissionError):
+        agenda.save_note(session, week0, agenda.LINK_ACTOR, "mine", private=True, now=NOW)
+    with pytest.raises(PermissionError):
+        agenda.add_talking_point(session, week0, "x", CY, NOW)

@@ -1,0 +1,220 @@
+"""The JSON API under ``/api/v1``: the meeting page's data and edits, same rules.
+
+Access is decided exactly as for the pages (``service.Agendas``): an unknown
+token and an agenda that is not the viewer's are the same 404. Every
+state-changing call must send ``Content-Type: application/json`` (415
+otherwise) and the CSRF double-submit token in ``X-CSRF-Token`` (403
+otherwise); ``GET /api/v1/meetings/{token}`` hands that token out in its
+``X-CSRF-Token`` response header together with the cookie. Errors are
+``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from syncd.web import openapi, security
+from syncd.web.identity import Authenticator, Viewer
+from syncd.web.service import (
+    Agendas,
+    Forbidden,
+    Invalid,
+    ItemView,
+    MeetingRef,
+    MeetingView,
+    NoteView,
+    NotFound,
+    PointView,
+    due_field,
+)
+from syncd.web.settings import WebSettings
+
+PREFIX = "/api/v1"
+MAX_BODY = 1024 * 1024
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+NOT_FOUND = "not found"
+
+
+def _ref(ref: MeetingRef | None) -> dict[str, Any] | None:
+    if ref is None:
+        return None
+    return {
+        "token": ref.token,
+        "title": ref.title,
+        "start": ref.start.isoformat(),
+        "end": ref.end.isoformat(),
+        "cancelled": ref.cancelled,
+    }
+
+
+def point_json(point: PointView) -> dict[str, Any]:
+    return {"id": point.id, "text": point.text, "author": point.author, "done": point.done}
+
+
+def item_json(item: ItemView) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "text": item.text,
+        "owner": item.owner,
+        "author": item.author,
+        "due": item.due.isoformat() if item.due else None,
+        "done": item.done,
+        "done_at": item.done_at.isoformat() if item.done_at else None,
+        "origin": _ref(item.origin),
+    }
+
+
+def note_json(note: NoteView) -> dict[str, Any]:
+    return {
+        "body": note.body,
+        "updated_at": note.updated_at.isoformat() if note.updated_at else None,
+    }
+
+
+def meeting_json(view: MeetingView) -> dict[str, Any]:
+    return {
+        "meeting": _ref(view.meeting),
+        "people": list(view.people),
+        "pair_token": view.pair_token,
+        "viewer": {
+            "address": view.access.viewer.address,
+            "sign_in": view.access.viewer.sign_in,
+            "can_edit": view.access.can_edit,
+            "private_notes": view.private_note is not None,
+        },
+        "talking_points": [point_json(point) for point in view.points],
+        "action_items": [item_json(item) for item in view.items],
+        "carried_action_items": [item_json(item) for item in view.carried],
+        "notes": {
+            "shared": note_json(view.shared_note),
+            "private": note_json(view.private_note) if view.private_note else None,
+        },
+        "previous": _ref(view.previous),
+        "next": _ref(view.next),
+    }
+
+
+Edit = Callable[[str, Viewer, dict[str, Any]], tuple[int, dict[str, Any]]]
+
+
+class Api:
+    def __init__(
+        self, agendas: Agendas, authenticator: Authenticator, settings: WebSettings
+    ) -> None:
+        self.agendas = agendas
+        self.authenticator = authenticator
+        self.settings = settings
+
+    async def meeting(self, request: Request) -> Response:
+        viewer = self.authenticator.identify(request)
+        try:
+            view = await run_in_threadpool(
+                self.agendas.meeting, request.path_params["token"], viewer
+            )
+        except NotFound:
+            return error(404, NOT_FOUND)
+        token = security.csrf_token(request, self.settings)
+        response = JSONResponse(meeting_json(view), headers={security.CSRF_HEADER: token})
+        security.remember_csrf(response, request, token, self.settings)
+        return response
+
+    async def document(self, request: Request) -> Response:
+        return JSONResponse(openapi.document())
+
+    def _edit(self, edit: Edit) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if media != "application/json":
+                return error(415, "send JSON (Content-Type: application/json)")
+            submitted = request.headers.get(security.CSRF_HEADER)
+            if not security.csrf_ok(request, submitted, self.settings):
+                return error(403, "missing or wrong X-CSRF-Token")
+            raw = await request.body()
+            if len(raw) > MAX_BODY:
+                return error(413, "request body too large")
+            try:
+                body = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                return error(400, "the body is not valid JSON")
+            if not isinstance(body, dict):
+                return error(400, "the body must be a JSON object")
+            viewer = self.authenticator.identify(request)
+            token = request.path_params["token"]
+            fields = {**body, **{k: v for k, v in request.path_params.items() if k == "id"}}
+            try:
+                status, payload = await run_in_threadpool(edit, token, viewer, fields)
+            except NotFound:
+                return error(404, NOT_FOUND)
+            except Forbidden as refused:
+                return error(403, str(refused))
+            except Invalid as invalid:
+                return error(400, str(invalid))
+            return JSONResponse(payload, status_code=status)
+
+        return endpoint
+
+    def routes(self) -> list[Route]:
+        a = self.agendas
+
+        def done(fields: dict[str, Any]) -> bool:
+            value = fields.get("done", True)
+            if not isinstance(value, bool):
+                raise Invalid("done must be true or false")
+            return value
+
+        def text(fields: dict[str, Any], name: str) -> str:
+            value = fields.get(name)
+            if not isinstance(value, str):
+                raise Invalid(f"{name} must be a string")
+            return value
+
+        def add_point(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            return 201, point_json(a.add_talking_point(t, v, text(f, "text")))
+
+        def point_done(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            return 200, point_json(a.set_talking_point_done(t, v, f["id"], done(f)))
+
+        def add_item(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            item = a.add_action_item(
+                t, v, text(f, "text"), text(f, "owner"), due_field(f.get("due"))
+            )
+            return 201, item_json(item)
+
+        def item_done(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            return 200, item_json(a.set_action_item_done(t, v, f["id"], done(f)))
+
+        def shared(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            return 200, note_json(a.save_note(t, v, text(f, "body"), private=False))
+
+        def private(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            return 200, note_json(a.save_note(t, v, text(f, "body"), private=True))
+
+        meeting = f"{PREFIX}/meetings/{{token}}"
+        return [
+            Route(f"{PREFIX}/openapi.json", self.document, methods=["GET"]),
+            Route(meeting, self.meeting, methods=["GET"]),
+            Route(f"{meeting}/talking-points", self._edit(add_point), methods=["POST"]),
+            Route(
+                f"{meeting}/talking-points/{{id:int}}/done",
+                self._edit(point_done),
+                methods=["POST"],
+            ),
+            Route(f"{meeting}/action-items", self._edit(add_item), methods=["POST"]),
+            Route(
+                f"{meeting}/action-items/{{id:int}}/done", self._edit(item_done), methods=["POST"]
+            ),
+            Route(f"{meeting}/notes/shared", self._edit(shared), methods=["PUT"]),
+            Route(f"{meeting}/notes/private", self._edit(private), methods=["PUT"]),
+        ]

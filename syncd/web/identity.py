@@ -1,0 +1,133 @@
+"""Who is looking at a page, and what they may do there.
+
+A ``Viewer`` is resolved once per request by the configured ``Authenticator``:
+
+* ``link``: nobody is signed in; the agenda token in the address alone opens
+  the agenda. Edits are attributed to ``agenda.LINK_ACTOR`` ("someone with
+  the link"), never to a person picked in a "you are" selector (anyone with
+  the link could pick the other person). Private notes are off, and the
+  pages say so.
+* ``proxy-header``: an authenticating proxy in front of syncd puts the
+  person's address in a header. The header is believed only when the TCP
+  peer is one of the configured proxies; from anyone else it is ignored,
+  so a client talking to syncd directly has no identity at all.
+* ``oidc`` (later): an authenticator that also contributes its own routes
+  (sign-in, callback) through ``Authenticator.routes`` and reads a session
+  cookie in ``identify``. Nothing else needs to change.
+
+``access`` turns a viewer into what they may do with one pair's agenda, or
+``None``: and ``None`` is answered with the same 404 as an unknown token.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Protocol
+
+from starlette.requests import Request
+from starlette.routing import BaseRoute
+
+from syncd import agenda
+from syncd.web.settings import SignIn, WebSettings
+
+MAX_ADDRESS = 320
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The person behind a request: a canonical address, or None when unknown."""
+
+    address: str | None
+    sign_in: SignIn
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a viewer may do with one pair's agenda."""
+
+    viewer: Viewer
+    actor: str | None  # whom edits are attributed to; None: read-only
+    private_notes: bool  # whether the viewer has (and may write) a private note
+    admin: bool = False
+
+    @property
+    def can_edit(self) -> bool:
+        return self.actor is not None
+
+    @property
+    def note_owner(self) -> str | None:
+        """The author whose private notes this viewer sees: their own, or nobody's."""
+        return self.viewer.address if self.private_notes else None
+
+
+class Authenticator(Protocol):
+    def identify(self, request: Request) -> Viewer: ...
+
+    def routes(self) -> list[BaseRoute]: ...
+
+
+def canonical(address: str) -> str:
+    return address.strip().casefold()
+
+
+class LinkAuthenticator:
+    """The token alone: every request is an unnamed viewer."""
+
+    def identify(self, request: Request) -> Viewer:
+        return Viewer(None, "link")
+
+    def routes(self) -> list[BaseRoute]:
+        return []
+
+
+def _normal_ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return value  # not an IP (e.g. a unix socket or a test client's name)
+
+
+class ProxyHeaderAuthenticator:
+    """An address from a header, believed only from the configured proxies."""
+
+    def __init__(self, header: str, trusted_proxies: tuple[str, ...]) -> None:
+        self.header = header
+        self.trusted = frozenset(_normal_ip(peer) for peer in trusted_proxies)
+
+    def identify(self, request: Request) -> Viewer:
+        peer = request.client.host if request.client is not None else None
+        if peer is None or _normal_ip(peer) not in self.trusted:
+            return Viewer(None, "proxy-header")
+        values = request.headers.getlist(self.header)
+        if len(values) != 1:
+            return Viewer(None, "proxy-header")  # absent, or ambiguous: nobody
+        address = canonical(values[0])
+        if "@" not in address or len(address) > MAX_ADDRESS or "," in address:
+            return Viewer(None, "proxy-header")
+        return Viewer(address, "proxy-header")
+
+    def routes(self) -> list[BaseRoute]:
+        return []
+
+
+def authenticator_for(settings: WebSettings) -> Authenticator:
+    if settings.sign_in == "link":
+        return LinkAuthenticator()
+    if settings.sign_in == "proxy-header":
+        return ProxyHeaderAuthenticator(settings.proxy_header, settings.trusted_proxies)
+    raise ValueError(f"unknown sign-in mode {settings.sign_in!r}")
+
+
+def access(viewer: Viewer, people: tuple[str, str], settings: WebSettings) -> Access | None:
+    """What ``viewer`` may do with the agenda of ``people``; None: not theirs (404)."""
+    if viewer.sign_in == "link":
+        return Access(viewer, actor=agenda.LINK_ACTOR, private_notes=False)
+    if viewer.address is None:
+        return None
+    if viewer.address in people:
+        return Access(viewer, actor=viewer.address, private_notes=True)
+    if viewer.address in {canonical(admin) for admin in settings.admins}:
+        # Admins may look (to help), never edit and never see a private note.
+        return Access(viewer, actor=None, private_notes=False, admin=True)
+    return None

@@ -1,0 +1,242 @@
+"""The agenda pages: ``/m/{token}`` (one meeting) and ``/p/{token}`` (the pair's history).
+
+Plain HTML forms that work without JavaScript: every form posts, the edit is
+applied, and the answer is a 303 back to the page (always a path of ours,
+built here, never taken from the request). Templates are autoescaped: what a
+person or an invite wrote is shown as text, never as markup.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from syncd import agenda
+from syncd.web import export, security
+from syncd.web.identity import Authenticator, Viewer
+from syncd.web.service import Agendas, Forbidden, Invalid, NotFound, due_field
+from syncd.web.settings import WebSettings
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _who(author: str) -> str:
+    if not author:
+        return "from the template"
+    if author == agenda.LINK_ACTOR:
+        return f"added by {agenda.LINK_ACTOR}"
+    return f"added by {author}"
+
+
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"], default_for_string=True, default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["who"] = _who
+    env.filters["short"] = agenda.display_name
+    env.filters["when"] = lambda moment: moment.strftime("%a %d %b %Y, %H:%M")
+    env.filters["clock"] = lambda moment: moment.strftime("%H:%M")
+    env.filters["day"] = lambda moment: moment.strftime("%d %b %Y")
+    return env
+
+
+class Pages:
+    def __init__(
+        self, agendas: Agendas, authenticator: Authenticator, settings: WebSettings
+    ) -> None:
+        self.agendas = agendas
+        self.authenticator = authenticator
+        self.settings = settings
+        self.env = environment()
+
+    # -- rendering ---------------------------------------------------------------
+
+    def render(
+        self, request: Request, name: str, status: int = 200, **context: Any
+    ) -> HTMLResponse:
+        token = security.csrf_token(request, self.settings)
+        html = self.env.get_template(name).render(csrf=token, **context)
+        response = HTMLResponse(html, status_code=status)
+        security.remember_csrf(response, request, token, self.settings)
+        return response
+
+    def not_found(self, request: Request) -> HTMLResponse:
+        """The one 404: unknown token, somebody else's agenda, unknown path."""
+        return self.render(request, "not_found.html", status=404)
+
+    def error(
+        self, request: Request, status: int, heading: str, message: str, back: str | None
+    ) -> HTMLResponse:
+        return self.render(
+            request, "error.html", status=status, heading=heading, message=message, back=back
+        )
+
+    # -- pages -------------------------------------------------------------------
+
+    async def meeting(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        viewer = self.authenticator.identify(request)
+        try:
+            view = await run_in_threadpool(self.agendas.meeting, token, viewer)
+        except NotFound:
+            return self.not_found(request)
+        return self.render(request, "meeting.html", view=view)
+
+    async def pair(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        query = request.query_params.get("q", "")[:200]
+        viewer = self.authenticator.identify(request)
+        try:
+            view = await run_in_threadpool(self.agendas.pair, token, viewer, query)
+        except NotFound:
+            return self.not_found(request)
+        return self.render(request, "pair.html", view=view)
+
+    async def export_md(self, request: Request) -> Response:
+        return await self._export(request, "md")
+
+    async def export_json(self, request: Request) -> Response:
+        return await self._export(request, "json")
+
+    async def _export(self, request: Request, kind: str) -> Response:
+        """The pair's history as a download; never with any private note, not even one's own."""
+        token = request.path_params["token"]
+        viewer = self.authenticator.identify(request)
+        try:
+            view = await run_in_threadpool(
+                lambda: self.agendas.pair(token, viewer, private_notes=False)
+            )
+        except NotFound:
+            return self.not_found(request)
+        stem = f"1on1-{agenda.display_name(view.people[0])}-{agenda.display_name(view.people[1])}"
+        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+        if kind == "md":
+            body, media = export.markdown(view), "text/markdown; charset=utf-8"
+        else:
+            body = json.dumps(export.as_json(view), ensure_ascii=False, indent=2)
+            media = "application/json"
+        return Response(
+            body,
+            media_type=media,
+            headers={"Content-Disposition": f'attachment; filename="{stem}.{kind}"'},
+        )
+
+    # -- forms -------------------------------------------------------------------
+
+    def _form(
+        self, edit: Callable[[str, Viewer, dict[str, str]], object], anchor: str
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            token = request.path_params["token"]
+            form = await request.form(max_fields=20, max_files=0)
+            fields = {key: value for key, value in form.items() if isinstance(value, str)}
+            back = f"/m/{quote(token, safe='')}"
+            if not security.csrf_ok(request, fields.get(security.CSRF_FIELD), self.settings):
+                return self.error(
+                    request,
+                    403,
+                    "Please try again",
+                    "This form has expired or did not come from this site. "
+                    "Reload the agenda and submit it again.",
+                    back,
+                )
+            viewer = self.authenticator.identify(request)
+            try:
+                await run_in_threadpool(edit, token, viewer, fields)
+            except NotFound:
+                return self.not_found(request)
+            except Forbidden as refused:
+                return self.error(request, 403, "Not allowed", str(refused), back)
+            except Invalid as invalid:
+                return self.error(request, 400, "That did not work", str(invalid), back)
+            return RedirectResponse(f"{back}#{anchor}", status_code=303)
+
+        return endpoint
+
+    def routes(self) -> list[Route]:
+        a = self.agendas
+
+        def flag(fields: dict[str, str]) -> bool:
+            return fields.get("done", "true") != "false"
+
+        def with_id(
+            action: Callable[[str, Viewer, int, dict[str, str]], object], anchor: str
+        ) -> Callable[[Request], Awaitable[Response]]:
+            async def endpoint(request: Request) -> Response:
+                ident: int = request.path_params["id"]
+
+                def edit(token: str, viewer: Viewer, fields: dict[str, str]) -> object:
+                    return action(token, viewer, ident, fields)
+
+                return await self._form(edit, anchor)(request)
+
+            return endpoint
+
+        return [
+            Route("/m/{token}", self.meeting, methods=["GET"]),
+            Route(
+                "/m/{token}/talking-points",
+                self._form(
+                    lambda t, v, f: a.add_talking_point(t, v, f.get("text", "")),
+                    "talking-points",
+                ),
+                methods=["POST"],
+            ),
+            Route(
+                "/m/{token}/talking-points/{id:int}/done",
+                with_id(
+                    lambda t, v, i, f: a.set_talking_point_done(t, v, i, flag(f)),
+                    "talking-points",
+                ),
+                methods=["POST"],
+            ),
+            Route(
+                "/m/{token}/action-items",
+                self._form(
+                    lambda t, v, f: a.add_action_item(
+                        t, v, f.get("text", ""), f.get("owner", ""), due_field(f.get("due"))
+                    ),
+                    "action-items",
+                ),
+                methods=["POST"],
+            ),
+            Route(
+                "/m/{token}/action-items/{id:int}/done",
+                with_id(
+                    lambda t, v, i, f: a.set_action_item_done(t, v, i, flag(f)),
+                    "action-items",
+                ),
+                methods=["POST"],
+            ),
+            Route(
+                "/m/{token}/notes/shared",
+                self._form(
+                    lambda t, v, f: a.save_note(t, v, f.get("body", ""), private=False),
+                    "shared-notes",
+                ),
+                methods=["POST"],
+            ),
+            Route(
+                "/m/{token}/notes/private",
+                self._form(
+                    lambda t, v, f: a.save_note(t, v, f.get("body", ""), private=True),
+                    "private-notes",
+                ),
+                methods=["POST"],
+            ),
+            Route("/p/{token}", self.pair, methods=["GET"]),
+            Route("/p/{token}/export.md", self.export_md, methods=["GET"]),
+            Route("/p/{token}/export.json", self.export_json, methods=["GET"]),
+        ]

@@ -1,0 +1,374 @@
+"""What the pages and the API do, once: read an agenda for a viewer, apply an edit.
+
+Every function opens its own transaction, checks access the same way (an
+unknown token and a agenda that is not the viewer's are the same
+``NotFound``), calls the domain in ``syncd.agenda``, and after an edit
+marks every calendar that carries an organizer copy of the pair's meetings
+due (``push.mark_due``), so the next invite's block follows within a tick.
+Views are plain frozen dataclasses: nothing lazy escapes the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from syncd import agenda, push
+from syncd.store import transaction
+from syncd.store.models import (
+    ActionItem,
+    Calendar,
+    Meeting,
+    Note,
+    Occurrence,
+    Pair,
+    TalkingPoint,
+)
+from syncd.web.identity import Access, Viewer, access, canonical
+from syncd.web.settings import WebSettings
+
+MAX_TEXT = 200_000  # characters in one talking point, item or note
+MAX_TOKEN = 64
+
+
+class NotFound(Exception):
+    """No such agenda, or not the viewer's: the same answer for both."""
+
+
+class Forbidden(Exception):
+    """The viewer may look but not do this (an admin editing, a private note in link mode)."""
+
+
+class Invalid(ValueError):
+    """The request itself is wrong (empty text, unknown owner, bad date...)."""
+
+
+@dataclass(frozen=True)
+class MeetingRef:
+    token: str
+    title: str
+    start: datetime
+    end: datetime
+    cancelled: bool
+
+
+@dataclass(frozen=True)
+class PointView:
+    id: int
+    text: str
+    author: str
+    done: bool
+
+
+@dataclass(frozen=True)
+class ItemView:
+    id: int
+    text: str
+    owner: str
+    author: str
+    due: date | None
+    done: bool
+    done_at: datetime | None
+    origin: MeetingRef
+
+
+@dataclass(frozen=True)
+class NoteView:
+    body: str
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MeetingView:
+    meeting: MeetingRef
+    people: tuple[str, str]
+    pair_token: str
+    points: list[PointView]
+    items: list[ItemView]
+    carried: list[ItemView]  # open items of every earlier meeting of the pair
+    shared_note: NoteView
+    private_note: NoteView | None  # None: the viewer has no private notes
+    previous: MeetingRef | None
+    next: MeetingRef | None
+    access: Access
+
+
+@dataclass(frozen=True)
+class PairMeeting:
+    meeting: MeetingRef
+    points: list[PointView]
+    items: list[ItemView]
+    shared_note: str
+    private_note: str | None
+
+
+@dataclass(frozen=True)
+class PairView:
+    people: tuple[str, str]
+    pair_token: str
+    open_items: list[ItemView]
+    meetings: list[PairMeeting]  # newest first
+    query: str
+    access: Access
+
+
+def _ref(meeting: Meeting) -> MeetingRef:
+    return MeetingRef(meeting.token, meeting.title, meeting.start, meeting.end, meeting.cancelled)
+
+
+def _point(point: TalkingPoint) -> PointView:
+    return PointView(point.id, point.text, point.author, point.done)
+
+
+def _item(item: ActionItem, origin: Meeting) -> ItemView:
+    return ItemView(
+        item.id,
+        item.text,
+        item.owner,
+        item.author,
+        item.due,
+        item.done,
+        item.done_at,
+        _ref(origin),
+    )
+
+
+def text_field(value: object, name: str, *, required: bool = True) -> str:
+    """A person's text, kept exactly as given (no trimming, no markup stripping)."""
+    if not isinstance(value, str):
+        raise Invalid(f"{name} must be text")
+    if required and not value.strip():
+        raise Invalid(f"{name} must not be empty")
+    if len(value) > MAX_TEXT:
+        raise Invalid(f"{name} is longer than {MAX_TEXT} characters")
+    if "\x00" in value:
+        raise Invalid(f"{name} must not contain NUL characters")
+    return value
+
+
+def due_field(value: object) -> date | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise Invalid("due must be a date (YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise Invalid("due must be a date (YYYY-MM-DD)") from None
+
+
+class Agendas:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        clock: Callable[[], datetime],
+        settings: WebSettings,
+    ) -> None:
+        self.factory = factory
+        self.clock = clock
+        self.settings = settings
+
+    # -- access ----------------------------------------------------------------
+
+    def _open(self, session: Session, token: str, viewer: Viewer) -> tuple[Meeting, Access]:
+        meeting = agenda.meeting_by_token(session, token) if len(token) <= MAX_TOKEN else None
+        if meeting is None:
+            raise NotFound
+        allowed = access(viewer, agenda.participants(meeting), self.settings)
+        if allowed is None:
+            raise NotFound
+        return meeting, allowed
+
+    @staticmethod
+    def _actor(allowed: Access) -> str:
+        if allowed.actor is None:
+            raise Forbidden("you may read this agenda but not edit it")
+        return allowed.actor
+
+    def _edited(self, session: Session, pair_id: int, now: datetime) -> None:
+        """Mark every calendar with an organizer copy of the pair's meetings due."""
+        calendars = (
+            select(Occurrence.calendar_id)
+            .where(Occurrence.pair_id == pair_id, Occurrence.organizer_copy.is_(True))
+            .distinct()
+        )
+        for calendar in session.scalars(select(Calendar).where(Calendar.id.in_(calendars))):
+            push.mark_due(calendar, now)
+
+    # -- reading ---------------------------------------------------------------
+
+    def meeting(self, token: str, viewer: Viewer) -> MeetingView:
+        with transaction(self.factory) as session:
+            meeting, allowed = self._open(session, token, viewer)
+            notes = {
+                (note.private, note.author): note
+                for note in agenda.notes_visible_to(session, meeting, allowed.note_owner or "")
+            }
+            shared = notes.get((False, ""))
+            private: NoteView | None = None
+            if allowed.note_owner is not None:
+                mine = notes.get((True, allowed.note_owner))
+                private = NoteView(mine.body, mine.updated_at) if mine else NoteView("", None)
+            same_pair = Meeting.pair_id == meeting.pair_id
+            previous = session.scalars(
+                select(Meeting)
+                .where(same_pair, Meeting.start < meeting.start)
+                .order_by(Meeting.start.desc())
+                .limit(1)
+            ).first()
+            following = session.scalars(
+                select(Meeting)
+                .where(same_pair, Meeting.start > meeting.start)
+                .order_by(Meeting.start)
+                .limit(1)
+            ).first()
+            return MeetingView(
+                meeting=_ref(meeting),
+                people=agenda.participants(meeting),
+                pair_token=meeting.pair.token,
+                points=[_point(point) for point in meeting.talking_points],
+                items=[_item(item, meeting) for item in meeting.action_items],
+                carried=[_item(i, m) for i, m in agenda.open_action_items(session, meeting)],
+                shared_note=NoteView(shared.body, shared.updated_at)
+                if shared
+                else NoteView("", None),
+                private_note=private,
+                previous=_ref(previous) if previous else None,
+                next=_ref(following) if following else None,
+                access=allowed,
+            )
+
+    def pair(
+        self, token: str, viewer: Viewer, query: str = "", *, private_notes: bool = True
+    ) -> PairView:
+        """The pair's history, newest first; with ``query``, only what matches it.
+
+        ``private_notes=False`` leaves out even the viewer's own private notes
+        (exports carry none at all).
+        """
+        with transaction(self.factory) as session:
+            pair = (
+                session.scalars(select(Pair).where(Pair.token == token)).one_or_none()
+                if len(token) <= MAX_TOKEN
+                else None
+            )
+            if pair is None:
+                raise NotFound
+            allowed = access(viewer, (pair.person_a, pair.person_b), self.settings)
+            if allowed is None:
+                raise NotFound
+            owner = allowed.note_owner if private_notes else None
+            meetings = list(
+                session.scalars(
+                    select(Meeting).where(Meeting.pair_id == pair.id).order_by(Meeting.start.desc())
+                )
+            )
+            ids = [meeting.id for meeting in meetings]
+            shared: dict[int, str] = {}
+            private: dict[int, str] = {}
+            if ids:
+                for row in session.scalars(select(Note).where(Note.meeting_id.in_(ids))):
+                    if not row.private:
+                        shared[row.meeting_id] = row.body
+                    elif owner is not None and row.author == owner:
+                        private[row.meeting_id] = row.body
+            needle = query.casefold()
+
+            def hit(text: str) -> bool:
+                return not needle or needle in text.casefold()
+
+            history: list[PairMeeting] = []
+            for meeting in meetings:
+                points = [_point(p) for p in meeting.talking_points if hit(p.text)]
+                items = [_item(i, meeting) for i in meeting.action_items if hit(i.text)]
+                note = shared.get(meeting.id, "")
+                if needle and not (points or items or hit(note)):
+                    continue
+                # The viewer's own private note, outside search results (not searched).
+                mine = private.get(meeting.id, "") if owner is not None and not needle else None
+                history.append(PairMeeting(_ref(meeting), points, items, note, mine))
+            open_items = [
+                _item(item, meeting)
+                for meeting in reversed(meetings)
+                for item in meeting.action_items
+                if not item.done and hit(item.text)
+            ]
+            return PairView(
+                people=(pair.person_a, pair.person_b),
+                pair_token=pair.token,
+                open_items=open_items,
+                meetings=history,
+                query=query,
+                access=allowed,
+            )
+
+    # -- editing ---------------------------------------------------------------
+
+    def add_talking_point(self, token: str, viewer: Viewer, text: str) -> PointView:
+        text = text_field(text, "text")
+        now = self.clock()
+        with transaction(self.factory) as session:
+            meeting, allowed = self._open(session, token, viewer)
+            point = agenda.add_talking_point(session, meeting, text, self._actor(allowed), now)
+            self._edited(session, meeting.pair_id, now)
+            return _point(point)
+
+    def set_talking_point_done(
+        self, token: str, viewer: Viewer, point_id: int, done: bool
+    ) -> PointView:
+        now = self.clock()
+        with transaction(self.factory) as session:
+            meeting, allowed = self._open(session, token, viewer)
+            point = session.get(TalkingPoint, point_id)
+            if point is None or point.meeting_id != meeting.id:
+                raise NotFound
+            agenda.set_talking_point_done(session, point, self._actor(allowed), done)
+            self._edited(session, meeting.pair_id, now)
+            return _point(point)
+
+    def add_action_item(
+        self, token: str, viewer: Viewer, text: str, owner: str, due: date | None
+    ) -> ItemView:
+        text = text_field(text, "text")
+        now = self.clock()
+        with transaction(self.factory) as session:
+            meeting, allowed = self._open(session, token, viewer)
+            actor = self._actor(allowed)
+            owner = canonical(owner) if isinstance(owner, str) else ""
+            if owner not in agenda.participants(meeting):
+                raise Invalid("owner must be one of the two people")
+            item = agenda.add_action_item(
+                session, meeting, text, owner=owner, author=actor, now=now, due=due
+            )
+            self._edited(session, meeting.pair_id, now)
+            return _item(item, meeting)
+
+    def set_action_item_done(
+        self, token: str, viewer: Viewer, item_id: int, done: bool
+    ) -> ItemView:
+        """An item of this meeting or of any earlier one of the pair (carried over)."""
+        now = self.clock()
+        with transaction(self.factory) as session:
+            meeting, allowed = self._open(session, token, viewer)
+            item = session.get(ActionItem, item_id)
+            if item is None or item.meeting.pair_id != meeting.pair_id:
+                raise NotFound
+            agenda.set_action_item_done(session, item, self._actor(allowed), now, done)
+            self._edited(session, meeting.pair_id, now)
+            return _item(item, item.meeting)
+
+    def save_note(self, token: str, viewer: Viewer, body: str, *, private: bool) -> NoteView:
+        body = text_field(body, "body", required=False)
+        now = self.clock()
+        with transaction(self.factory) as session:
+            meeting, allowed = self._open(session, token, viewer)
+            actor = self._actor(allowed)
+            if private and not allowed.private_notes:
+                raise Forbidden("private notes are off: this server cannot tell who you are")
+            note = agenda.save_note(session, meeting, actor, body, private=private, now=now)
+            self._edited(session, meeting.pair_id, now)
+            return NoteView(note.body, note.updated_at)
