@@ -27,6 +27,7 @@ from providers.microsoft import MicrosoftProvider, app_token_source, error_for
 from syncd import config, detect, secrets
 from syncd.engine import Policy
 from syncd.store import connect, migrate
+from syncd.web.settings import WebSettings
 
 
 def policy(settings: config.Settings) -> Policy:
@@ -278,3 +279,16 @@ def connected(account: config.Account, settings: config.Settings) -> Iterator[Co
     finally:
         if state is not None:
             memory.save(state)
+
+
+def web_settings(settings: config.Settings) -> WebSettings:
+    """The web app's settings from ``[web]`` (and the agenda links' base URL)."""
+    web = settings.web
+    return WebSettings(
+        sign_in="proxy-header" if web.sign_in is config.SignIn.PROXY_HEADER else "link",
+        proxy_header=web.proxy_header,
+        trusted_proxies=web.trusted_proxies,
+        admins=web.admins,
+        base_url=settings.syncd.base_url,
+        secure_cookies=web.secure_cookies,
+    )

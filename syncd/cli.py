@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--calendar", action="append", help="only this calendar (repeatable)")
     explain.set_defaults(func=cmd_explain)
 
+    web = command("web", "Serve the agenda pages, the JSON API and the provider webhooks.")
+    web.set_defaults(func=cmd_web)
+
     migrate = command("migrate", "Create or upgrade the database schema.")
     migrate.set_defaults(func=cmd_migrate)
 
@@ -178,6 +181,29 @@ def explain_line(event: Event, verdict: detect.Verdict) -> str:
         f"{event.start:%Y-%m-%d %H:%M}Z  {event.title[:40]:<40}  {kind:<15}  "
         f"{verdict.reason.value:<22} {verdict.detail}"
     )
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from syncd.web import security
+    from syncd.web.app import create_app
+
+    settings = config.load(args.config)
+    factory = sessions(assemble.store(settings))
+    app = create_app(factory, web=assemble.web_settings(settings))
+    host, _, port = settings.web.listen.rpartition(":")
+    server = uvicorn.Config(
+        app,
+        host=host.strip("[]"),
+        port=int(port),
+        proxy_headers=False,  # the peer must be the proxy itself (proxy-header sign-in)
+        server_header=False,
+        log_level="info",
+    )
+    security.redact_logs("uvicorn.access", "uvicorn.error")  # after uvicorn set up logging
+    uvicorn.Server(server).run()
+    return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import ipaddress
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -146,6 +147,27 @@ class People:
     aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
 
+class SignIn(enum.StrEnum):
+    """How the agenda pages know who is looking."""
+
+    #: The token in the invite alone opens the agenda; private notes are off.
+    LINK = "link"
+    #: An authenticating proxy in front of syncd names the person in a header.
+    PROXY_HEADER = "proxy-header"
+
+
+@dataclass(frozen=True, slots=True)
+class Web:
+    """``[web]``: the agenda pages, the JSON API and the provider webhooks."""
+
+    listen: str = "127.0.0.1:8080"
+    sign_in: SignIn = SignIn.LINK
+    proxy_header: str = "X-Forwarded-Email"
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    admins: tuple[str, ...] = ()
+    secure_cookies: bool = True
+
+
 class AccountMode(enum.StrEnum):
     """Whose authority a Google or Microsoft account acts with."""
 
@@ -242,6 +264,7 @@ class Settings:
     detect: Detect = field(default_factory=Detect)
     people: People = field(default_factory=People)
     accounts: tuple[Account, ...] = ()
+    web: Web = field(default_factory=Web)
 
     @classmethod
     def default(cls, path: str | Path = "syncd.toml") -> Settings:
@@ -370,6 +393,7 @@ _SECTIONS: Mapping[str, type] = {
     "sync": Sync,
     "detect": Detect,
     "people": People,
+    "web": Web,
 }
 _ACCOUNTS = "accounts"
 _GOOGLE_KEYS = tuple(f.name for f in dataclasses.fields(GoogleAccount))
@@ -440,7 +464,36 @@ class _Parser:
         detect = self.detect(self.section(data, "detect"))
         people = self.people(self.section(data, "people"))
         accounts = self.accounts(data.get(_ACCOUNTS, []))
-        return Settings(self.path, core, sync, detect, people, accounts)
+        web = self.web(self.section(data, "web"))
+        return Settings(self.path, core, sync, detect, people, accounts, web)
+
+    def web(self, table: Mapping[str, object]) -> Web:
+        d, p = Web(), "web"
+        listen = self.string(table, p, "listen", d.listen).strip()
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            self.fail("web.listen", f"expected HOST:PORT, got {_show(listen)}")
+        header = self.string(table, p, "proxy_header", d.proxy_header).strip()
+        if not re.fullmatch(r"[A-Za-z0-9-]+", header):
+            self.fail("web.proxy_header", f"not a header name: {_show(header)}")
+        proxies = self.strings(table, p, "trusted_proxies", d.trusted_proxies)
+        for i, proxy in enumerate(proxies):
+            try:
+                ipaddress.ip_address(proxy)
+            except ValueError:
+                self.fail(f"web.trusted_proxies[{i}]", f"not an IP address: {_show(proxy)}")
+        admins = tuple(
+            self.address(f"web.admins[{i}]", admin)
+            for i, admin in enumerate(self.strings(table, p, "admins", d.admins))
+        )
+        return Web(
+            listen=listen,
+            sign_in=self.choice(table, p, "sign_in", d.sign_in, "sign-in mode"),
+            proxy_header=header,
+            trusted_proxies=proxies,
+            admins=admins,
+            secure_cookies=self.boolean(table, p, "secure_cookies", d.secure_cookies),
+        )
 
     def section(self, data: Mapping[str, object], name: str) -> Mapping[str, object]:
         table = data.get(name, {})

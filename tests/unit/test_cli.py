@@ -135,3 +135,41 @@ def test_demo_seeds_syncs_and_settles(tmp_path: Path, capsys: pytest.CaptureFixt
 
     assert main(["demo", "--dir", str(tmp_path / "demo")]) == 0
     assert "writes: 0" in capsys.readouterr().out
+
+
+def test_web_serves_the_app_from_the_config_and_keeps_tokens_out_of_its_log(
+    tmp_path: Path,
+) -> None:
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = write_config(tmp_path, f'[web]\nlisten = "127.0.0.1:{port}"\nsecure_cookies = false\n')
+    server = subprocess.Popen(
+        [sys.executable, "-m", "syncd.cli", "web", "-c", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        answer = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/m/secret-token-123", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert answer is not None, "syncd web did not start"
+        assert answer.status_code == 404
+        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert "script-src" not in answer.headers["content-security-policy"]
+    finally:
+        server.terminate()
+        log, _ = server.communicate(timeout=20)
+    assert "/m/" in log  # the access log names the page...
+    assert "secret-token-123" not in log  # ...but never the token

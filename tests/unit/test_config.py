@@ -126,6 +126,7 @@ def test_example_documents_every_key() -> None:
     data = tomllib.loads(uncommented(EXAMPLE.read_text(encoding="utf-8"), microsoft=True))
     sections = {"syncd": config.Core, "sync": config.Sync, "detect": config.Detect}
     sections["people"] = config.People
+    sections["web"] = config.Web
     for name, cls in sections.items():
         assert set(data[name]) == {f.name for f in dataclasses.fields(cls)}, name
     (account,) = data["accounts"]
@@ -833,3 +834,19 @@ def test_microsoft_organization_is_unchanged() -> None:
     assert account.microsoft.mode is config.AccountMode.ORGANIZATION
     assert account.microsoft.token_file is None
     assert account.microsoft.client_secret_file == "s"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[web]\nlisten = "8080"\n', "web.listen"),
+        ('[web]\nsign_in = "oidc-please"\n', "web.sign_in"),
+        ('[web]\ntrusted_proxies = ["proxy.local"]\n', "web.trusted_proxies[0]"),
+        ('[web]\nadmins = ["not an address"]\n', "web.admins[0]"),
+        ('[web]\nproxy_header = "X Email"\n', "web.proxy_header"),
+    ],
+)
+def test_web_settings_errors_name_the_key(text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(text, Path("/etc/syncd.toml"))
+    assert caught.value.key == key and len(str(caught.value).splitlines()) == 1
