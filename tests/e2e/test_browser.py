@@ -1,0 +1,174 @@
+"""Two people in real browsers on one agenda page: what each of them sees.
+
+Playwright (sync API) drives Debian's headless Chromium (``/usr/bin/chromium``;
+``.ci/run`` installs it, and Playwright's own browser download is never used)
+against syncd's web app served by uvicorn on loopback. Sign-in is the
+proxy-header mode: the browser's peer address is 127.0.0.1, trusted as the
+proxy, and each browser context sends its person's address in the header,
+as an authenticating proxy would.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+from sqlalchemy import select
+
+from syncd.store import connect, migrate
+from syncd.store.models import Meeting
+from syncd.web.app import create_app
+from syncd.web.settings import WebSettings
+from tests.e2e.servers import Webhook
+from tests.unit.world import ANA, BO, World, tuesday, weekly
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOT = REPO / "test-artifacts" / "meeting-page.png"
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium; "
+    ".ci/run installs it)",
+)
+
+POINT = "Plan the Q1 offsite together"
+# A long word with no break in it: the page must wrap it, not overflow.
+LONG_POINT = "Read the design doc https://docs.example.org/" + "verylongpathsegment" * 8
+ITEM = "Book the offsite venue"
+PRIVATE = "Ask Bo about the promotion timeline (private to Ana)"
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """The small organization on a fresh SQLite store."""
+    engine = connect(f"sqlite:///{tmp_path / 'syncd.db'}")
+    migrate(engine)
+    world = World(engine)
+    yield world
+    engine.dispose()
+
+
+def first_meeting_token(world: World, uid: str) -> str:
+    with world.session() as session:
+        meetings = session.scalars(select(Meeting).where(Meeting.ical_uid == uid)).all()
+        assert len(meetings) >= 2, "the pair should have at least two meetings"
+        return next(m.token for m in meetings if m.original_start == tuesday(0))
+
+
+def test_two_people_share_an_agenda_in_real_browsers(world: World) -> None:
+    uid = weekly(world)  # Ana organizes, Bo attends
+    world.settle()
+    settings = WebSettings(
+        sign_in="proxy-header", trusted_proxies=("127.0.0.1",), secure_cookies=False
+    )
+    app = create_app(world.factory, clock=lambda: world.now, web=settings)
+    token = first_meeting_token(world, uid)
+
+    with Webhook(app) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS, timeout=20_000
+        )
+        try:
+            pages: dict[str, Any] = {}
+            for person in (ANA, BO):
+                context = browser.new_context(
+                    extra_http_headers={settings.proxy_header: person},
+                    viewport={"width": 1024, "height": 768},
+                )
+                context.set_default_timeout(5_000)
+                pages[person] = context.new_page()
+            ana, bo = pages[ANA], pages[BO]
+            url = f"{base}/m/{token}"
+            for page in (ana, bo):
+                page.goto(url)
+                expect(page.get_by_role("heading", name="Talking points")).to_be_visible()
+
+            def points(page: Any) -> Any:
+                return page.locator("#talking-points li")
+
+            def items(page: Any) -> Any:
+                return page.locator("#action-items li")
+
+            def submit(page: Any, button: Any) -> None:
+                """Click a form's button and wait for the page it leads back to."""
+                with page.expect_navigation(wait_until="load"):
+                    button.click()
+
+            # Ana adds a talking point (and a long one, to see how the page wraps it).
+            for text in (POINT, LONG_POINT):
+                ana.get_by_label("New talking point").fill(text)
+                submit(ana, ana.locator("#talking-points").get_by_role("button", name="Add"))
+            ana_point = points(ana).filter(has_text=POINT)
+            expect(ana_point).to_have_count(1)
+            expect(ana_point).to_contain_text(f"added by {ANA}")
+
+            # Bo reloads and sees it, with Ana named as its author.
+            bo.reload()
+            bo_point = points(bo).filter(has_text=POINT)
+            expect(bo_point).to_have_count(1)
+            expect(bo_point).to_contain_text(f"added by {ANA}")
+
+            # Bo adds an action item owned by Ana.
+            bo.get_by_label("New action item").fill(ITEM)
+            bo.get_by_label("Owner").select_option(ANA)
+            submit(bo, bo.locator("#action-items").get_by_role("button", name="Add"))
+            bo_item = items(bo).filter(has_text=ITEM)
+            expect(bo_item).to_have_count(1)
+            expect(bo_item).to_contain_text("ana:")
+            expect(bo_item).to_contain_text(f"added by {BO}")
+
+            # Ana checks the talking point off: it shows as done, with a way to reopen it.
+            ana.reload()
+            check_off = points(ana).filter(has_text=POINT).get_by_role("button", name="Check off")
+            submit(ana, check_off)
+            done = points(ana).filter(has_text=POINT)
+            expect(done).to_have_class(re.compile(r"\bdone\b"))
+            expect(done.get_by_role("button", name="Reopen")).to_be_visible()
+
+            # Ana writes a private note; it is there for her after a reload.
+            ana.get_by_label("Only you ever see these.").fill(PRIVATE)
+            submit(ana, ana.get_by_role("button", name="Save private notes"))
+            ana.reload()
+            expect(ana.get_by_label("Only you ever see these.")).to_have_value(PRIVATE)
+
+            # Bo: the point is done for him too, and Ana's private note is nowhere.
+            bo.reload()
+            expect(points(bo).filter(has_text=POINT)).to_have_class(re.compile(r"\bdone\b"))
+            expect(bo.get_by_label("Only you ever see these.")).to_have_value("")
+            assert PRIVATE not in bo.content()
+            assert PRIVATE in ana.content()
+
+            # Both see the action item, owned by Ana.
+            for page in (ana, bo):
+                item = items(page).filter(has_text=ITEM)
+                expect(item).to_have_count(1)
+                expect(item).to_contain_text("ana:")
+
+            # The long unbroken point wraps: nothing scrolls sideways.
+            assert ana.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (
+                "the meeting page overflows horizontally"
+            )
+
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            SCREENSHOT.unlink(missing_ok=True)
+            ana.screenshot(path=str(SCREENSHOT), full_page=True)
+        finally:
+            browser.close()
+
+    assert SCREENSHOT.is_file()
+    assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
