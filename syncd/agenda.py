@@ -232,6 +232,27 @@ def set_talking_point_done(
     session.flush()
 
 
+def move_talking_point(session: Session, point: TalkingPoint, person: str, offset: int) -> None:
+    """Swap ``point`` with its neighbour above (``offset=-1``) or below (``+1``).
+
+    A no-op at either end. Positions are renumbered 0..n-1 on the way, so
+    points that once shared a position (or left gaps) still move one step.
+    """
+    if offset not in (-1, 1):
+        raise ValueError("a talking point moves one step: offset is -1 or 1")
+    meeting = point.meeting
+    _require_participant(meeting, person)
+    ordered = sorted(meeting.talking_points, key=lambda p: (p.position, p.id))
+    index = ordered.index(point)
+    target = index + offset
+    if 0 <= target < len(ordered):
+        ordered[index], ordered[target] = ordered[target], ordered[index]
+    for position, each in enumerate(ordered):
+        each.position = position
+    session.flush()
+    session.expire(meeting, ["talking_points"])
+
+
 def add_action_item(
     session: Session,
     meeting: Meeting,

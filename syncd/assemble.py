@@ -291,4 +291,5 @@ def web_settings(settings: config.Settings) -> WebSettings:
         admins=web.admins,
         base_url=settings.syncd.base_url,
         secure_cookies=web.secure_cookies,
+        zone=web.timezone or settings.syncd.timezone,
     )

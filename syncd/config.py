@@ -166,6 +166,8 @@ class Web:
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     admins: tuple[str, ...] = ()
     secure_cookies: bool = True
+    #: IANA zone the pages show times in; "" means ``[syncd] timezone``.
+    timezone: str = ""
 
 
 class AccountMode(enum.StrEnum):
@@ -486,6 +488,16 @@ class _Parser:
             self.address(f"web.admins[{i}]", admin)
             for i, admin in enumerate(self.strings(table, p, "admins", d.admins))
         )
+        timezone = self.string(table, p, "timezone", d.timezone).strip()
+        if timezone:
+            try:
+                ZoneInfo(timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                self.fail(
+                    "web.timezone",
+                    f"unknown time zone {_show(timezone)} (expected an IANA name such as "
+                    "'Europe/Berlin', or \"\" for [syncd] timezone)",
+                )
         return Web(
             listen=listen,
             sign_in=self.choice(table, p, "sign_in", d.sign_in, "sign-in mode"),
@@ -493,6 +505,7 @@ class _Parser:
             trusted_proxies=proxies,
             admins=admins,
             secure_cookies=self.boolean(table, p, "secure_cookies", d.secure_cookies),
+            timezone=timezone,
         )
 
     def section(self, data: Mapping[str, object], name: str) -> Mapping[str, object]:

@@ -186,6 +186,10 @@ class Api:
         def point_done(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
             return 200, point_json(a.set_talking_point_done(t, v, f["id"], done(f)))
 
+        def move_point(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            points = a.move_talking_point(t, v, f["id"], f.get("offset"))
+            return 200, {"talking_points": [point_json(point) for point in points]}
+
         def add_item(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
             item = a.add_action_item(
                 t, v, text(f, "text"), text(f, "owner"), due_field(f.get("due"))
@@ -209,6 +213,11 @@ class Api:
             Route(
                 f"{meeting}/talking-points/{{id:int}}/done",
                 self._edit(point_done),
+                methods=["POST"],
+            ),
+            Route(
+                f"{meeting}/talking-points/{{id:int}}/move",
+                self._edit(move_point),
                 methods=["POST"],
             ),
             Route(f"{meeting}/action-items", self._edit(add_item), methods=["POST"]),

@@ -7,7 +7,9 @@ easily forwarded, and one rule is easier to trust than "only yours".
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from syncd.web.service import ItemView, PairView, PointView
 
@@ -23,24 +25,30 @@ def _md_lines(text: str, prefix: str) -> list[str]:
     return [f"{prefix}{_md(line)}" for line in text.splitlines()] or [prefix.rstrip()]
 
 
-def markdown(view: PairView) -> str:
+def _stamp(moment: datetime, zone: ZoneInfo) -> str:
+    there = moment.astimezone(zone)
+    return f"{there:%Y-%m-%d %H:%M} {there:%Z}"
+
+
+def markdown(view: PairView, zone: ZoneInfo) -> str:
+    """Times in ``zone``, each with its abbreviation."""
     a, b = view.people
     out = [
         f"# 1:1 history: {_md(a)} and {_md(b)}",
         "",
-        "Times are UTC. Private notes are not exported.",
+        f"Times are in {_md(zone.key)}. Private notes are not exported.",
         "",
     ]
     out += ["## Open action items", ""]
     for item in view.open_items:
-        origin = f" (from {item.origin.start:%Y-%m-%d})"
+        origin = f" (from {item.origin.start.astimezone(zone):%Y-%m-%d})"
         out.append(f"- [ ] {_md(item.owner)}: {_md(item.text)}{_due(item)}{origin}")
     if not view.open_items:
         out.append("Nothing open.")
     for entry in view.meetings:
         meeting = entry.meeting
         state = " (cancelled)" if meeting.cancelled else ""
-        out += ["", f"## {meeting.start:%Y-%m-%d %H:%M} UTC: {_md(meeting.title)}{state}", ""]
+        out += ["", f"## {_stamp(meeting.start, zone)}: {_md(meeting.title)}{state}", ""]
         if entry.points:
             out += ["### Talking points", ""]
             out += [f"- [{'x' if p.done else ' '}] {_md(p.text)}{_author(p)}" for p in entry.points]
@@ -66,7 +74,7 @@ def _author(point: PointView) -> str:
     return f" ({_md(point.author)})" if point.author else ""
 
 
-def _item(item: ItemView) -> dict[str, Any]:
+def _item(item: ItemView, zone: ZoneInfo) -> dict[str, Any]:
     return {
         "id": item.id,
         "text": item.text,
@@ -74,27 +82,29 @@ def _item(item: ItemView) -> dict[str, Any]:
         "author": item.author,
         "due": item.due.isoformat() if item.due else None,
         "done": item.done,
-        "done_at": item.done_at.isoformat() if item.done_at else None,
-        "origin": item.origin.start.isoformat(),
+        "done_at": item.done_at.astimezone(zone).isoformat() if item.done_at else None,
+        "origin": item.origin.start.astimezone(zone).isoformat(),
     }
 
 
-def as_json(view: PairView) -> dict[str, Any]:
+def as_json(view: PairView, zone: ZoneInfo) -> dict[str, Any]:
+    """Moments as ISO 8601 with the offset of ``zone``, named in ``timezone``."""
     return {
         "people": list(view.people),
+        "timezone": zone.key,
         "private_notes": "not exported",
-        "open_action_items": [_item(item) for item in view.open_items],
+        "open_action_items": [_item(item, zone) for item in view.open_items],
         "meetings": [
             {
-                "start": entry.meeting.start.isoformat(),
-                "end": entry.meeting.end.isoformat(),
+                "start": entry.meeting.start.astimezone(zone).isoformat(),
+                "end": entry.meeting.end.astimezone(zone).isoformat(),
                 "title": entry.meeting.title,
                 "cancelled": entry.meeting.cancelled,
                 "talking_points": [
                     {"id": p.id, "text": p.text, "author": p.author, "done": p.done}
                     for p in entry.points
                 ],
-                "action_items": [_item(item) for item in entry.items],
+                "action_items": [_item(item, zone) for item in entry.items],
                 "shared_notes": entry.shared_note,
             }
             for entry in view.meetings

@@ -179,6 +179,16 @@ def document() -> dict[str, Any]:
                     with_id=True,
                 )
             },
+            f"{meeting}/talking-points/{{id}}/move": {
+                "post": _edit(
+                    "Swap a talking point with the one above (-1) or below (1); "
+                    "nothing moves at either end",
+                    "Move",
+                    "200",
+                    "TalkingPoints",
+                    with_id=True,
+                )
+            },
             f"{meeting}/action-items": {
                 "post": _edit("Add an action item", "NewActionItem", "201", "ActionItem")
             },
@@ -218,6 +228,15 @@ def document() -> dict[str, Any]:
                     due={"type": ["string", "null"], "format": "date"},
                 ),
                 "Done": _object([], done={"type": "boolean", "default": True}),
+                "Move": _object(["offset"], offset={"type": "integer", "enum": [-1, 1]}),
+                "TalkingPoints": _object(
+                    ["talking_points"],
+                    talking_points={
+                        "type": "array",
+                        "items": _ref("TalkingPoint"),
+                        "description": "The meeting's talking points in their new order.",
+                    },
+                ),
                 "NoteBody": _object(["body"], body=_STRING),
                 "Error": _object(["error"], error=_STRING),
             },

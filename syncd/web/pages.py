@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from syncd import agenda
-from syncd.web import export, security
+from syncd.web import export, security, zones
 from syncd.web.identity import Authenticator, Viewer
 from syncd.web.service import Agendas, Forbidden, Invalid, NotFound, due_field
 from syncd.web.settings import WebSettings
@@ -46,9 +46,10 @@ def environment() -> Environment:
     )
     env.filters["who"] = _who
     env.filters["short"] = agenda.display_name
-    env.filters["when"] = lambda moment: moment.strftime("%a %d %b %Y, %H:%M")
-    env.filters["clock"] = lambda moment: moment.strftime("%H:%M")
-    env.filters["day"] = lambda moment: moment.strftime("%d %b %Y")
+    env.filters["when"] = zones.when
+    env.filters["clock"] = zones.clock
+    env.filters["day"] = zones.day
+    env.filters["abbr"] = zones.abbreviation
     return env
 
 
@@ -92,7 +93,14 @@ class Pages:
             view = await run_in_threadpool(self.agendas.meeting, token, viewer)
         except NotFound:
             return self.not_found(request)
-        return self.render(request, "meeting.html", view=view)
+        zone = zones.for_request(request, self.settings)
+        return self.render(
+            request,
+            "meeting.html",
+            view=view,
+            zone=zone,
+            zone_choices=zones.choices(zone, self.settings),
+        )
 
     async def pair(self, request: Request) -> Response:
         token = request.path_params["token"]
@@ -102,7 +110,8 @@ class Pages:
             view = await run_in_threadpool(self.agendas.pair, token, viewer, query)
         except NotFound:
             return self.not_found(request)
-        return self.render(request, "pair.html", view=view)
+        zone = zones.for_request(request, self.settings)
+        return self.render(request, "pair.html", view=view, zone=zone)
 
     async def export_md(self, request: Request) -> Response:
         return await self._export(request, "md")
@@ -122,10 +131,11 @@ class Pages:
             return self.not_found(request)
         stem = f"1on1-{agenda.display_name(view.people[0])}-{agenda.display_name(view.people[1])}"
         stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+        zone = zones.for_request(request, self.settings)
         if kind == "md":
-            body, media = export.markdown(view), "text/markdown; charset=utf-8"
+            body, media = export.markdown(view, zone), "text/markdown; charset=utf-8"
         else:
-            body = json.dumps(export.as_json(view), ensure_ascii=False, indent=2)
+            body = json.dumps(export.as_json(view, zone), ensure_ascii=False, indent=2)
             media = "application/json"
         return Response(
             body,
@@ -144,14 +154,7 @@ class Pages:
             fields = {key: value for key, value in form.items() if isinstance(value, str)}
             back = f"/m/{quote(token, safe='')}"
             if not security.csrf_ok(request, fields.get(security.CSRF_FIELD), self.settings):
-                return self.error(
-                    request,
-                    403,
-                    "Please try again",
-                    "This form has expired or did not come from this site. "
-                    "Reload the agenda and submit it again.",
-                    back,
-                )
+                return self._expired(request, back)
             viewer = self.authenticator.identify(request)
             try:
                 await run_in_threadpool(edit, token, viewer, fields)
@@ -165,11 +168,46 @@ class Pages:
 
         return endpoint
 
+    async def choose_zone(self, request: Request) -> Response:
+        """Remember the viewer's time zone in their browser; back to the meeting."""
+        token = request.path_params["token"]
+        form = await request.form(max_fields=20, max_files=0)
+        fields = {key: value for key, value in form.items() if isinstance(value, str)}
+        back = f"/m/{quote(token, safe='')}"
+        if not security.csrf_ok(request, fields.get(security.CSRF_FIELD), self.settings):
+            return self._expired(request, back)
+        viewer = self.authenticator.identify(request)
+        try:
+            await run_in_threadpool(self.agendas.check, token, viewer)
+        except NotFound:
+            return self.not_found(request)
+        zone = zones.valid(fields.get(zones.FIELD))
+        if zone is None:
+            return self.error(
+                request, 400, "That did not work", "Please pick a time zone from the list.", back
+            )
+        response = RedirectResponse(back, status_code=303)
+        zones.remember(response, zone, self.settings)
+        return response
+
+    def _expired(self, request: Request, back: str) -> HTMLResponse:
+        return self.error(
+            request,
+            403,
+            "Please try again",
+            "This form has expired or did not come from this site. "
+            "Reload the agenda and submit it again.",
+            back,
+        )
+
     def routes(self) -> list[Route]:
         a = self.agendas
 
         def flag(fields: dict[str, str]) -> bool:
             return fields.get("done", "true") != "false"
+
+        def offset(fields: dict[str, str]) -> int:
+            return {"-1": -1, "1": 1}.get(fields.get("offset", ""), 0)
 
         def with_id(
             action: Callable[[str, Viewer, int, dict[str, str]], object], anchor: str
@@ -202,6 +240,15 @@ class Pages:
                 ),
                 methods=["POST"],
             ),
+            Route(
+                "/m/{token}/talking-points/{id:int}/move",
+                with_id(
+                    lambda t, v, i, f: a.move_talking_point(t, v, i, offset(f)),
+                    "talking-points",
+                ),
+                methods=["POST"],
+            ),
+            Route("/m/{token}/zone", self.choose_zone, methods=["POST"]),
             Route(
                 "/m/{token}/action-items",
                 self._form(

@@ -330,6 +330,28 @@ class Agendas:
             self._edited(session, meeting.pair_id, now)
             return _point(point)
 
+    def move_talking_point(
+        self, token: str, viewer: Viewer, point_id: int, offset: object
+    ) -> list[PointView]:
+        """Swap a point with its neighbour; the meeting's points in their new order."""
+        if isinstance(offset, bool) or offset not in (-1, 1):
+            raise Invalid("offset must be -1 (up) or 1 (down)")
+        assert isinstance(offset, int)
+        now = self.clock()
+        with transaction(self.factory) as session:
+            meeting, allowed = self._open(session, token, viewer)
+            point = session.get(TalkingPoint, point_id)
+            if point is None or point.meeting_id != meeting.id:
+                raise NotFound
+            agenda.move_talking_point(session, point, self._actor(allowed), offset)
+            self._edited(session, meeting.pair_id, now)
+            return [_point(each) for each in meeting.talking_points]
+
+    def check(self, token: str, viewer: Viewer) -> None:
+        """``NotFound`` unless the viewer may open this meeting."""
+        with transaction(self.factory) as session:
+            self._open(session, token, viewer)
+
     def add_action_item(
         self, token: str, viewer: Viewer, text: str, owner: str, due: date | None
     ) -> ItemView:

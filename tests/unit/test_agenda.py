@@ -148,3 +148,25 @@ def test_someone_with_the_link_edits_but_never_writes_a_private_note(session) ->
         agenda.save_note(session, week0, agenda.LINK_ACTOR, "mine", private=True, now=NOW)
     with pytest.raises(PermissionError):
         agenda.add_talking_point(session, week0, "x", CY, NOW)
+
+
+def test_talking_points_swap_with_a_neighbour_and_stay_put_at_the_ends(session) -> None:
+    week0 = meeting(session, NOW)
+    template = [point.text for point in week0.talking_points]
+    a = agenda.add_talking_point(session, week0, "a", ANA, NOW)
+    b = agenda.add_talking_point(session, week0, "b", BO, NOW)
+
+    def order() -> list[str]:
+        return [point.text for point in week0.talking_points][len(template) :]
+
+    agenda.move_talking_point(session, b, ANA, -1)
+    assert order() == ["b", "a"]
+    agenda.move_talking_point(session, a, agenda.LINK_ACTOR, 1)  # already last
+    assert order() == ["b", "a"]
+    agenda.move_talking_point(session, b, BO, 1)
+    assert order() == ["a", "b"]
+    with pytest.raises(PermissionError):
+        agenda.move_talking_point(session, b, CY, -1)
+    with pytest.raises(ValueError):
+        agenda.move_talking_point(session, b, ANA, 2)
+    assert order() == ["a", "b"]

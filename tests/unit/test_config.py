@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from syncd import config
+from syncd.assemble import web_settings
 from syncd.config import (
     BUNDLED_TEMPLATE,
     GOOGLE_API_ROOT,
@@ -844,9 +845,24 @@ def test_microsoft_organization_is_unchanged() -> None:
         ('[web]\ntrusted_proxies = ["proxy.local"]\n', "web.trusted_proxies[0]"),
         ('[web]\nadmins = ["not an address"]\n', "web.admins[0]"),
         ('[web]\nproxy_header = "X Email"\n', "web.proxy_header"),
+        ('[web]\ntimezone = "Mars/Olympus_Mons"\n', "web.timezone"),
+        ('[web]\ntimezone = "../../etc/passwd"\n', "web.timezone"),
     ],
 )
 def test_web_settings_errors_name_the_key(text: str, key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse(text, Path("/etc/syncd.toml"))
     assert caught.value.key == key and len(str(caught.value).splitlines()) == 1
+
+
+def test_the_pages_show_times_in_the_web_zone_else_the_syncd_zone() -> None:
+    inherited = parse('[syncd]\ntimezone = "Asia/Tokyo"\n', Path("/etc/syncd.toml"))
+    assert inherited.web.timezone == ""
+    assert web_settings(inherited).zone == "Asia/Tokyo"
+    own = parse(
+        '[syncd]\ntimezone = "Asia/Tokyo"\n[web]\ntimezone = " Europe/Berlin "\n',
+        Path("/etc/syncd.toml"),
+    )
+    assert own.web.timezone == "Europe/Berlin"
+    assert web_settings(own).zone == "Europe/Berlin"
+    assert web_settings(parse("", Path("/etc/syncd.toml"))).zone == "UTC"
