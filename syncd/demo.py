@@ -90,6 +90,10 @@ base_url = "http://localhost:8080"
 [detect]
 org_domains = ["example.org"]
 
+[web]
+listen = "127.0.0.1:8080"
+secure_cookies = false  # the demo is served over plain http on localhost
+
 [[accounts]]
 name = "demo"
 provider = "memory"
