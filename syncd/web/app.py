@@ -1,7 +1,8 @@
 """The ASGI application served by ``syncd run`` (and alone by ``syncd web``).
 
 Routes: the provider webhooks (``/hooks/...``), the agenda pages (``/m/...``,
-``/p/...``), the JSON API (``/api/v1/...``) and the stylesheet (``/static``).
+``/p/...``), the JSON API (``/api/v1/...``) and the stylesheet and the small
+script (``/static``).
 Every response carries the security headers; agenda tokens are redacted
 from uvicorn's access log.
 """

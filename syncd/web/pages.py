@@ -4,6 +4,11 @@ Plain HTML forms that work without JavaScript: every form posts, the edit is
 applied, and the answer is a 303 back to the page (always a path of ours,
 built here, never taken from the request). Templates are autoescaped: what a
 person or an invite wrote is shown as text, never as markup.
+
+With JavaScript, ``static/app.js`` posts the meeting page's edit forms with
+fetch, follows the same 303 and swaps in the updated section, so the page
+keeps its scroll position and focus; on any failure it submits the form the
+plain way.
 """
 
 from __future__ import annotations

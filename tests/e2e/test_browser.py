@@ -94,9 +94,15 @@ def test_two_people_share_an_agenda_in_real_browsers(world: World) -> None:
                 pages[person] = context.new_page()
             ana, bo = pages[ANA], pages[BO]
             url = f"{base}/m/{token}"
-            for page in (ana, bo):
+
+            def reload(page: Any) -> None:
+                """Load the page afresh, and mark this document to tell it from any later one."""
                 page.goto(url)
                 expect(page.get_by_role("heading", name="Talking points")).to_be_visible()
+                page.evaluate("window.__marker = 1")
+
+            for page in (ana, bo):
+                reload(page)
 
             def points(page: Any) -> Any:
                 return page.locator("#talking-points li")
@@ -105,20 +111,42 @@ def test_two_people_share_an_agenda_in_real_browsers(world: World) -> None:
                 return page.locator("#action-items li")
 
             def submit(page: Any, button: Any) -> None:
-                """Click a form's button and wait for the page it leads back to."""
-                with page.expect_navigation(wait_until="load"):
-                    button.click()
+                """Click a form's button: app.js posts it and updates the page in place.
+
+                The section is ``aria-busy`` while the post is on its way; the
+                marker set on this document is still there: no navigation.
+                """
+                button.click()
+                expect(page.locator("main [aria-busy]")).to_have_count(0)
+                assert page.evaluate("window.__marker") == 1, "the page was reloaded"
 
             # Ana adds a talking point (and a long one, to see how the page wraps it).
             for text in (POINT, LONG_POINT):
                 ana.get_by_label("New talking point").fill(text)
                 submit(ana, ana.locator("#talking-points").get_by_role("button", name="Add"))
+                # Focus is back in the field, ready for the next point.
+                expect(ana.get_by_label("New talking point")).to_be_focused()
+                expect(ana.get_by_label("New talking point")).to_have_value("")
             ana_point = points(ana).filter(has_text=POINT)
             expect(ana_point).to_have_count(1)
             expect(ana_point).to_contain_text(f"added by {ANA}")
+            expect(ana.get_by_role("status")).to_have_text("Talking point added.")
+
+            # Ana moves the long point up, above the first: focus stays on that point's moves.
+            def order(page: Any) -> list[str]:
+                texts: list[str] = points(page).locator(".text").all_inner_texts()
+                return [t for t in texts if t in (POINT, LONG_POINT)]
+
+            assert order(ana) == [POINT, LONG_POINT]
+            long_point = points(ana).filter(has_text="verylongpathsegment")
+            submit(ana, long_point.get_by_role("button", name="Move up"))
+            assert order(ana) == [LONG_POINT, POINT]
+            expect(
+                points(ana).filter(has_text="verylongpathsegment").locator(":focus")
+            ).to_have_count(1)
 
             # Bo reloads and sees it, with Ana named as its author.
-            bo.reload()
+            reload(bo)
             bo_point = points(bo).filter(has_text=POINT)
             expect(bo_point).to_have_count(1)
             expect(bo_point).to_contain_text(f"added by {ANA}")
@@ -133,21 +161,24 @@ def test_two_people_share_an_agenda_in_real_browsers(world: World) -> None:
             expect(bo_item).to_contain_text(f"added by {BO}")
 
             # Ana checks the talking point off: it shows as done, with a way to reopen it.
-            ana.reload()
+            reload(ana)
             check_off = points(ana).filter(has_text=POINT).get_by_role("button", name="Check off")
             submit(ana, check_off)
             done = points(ana).filter(has_text=POINT)
             expect(done).to_have_class(re.compile(r"\bdone\b"))
             expect(done.get_by_role("button", name="Reopen")).to_be_visible()
+            # Keyboard users stay on the control they used, now saying "Reopen".
+            expect(done.get_by_role("button", name="Reopen")).to_be_focused()
+            expect(ana.get_by_role("status")).to_have_text(f"Checked off: {POINT}.")
 
             # Ana writes a private note; it is there for her after a reload.
             ana.get_by_label("Only you ever see these.").fill(PRIVATE)
             submit(ana, ana.get_by_role("button", name="Save private notes"))
-            ana.reload()
+            reload(ana)
             expect(ana.get_by_label("Only you ever see these.")).to_have_value(PRIVATE)
 
             # Bo: the point is done for him too, and Ana's private note is nowhere.
-            bo.reload()
+            reload(bo)
             expect(points(bo).filter(has_text=POINT)).to_have_class(re.compile(r"\bdone\b"))
             expect(bo.get_by_label("Only you ever see these.")).to_have_value("")
             assert PRIVATE not in bo.content()
@@ -172,3 +203,42 @@ def test_two_people_share_an_agenda_in_real_browsers(world: World) -> None:
 
     assert SCREENSHOT.is_file()
     assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_without_javascript_the_plain_forms_still_work(world: World) -> None:
+    """Issue 5: the page works with no script at all; each form posts and comes back."""
+    uid = weekly(world)
+    world.settle()
+    settings = WebSettings(
+        sign_in="proxy-header", trusted_proxies=("127.0.0.1",), secure_cookies=False
+    )
+    app = create_app(world.factory, clock=lambda: world.now, web=settings)
+    token = first_meeting_token(world, uid)
+
+    with Webhook(app) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS, timeout=20_000
+        )
+        try:
+            context = browser.new_context(
+                extra_http_headers={settings.proxy_header: ANA}, java_script_enabled=False
+            )
+            context.set_default_timeout(5_000)
+            page = context.new_page()
+            page.goto(f"{base}/m/{token}")
+            expect(page.get_by_role("status")).to_have_count(0)  # app.js did not run
+            page.get_by_label("New talking point").fill(POINT)
+            with page.expect_navigation(wait_until="load"):
+                page.locator("#talking-points").get_by_role("button", name="Add").click()
+            assert page.url.endswith(f"/m/{token}#talking-points")
+            point = page.locator("#talking-points li").filter(has_text=POINT)
+            expect(point).to_have_count(1)
+            expect(point).to_contain_text(f"added by {ANA}")
+
+            with page.expect_navigation(wait_until="load"):
+                point.get_by_role("button", name="Check off").click()
+            expect(page.locator("#talking-points li").filter(has_text=POINT)).to_have_class(
+                re.compile(r"\bdone\b")
+            )
+        finally:
+            browser.close()

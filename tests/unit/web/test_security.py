@@ -14,12 +14,13 @@ from tests.unit.world import ANA, BO
 
 EXPECTED_HEADERS = {
     "content-security-policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "base-uri 'none'; frame-ancestors 'none'"
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
+        "img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     ),
     "referrer-policy": "no-referrer",
     "x-content-type-options": "nosniff",
 }
+SCRIPT_TAG = '<script src="/static/app.js" defer></script>'
 
 
 def form_posts(meeting: str) -> list[tuple[str, dict[str, str]]]:
@@ -149,9 +150,42 @@ def test_pages_have_no_inline_script_or_style(org: Org) -> None:
     meeting, pair = org.tokens(0)
     for path in (f"/m/{meeting}", f"/p/{pair}", "/m/unknown"):
         page = ana.get(path).text.lower()
-        assert "<script" not in page and "<style" not in page and " style=" not in page
+        # The one script is our own file, loaded deferred; nothing inline.
+        assert re.findall(r"<script[^>]*>.*?</script>", page, re.S) == [SCRIPT_TAG], path
+        assert page.count("<script") == 1
+        assert "<style" not in page and " style=" not in page
         assert not re.search(r"<[^>]*\son[a-z]+\s*=", page)  # no event-handler attributes
     assert ana.get("/static/app.css").headers["content-type"].startswith("text/css")
+
+
+def test_the_csp_allows_our_own_script_and_nothing_inline(org: Org) -> None:
+    ana = Browser(org.app(), ANA)
+    meeting, _ = org.tokens(0)
+    answer = ana.get(f"/m/{meeting}")
+    policy = {
+        part.split()[0]: part.split()[1:]
+        for part in answer.headers["content-security-policy"].split(";")
+    }
+    assert policy["script-src"] == ["'self'"]
+    assert policy["connect-src"] == ["'self'"]  # the script's fetch of our own forms
+    assert policy["default-src"] == ["'none'"]
+    csp = answer.headers["content-security-policy"]
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp and "nonce-" not in csp
+    assert SCRIPT_TAG in answer.text
+
+
+def test_the_script_is_served_as_javascript_and_uses_no_eval(org: Org) -> None:
+    ana = Browser(org.app(), ANA)
+    script = ana.get("/static/app.js")
+    assert script.status_code == 200
+    assert "javascript" in script.headers["content-type"]
+    for name, value in EXPECTED_HEADERS.items():
+        assert script.headers.get(name) == value, name
+    source = script.text
+    for forbidden in ("eval(", "new Function", "innerHTML", "document.write"):
+        assert forbidden not in source, forbidden
+    # The page is only ever updated from our own pages' HTML, posted to our own paths.
+    assert 'credentials: "same-origin"' in source and 'redirect: "follow"' in source
 
 
 def test_redirects_after_a_post_stay_on_our_own_paths(org: Org) -> None:
