@@ -50,6 +50,7 @@ from typing import Any
 from providers.memory import Recurrence
 from syncd.model import Attendee, EventType
 
+from ._world import WorldEdits
 from .google_auth import Authority
 from .google_faults import OPS, GoogleFaults
 from .google_http import ApiApp, Recorded, serve
@@ -60,7 +61,7 @@ from .google_state import CalendarStore
 __all__ = ["OPS", "GoogleEmulator", "GoogleFaults", "Recorded", "Sent", "main"]
 
 
-class GoogleEmulator:
+class GoogleEmulator(WorldEdits):
     """Many people's Google calendars behind one loopback HTTP server.
 
     The socket is bound at construction, so every URL and the service-account
@@ -76,7 +77,7 @@ class GoogleEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self._store = CalendarStore()
+        self._store: CalendarStore = CalendarStore()
         self._queries = Queries(self._store, page_size=page_size)
         self._authority = Authority(self._store.address, self._first_user)
         self._push = PushHub(project_id=self._authority.project_id)
@@ -217,29 +218,6 @@ class GoogleEmulator:
     def copy_id(self, calendar: str, ical_uid: str, original_start: datetime | None = None) -> str:
         """The event id in ``calendar`` (the same in every calendar, as in Google)."""
         return self._store.copy_id(calendar, ical_uid, original_start)
-
-    def edit_description(self, calendar: str, event_id: str, description: str) -> None:
-        self._store.edit_description(calendar, event_id, description)
-
-    def move_occurrence(
-        self, ical_uid: str, original_start: datetime, new_start: datetime, new_end: datetime
-    ) -> None:
-        self._store.move_occurrence(ical_uid, original_start, new_start, new_end)
-
-    def cancel_occurrence(self, ical_uid: str, original_start: datetime) -> None:
-        self._store.cancel_occurrence(ical_uid, original_start)
-
-    def delete_event(self, ical_uid: str) -> None:
-        self._store.delete_event(ical_uid)
-
-    def update_event(
-        self,
-        ical_uid: str,
-        *,
-        title: str | None = None,
-        attendees: Sequence[str | Attendee] | None = None,
-    ) -> None:
-        self._store.update_event(ical_uid, title=title, attendees=attendees)
 
     def description(self, calendar: str, event_id: str) -> str:
         """Read a description without it counting as a request."""

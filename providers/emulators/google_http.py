@@ -15,16 +15,15 @@ then the operation.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
+from http.server import ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from . import _server
+from ._server import RequestHandler
 from .google_auth import Authority, Grant
 from .google_errors import ApiError, OAuthError
 from .google_faults import GoogleFaults
@@ -219,75 +218,10 @@ class _Unparsed:
     text: str
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Handler(RequestHandler):
     server_version = "ESF"
-    sys_version = ""
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read ``requests``, not stderr."""
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        app = cast(_Server, self.server).app
-        response = app.handle(self.command, self.path, headers, raw)
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if response.body and self.command != "HEAD":
-            self.wfile.write(response.body)
-
-
-class _Server(ThreadingHTTPServer):
-    """Also closes kept-alive client connections on close, so no handler thread outlives it."""
-
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], app: ApiApp) -> None:
-        self.app = app
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def server_close(self) -> None:
-        super().server_close()
-        with self._open_lock:
-            still_open = list(self._open)
-        for connection in still_open:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
 
 
 def serve(app: ApiApp, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
     """A bound, not yet serving, threaded server for ``app``."""
-    return _Server((host, port), app)
+    return _server.serve(app, _Handler, host, port)

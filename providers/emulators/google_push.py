@@ -19,10 +19,9 @@ receiver has none); the default lifetime is one week when neither
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import queue
 import re
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
+from ._delivery import DeliveryWorker
 from .google_errors import ApiError
 
 __all__ = ["PushHub", "Sent"]
@@ -62,58 +62,15 @@ class _Channel:
     next_number: int = 1
 
 
-class PushHub:
+class PushHub(DeliveryWorker):
     """Every live channel, and the thread that tells them about changes."""
 
     def __init__(self, *, project_id: str, timeout: float = 2.0) -> None:
+        super().__init__(thread_name="google-push")
         self.sent: list[Sent] = []
         self._project_id = project_id
         self._timeout = timeout
-        self._lock = threading.Lock()
         self._channels: dict[str, _Channel] = {}
-        self._jobs: queue.Queue[tuple[str, str] | None] = queue.Queue()
-        self._drop = 0
-        self._duplicate = 0
-        self._thread: threading.Thread | None = None
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-    # ---------------------------------------------------------------- lifecycle
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="google-push", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._jobs.put(None)
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def wait_idle(self, timeout: float = 5.0) -> bool:
-        """Block until every queued notification has been handled; False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._jobs.all_tasks_done:
-            while self._jobs.unfinished_tasks:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._jobs.all_tasks_done.wait(remaining)
-        return True
-
-    # ------------------------------------------------------------------- faults
-
-    def drop(self, count: int) -> None:
-        with self._lock:
-            self._drop += count
-
-    def duplicate(self, count: int) -> None:
-        with self._lock:
-            self._duplicate += count
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._drop = self._duplicate = 0
 
     # ---------------------------------------------------------------------- API
 
@@ -152,7 +109,7 @@ class PushHub:
             if existing is not None and existing.expiration_ms > _now_ms():
                 raise ApiError(400, "channelIdNotUnique", "Channel id not unique")
             self._channels[channel_id] = channel
-        self._jobs.put(("sync", channel_id))
+        self._jobs.put(functools.partial(self._handle, "sync", channel_id))
         answer: dict[str, Any] = {
             "kind": "api#channel",
             "id": channel.id,
@@ -180,19 +137,9 @@ class PushHub:
 
     def changed(self, calendar: str) -> None:
         """A calendar changed: its channels get an ``exists`` message (queued, never inline)."""
-        self._jobs.put(("exists", calendar))
+        self._jobs.put(functools.partial(self._handle, "exists", calendar))
 
     # ----------------------------------------------------------------- delivery
-
-    def _run(self) -> None:
-        while True:
-            job = self._jobs.get()
-            try:
-                if job is None:
-                    return
-                self._handle(*job)
-            finally:
-                self._jobs.task_done()
 
     def _handle(self, kind: str, key: str) -> None:
         with self._lock:
@@ -211,14 +158,8 @@ class PushHub:
         with self._lock:
             number = channel.next_number
             channel.next_number += 1
-            dropped = self._drop > 0
-            copies = 1
-            if dropped:
-                self._drop -= 1
-            elif self._duplicate > 0:
-                self._duplicate -= 1
-                copies = 2
-        if dropped:
+            copies = self._copies_locked()
+        if copies == 0:
             self.sent.append(Sent(channel.id, state, number, None, channel.calendar))
             return
         for _ in range(copies):

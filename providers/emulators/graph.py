@@ -63,6 +63,7 @@ from requests.adapters import HTTPAdapter
 from providers.memory import Recurrence
 from syncd.model import Attendee, EventType
 
+from ._world import WorldEdits
 from .graph_faults import OPS, GraphFaults
 from .graph_http import GraphApp, Recorded, serve
 from .graph_identity import LOGIN_HOST, Authority
@@ -101,7 +102,7 @@ class _ToEmulator(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
-class GraphEmulator:
+class GraphEmulator(WorldEdits):
     """Many people's Exchange Online mailboxes behind one loopback HTTP server.
 
     The socket is bound at construction, so every URL and the app registration
@@ -120,7 +121,7 @@ class GraphEmulator:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         self.tenant = tenant
-        self._store = MailboxStore(tenant)
+        self._store: MailboxStore = MailboxStore(tenant)
         self._authority = Authority(tenant)
         self.client_id = self._authority.client_id
         self.client_secret = self._authority.client_secret
@@ -301,29 +302,6 @@ class GraphEmulator:
     def copy_id(self, calendar: str, ical_uid: str, original_start: datetime | None = None) -> str:
         """The event id in ``calendar``'s copy (each mailbox has its own), or an occurrence's."""
         return self._store.copy_id(calendar, ical_uid, original_start)
-
-    def edit_description(self, calendar: str, event_id: str, description: str) -> None:
-        self._store.edit_description(calendar, event_id, description)
-
-    def move_occurrence(
-        self, ical_uid: str, original_start: datetime, new_start: datetime, new_end: datetime
-    ) -> None:
-        self._store.move_occurrence(ical_uid, original_start, new_start, new_end)
-
-    def cancel_occurrence(self, ical_uid: str, original_start: datetime) -> None:
-        self._store.cancel_occurrence(ical_uid, original_start)
-
-    def delete_event(self, ical_uid: str) -> None:
-        self._store.delete_event(ical_uid)
-
-    def update_event(
-        self,
-        ical_uid: str,
-        *,
-        title: str | None = None,
-        attendees: Sequence[str | Attendee] | None = None,
-    ) -> None:
-        self._store.update_event(ical_uid, title=title, attendees=attendees)
 
     def description(self, calendar: str, event_id: str) -> str:
         """The body as Graph returns it (HTML), without it counting as a request."""

@@ -1,4 +1,4 @@
-"""The Graph emulator on the wire: routing, authentication, faults, recording, the socket server.
+"""The Graph emulator on the wire: routing, authentication, faults, recording.
 
 Two hosts share one port. Requests whose path starts with ``/v1.0/`` are
 Graph; the rest are the identity platform (msal's requests to
@@ -17,17 +17,16 @@ client's, when it sent one) and OData's JSON content type.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
+from http.server import ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import _server
+from ._server import RequestHandler
 from .graph_errors import EntraError, GraphError
 from .graph_faults import GraphFaults
 from .graph_identity import Authority, Grant
@@ -296,74 +295,10 @@ def _parse_body(headers: dict[str, str], raw: bytes) -> Any:
         return Unparsed(text)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Handler(RequestHandler):
     server_version = "Microsoft-IIS/10.0"
-    sys_version = ""
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read ``requests``, not stderr."""
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        response = cast(_Server, self.server).app.handle(self.command, self.path, headers, raw)
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if response.body:
-            self.wfile.write(response.body)
-
-
-class _Server(ThreadingHTTPServer):
-    """Remembers its open connections so closing the server also ends kept-alive ones."""
-
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], app: GraphApp) -> None:
-        self.app = app
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def server_close(self) -> None:
-        super().server_close()
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
 
 
 def serve(app: GraphApp, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
     """A bound, not yet serving, threaded server for ``app``."""
-    return _Server((host, port), app)
+    return _server.serve(app, _Handler, host, port)

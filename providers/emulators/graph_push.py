@@ -32,10 +32,7 @@ from __future__ import annotations
 
 import functools
 import json
-import queue
 import re
-import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -45,6 +42,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote
 
+from ._delivery import DeliveryWorker
 from .graph_errors import GraphError
 from .graph_model import Mailbox
 from .graph_query import parse_time
@@ -108,7 +106,7 @@ class _Subscription:
     expires: datetime
 
 
-class PushHub:
+class PushHub(DeliveryWorker):
     """Every live subscription, and the thread that tells them about changes."""
 
     def __init__(
@@ -121,6 +119,7 @@ class PushHub:
         validation_timeout: float = 10.0,
         delivery_timeout: float = 3.0,
     ) -> None:
+        super().__init__(thread_name="graph-push")
         self.sent: list[Sent] = []
         self.context_root = ""
         self._tenant = tenant
@@ -129,51 +128,7 @@ class PushHub:
         self._find = find
         self._validation_timeout = validation_timeout
         self._delivery_timeout = delivery_timeout
-        self._lock = threading.Lock()
         self._subscriptions: dict[str, _Subscription] = {}
-        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
-        self._drop = 0
-        self._duplicate = 0
-        self._thread: threading.Thread | None = None
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-    # ---------------------------------------------------------------- lifecycle
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="graph-push", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._jobs.put(None)
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def wait_idle(self, timeout: float = 5.0) -> bool:
-        """Block until every queued notification has been handled; False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._jobs.all_tasks_done:
-            while self._jobs.unfinished_tasks:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._jobs.all_tasks_done.wait(remaining)
-        return True
-
-    # ------------------------------------------------------------------- faults
-
-    def drop(self, count: int) -> None:
-        with self._lock:
-            self._drop += count
-
-    def duplicate(self, count: int) -> None:
-        with self._lock:
-            self._duplicate += count
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._drop = self._duplicate = 0
 
     # ---------------------------------------------------------------------- API
 
@@ -266,16 +221,6 @@ class PushHub:
 
     # ----------------------------------------------------------------- delivery
 
-    def _run(self) -> None:
-        while True:
-            job = self._jobs.get()
-            try:
-                if job is None:
-                    return
-                job()
-            finally:
-                self._jobs.task_done()
-
     def _notify(self, notices: list[Notice]) -> None:
         now = datetime.now(UTC)
         with self._lock:
@@ -325,14 +270,8 @@ class PushHub:
 
     def _post_with_faults(self, url: str, payload: dict[str, Any]) -> list[int | None]:
         with self._lock:
-            dropped = self._drop > 0
-            copies = 1
-            if dropped:
-                self._drop -= 1
-            elif self._duplicate > 0:
-                self._duplicate -= 1
-                copies = 2
-        if dropped:
+            copies = self._copies_locked()
+        if copies == 0:
             return [None]
         return [self._post(url, payload) for _ in range(copies)]
 

@@ -1,0 +1,108 @@
+"""The socket side shared by the emulators, kept apart from their request handling.
+
+Each emulator's app turns one request into one answer without knowing about
+sockets, so tests can drive it directly; this module is the only place that
+speaks HTTP/1.1 on a real port. Clients keep connections alive, so closing a
+server also shuts the connections it still holds, or handler threads would
+outlive the emulator and keep a test's port busy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol, cast
+
+__all__ = ["App", "Answer", "RequestHandler", "serve"]
+
+
+class Answer(Protocol):
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+class App(Protocol):
+    def handle(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> Answer: ...
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    """Subclasses set ``server_version`` so answers carry the real service's ``Server`` header."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read ``requests``, not stderr."""
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        response = cast(_Server, self.server).app.handle(self.command, self.path, headers, raw)
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if response.body and self.command != "HEAD":
+            self.wfile.write(response.body)
+
+
+class _Server(ThreadingHTTPServer):
+    """Also closes kept-alive client connections on close, so no handler thread outlives it."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], app: App, handler: type[RequestHandler]) -> None:
+        self.app = app
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._open_lock:
+            still_open = list(self._open)
+        for connection in still_open:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+def serve(app: App, handler: type[RequestHandler], host: str, port: int) -> ThreadingHTTPServer:
+    """A bound, not yet serving, threaded server for ``app``."""
+    return _Server((host, port), app, handler)
