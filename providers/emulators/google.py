@@ -260,8 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             json.dump(emulator.service_account_info(), handle, indent=1)
     emulator.start()
-    print(emulator.base_url, flush=True)
-    try:
+    try:  # an interrupt at any point from here stops the server cleanly
+        print(emulator.base_url, flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass

@@ -366,8 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 indent=1,
             )
     emulator.start()
-    print(emulator.base_url, flush=True)
-    try:
+    try:  # an interrupt at any point from here stops the server cleanly
+        print(emulator.base_url, flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
