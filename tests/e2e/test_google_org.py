@@ -9,7 +9,6 @@ wire, would notice.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,48 +17,14 @@ from sqlalchemy import Engine, select
 
 from providers.emulators.google import GoogleEmulator
 from providers.google import GoogleProvider
-from providers.memory import Recurrence
-from syncd import block, detect, push
-from syncd.engine import CalendarSync, Policy, Report
-from syncd.scheduler import tick
+from syncd import block, push
+from syncd.engine import CalendarSync
 from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import sessions, transaction
 from syncd.store.models import Calendar, Meeting
 from syncd.web.app import create_app
+from tests.e2e.org import ANA, BO, CY, EVE, PEOPLE, Org, policy, seed
 from tests.e2e.servers import Webhook
-
-ANA, BO, CY, DEE, EVE = (f"{n}@example.org" for n in ("ana", "bo", "cy", "dee", "eve"))
-PEOPLE = (ANA, BO, CY, DEE, EVE)
-
-
-@dataclass
-class Org:
-    emulator: GoogleEmulator
-    syncer: CalendarSync
-    engine: Engine
-    now: datetime
-    webhook: str
-
-    @property
-    def factory(self):  # type: ignore[no-untyped-def]
-        return self.syncer.factory
-
-    def sync_all(self) -> Report:
-        total = Report()
-        for person in PEOPLE:
-            total.merge(self.syncer.sync(person, self.now))
-        return total
-
-    def tick(self) -> Report:
-        return tick(self.factory, {"acme": self.syncer}, self.now)
-
-    def block_of(self, calendar: str, uid: str, start: datetime | None = None) -> str | None:
-        copy = self.emulator.copy_id(calendar, uid, start)
-        return block.extract(self.emulator.description(calendar, copy))
-
-    def patches(self) -> list[str]:
-        """The event ids of every PATCH sent, in order."""
-        return [r.path.rsplit("/", 1)[-1] for r in self.emulator.requests if r.method == "PATCH"]
 
 
 @pytest.fixture
@@ -72,42 +37,12 @@ def org(db_engine: Engine) -> Iterator[Org]:
         provider = GoogleProvider(
             PEOPLE, lambda person: delegating.with_subject(person), api_root=emulator.api_root
         )
-        policy = Policy(
-            base_url="https://agenda.example.org",
-            zone=UTC,
-            rules=detect.Rules(org_domains=("example.org",)),
-            template=("What is top of mind?",),
-        )
         factory = sessions(db_engine)
-        syncer = CalendarSync(provider, factory, policy, account="acme", sleep=lambda s: None)
-        org = Org(emulator, syncer, db_engine, now, webhook="")
+        syncer = CalendarSync(provider, factory, policy(), account="acme", sleep=lambda s: None)
+        org = Org(emulator, syncer, now)
         with Webhook(create_app(factory, clock=lambda: org.now)) as base:
             org.webhook = f"{base}/hooks/google"
             yield org
-
-
-def seed(org: Org) -> dict[str, tuple[str, datetime]]:
-    start = org.now + timedelta(days=1, hours=1)
-    e = org.emulator
-    weekly = e.create_event(
-        ANA, [ANA, BO], "Ana / Bo", start, start + timedelta(minutes=30),
-        description="<p>Standing notes</p>", html=True, recurrence=Recurrence(7),
-    )  # fmt: skip
-    biweekly = e.create_event(
-        CY, [CY, DEE], "Cy / Dee", start + timedelta(hours=2), start + timedelta(hours=3),
-        recurrence=Recurrence(14),
-    )  # fmt: skip
-    adhoc_start = start + timedelta(days=2)
-    adhoc = e.create_event(
-        EVE, [EVE, ANA], "quick chat", adhoc_start, adhoc_start + timedelta(minutes=15)
-    )
-    team = e.create_event(ANA, list(PEOPLE), "Team", start, start + timedelta(hours=1))
-    return {
-        "weekly": (weekly, start),
-        "biweekly": (biweekly, start + timedelta(hours=2)),
-        "adhoc": (adhoc, adhoc_start),
-        "team": (team, start),
-    }
 
 
 def test_an_org_of_five_gets_correct_blocks_and_a_second_pass_writes_nothing(org: Org) -> None:

@@ -9,40 +9,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from google.oauth2 import service_account
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session, sessionmaker
 
 from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
 from providers.google import GoogleProvider
-from providers.memory import Recurrence
 from providers.microsoft import MicrosoftProvider, app_token_source
-from syncd import agenda, block, detect, push
-from syncd.engine import CalendarSync, Policy, Report
+from syncd import agenda, block, push
+from syncd.engine import CalendarSync
 from syncd.model import SINGLE_EVENT
-from syncd.scheduler import tick
 from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import sessions, transaction
 from syncd.store.models import Calendar, Meeting, Pair, PushChannel
 from syncd.web.app import create_app
+from tests.e2e.org import ANA, BO, CY, DEE, EVE, PEOPLE, Org, policy, seed
 from tests.e2e.servers import Webhook
-
-ANA, BO, CY, DEE, EVE = (f"{n}@example.org" for n in ("ana", "bo", "cy", "dee", "eve"))
-PEOPLE = (ANA, BO, CY, DEE, EVE)
-
-
-def policy() -> Policy:
-    return Policy(
-        base_url="https://agenda.example.org",
-        zone=UTC,
-        rules=detect.Rules(org_domains=("example.org",)),
-        template=("What is top of mind?",),
-    )
 
 
 def graph_provider(emulator: GraphEmulator, people: tuple[str, ...]) -> MicrosoftProvider:
@@ -55,86 +40,22 @@ def graph_provider(emulator: GraphEmulator, people: tuple[str, ...]) -> Microsof
     return MicrosoftProvider(people, tokens, graph_root=emulator.graph_root, page_size=20)
 
 
-@dataclass
-class Tenant:
-    emulator: GraphEmulator
-    syncer: CalendarSync
-    factory: sessionmaker[Session]
-    now: datetime
-    webhook: str = ""
-
-    def sync_all(self) -> Report:
-        total = Report()
-        for person in PEOPLE:
-            total.merge(self.syncer.sync(person, self.now))
-        return total
-
-    def tick(self) -> Report:
-        return tick(self.factory, {"contoso": self.syncer}, self.now)
-
-    def block_of(self, calendar: str, uid: str, start: datetime | None = None) -> str | None:
-        copy = self.emulator.copy_id(calendar, uid, start)
-        return block.extract(self.emulator.description(calendar, copy))
-
-    def wait_marked(self, *addresses: str, timeout: float = 5.0) -> None:
-        """Graph's notifications are judged after the 202: wait until they were."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with transaction(self.factory) as session:
-                marked = {
-                    row.address
-                    for row in session.scalars(select(Calendar))
-                    if row.next_sync_at is not None
-                }
-            if set(addresses) <= marked:
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"not marked due: {set(addresses) - marked}")
-
-    def patches(self) -> list[str]:
-        return [r.path.rsplit("/", 1)[-1] for r in self.emulator.requests if r.method == "PATCH"]
-
-
 @pytest.fixture
-def tenant(db_engine: Engine) -> Iterator[Tenant]:
+def tenant(db_engine: Engine) -> Iterator[Org]:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     with GraphEmulator(PEOPLE) as emulator:
         provider = graph_provider(emulator, PEOPLE)
         factory = sessions(db_engine)
         syncer = CalendarSync(provider, factory, policy(), account="contoso", sleep=lambda s: None)
-        world = Tenant(emulator, syncer, factory, now)
+        world = Org(emulator, syncer, now)
         with Webhook(create_app(factory, clock=lambda: world.now)) as base:
             world.webhook = f"{base}/hooks/microsoft"
             yield world
         provider.close()
 
 
-def seed(t: Tenant) -> dict[str, tuple[str, datetime]]:
-    start = t.now + timedelta(days=1, hours=1)
-    e = t.emulator
-    weekly = e.create_event(
-        ANA, [ANA, BO], "Ana / Bo", start, start + timedelta(minutes=30),
-        description="<p>Standing notes</p>", html=True, recurrence=Recurrence(7),
-    )  # fmt: skip
-    biweekly = e.create_event(
-        CY, [CY, DEE], "Cy / Dee", start + timedelta(hours=2), start + timedelta(hours=3),
-        recurrence=Recurrence(14),
-    )  # fmt: skip
-    adhoc_start = start + timedelta(days=2)
-    adhoc = e.create_event(
-        EVE, [EVE, ANA], "chat", adhoc_start, adhoc_start + timedelta(minutes=15)
-    )
-    team = e.create_event(ANA, list(PEOPLE), "Team", start, start + timedelta(hours=1))
-    return {
-        "weekly": (weekly, start),
-        "biweekly": (biweekly, start + timedelta(hours=2)),
-        "adhoc": (adhoc, adhoc_start),
-        "team": (team, start),
-    }
-
-
 def test_a_tenant_of_five_gets_correct_blocks_and_a_second_pass_writes_nothing(
-    tenant: Tenant,
+    tenant: Org,
 ) -> None:
     events = seed(tenant)
     report = tenant.sync_all()
@@ -164,7 +85,7 @@ def test_a_tenant_of_five_gets_correct_blocks_and_a_second_pass_writes_nothing(
     assert tenant.sync_all().writes == 0
 
 
-def subscribe_everyone(t: Tenant) -> None:
+def subscribe_everyone(t: Org) -> None:
     with transaction(t.factory) as session:
         rows = {row.address: row.id for row in session.scalars(select(Calendar))}
     for person in PEOPLE:
@@ -175,7 +96,7 @@ def subscribe_everyone(t: Tenant) -> None:
 
 
 def test_a_notification_leads_to_a_write_within_one_tick_and_our_echo_to_none(
-    tenant: Tenant,
+    tenant: Org,
 ) -> None:
     seed(tenant)
     tenant.sync_all()
@@ -210,7 +131,7 @@ def test_a_notification_leads_to_a_write_within_one_tick_and_our_echo_to_none(
         raise AssertionError("syncd keeps syncing: notifications of its own writes ping-pong")
 
 
-def test_missed_forces_a_resync_and_reauthorization_renews(tenant: Tenant) -> None:
+def test_missed_forces_a_resync_and_reauthorization_renews(tenant: Org) -> None:
     seed(tenant)
     tenant.sync_all()
     subscribe_everyone(tenant)
@@ -248,7 +169,7 @@ def test_missed_forces_a_resync_and_reauthorization_renews(tenant: Tenant) -> No
     assert len([r for r in tenant.emulator.requests if r.op == "subscribe"]) == before + 1
 
 
-def test_a_concurrent_edit_in_outlook_survives(tenant: Tenant) -> None:
+def test_a_concurrent_edit_in_outlook_survives(tenant: Org) -> None:
     events = seed(tenant)
     weekly, first = events["weekly"]
     copy = tenant.emulator.copy_id(ANA, weekly, first)
@@ -266,7 +187,7 @@ def test_a_concurrent_edit_in_outlook_survives(tenant: Tenant) -> None:
     assert report.conflicts == 1
 
 
-def test_a_410_recovers(tenant: Tenant) -> None:
+def test_a_410_recovers(tenant: Org) -> None:
     seed(tenant)
     tenant.sync_all()
     for person in PEOPLE:
@@ -277,7 +198,7 @@ def test_a_410_recovers(tenant: Tenant) -> None:
     assert report.full_syncs == 5 and report.errors == [] and report.writes == 0
 
 
-def test_one_disabled_mailbox_leaves_the_other_four_synced(tenant: Tenant) -> None:
+def test_one_disabled_mailbox_leaves_the_other_four_synced(tenant: Org) -> None:
     events = seed(tenant)
     tenant.emulator.disable_user(EVE)
 
@@ -341,7 +262,7 @@ def test_a_pair_split_across_google_and_outlook_shares_one_agenda(db_engine: Eng
 
 
 def test_the_webhook_answers_202_at_once_even_while_the_database_is_busy(
-    tenant: Tenant, db_engine: Engine
+    tenant: Org, db_engine: Engine
 ) -> None:
     import httpx
     from sqlalchemy import text

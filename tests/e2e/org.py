@@ -1,0 +1,106 @@
+"""A five-person organization on either emulator: the people, what they schedule, how syncd runs.
+
+Both end-to-end suites (Google, Microsoft) drive the same organization through
+the same steps; only the calendar system and its provider differ.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from providers.memory import Recurrence
+from syncd import block, detect
+from syncd.engine import CalendarSync, Policy, Report
+from syncd.scheduler import tick
+from syncd.store import transaction
+from syncd.store.models import Calendar
+
+ANA, BO, CY, DEE, EVE = (f"{n}@example.org" for n in ("ana", "bo", "cy", "dee", "eve"))
+PEOPLE = (ANA, BO, CY, DEE, EVE)
+
+
+def policy() -> Policy:
+    return Policy(
+        base_url="https://agenda.example.org",
+        zone=UTC,
+        rules=detect.Rules(org_domains=("example.org",)),
+        template=("What is top of mind?",),
+    )
+
+
+@dataclass
+class Org:
+    """One emulator (GoogleEmulator or GraphEmulator), syncd's syncer for it, and a clock."""
+
+    emulator: Any
+    syncer: CalendarSync
+    now: datetime
+    webhook: str = ""
+
+    @property
+    def factory(self) -> sessionmaker[Session]:
+        return self.syncer.factory
+
+    def sync_all(self) -> Report:
+        total = Report()
+        for person in PEOPLE:
+            total.merge(self.syncer.sync(person, self.now))
+        return total
+
+    def tick(self) -> Report:
+        return tick(self.factory, {self.syncer.account: self.syncer}, self.now)
+
+    def block_of(self, calendar: str, uid: str, start: datetime | None = None) -> str | None:
+        copy = self.emulator.copy_id(calendar, uid, start)
+        return block.extract(self.emulator.description(calendar, copy))
+
+    def patches(self) -> list[str]:
+        """The event ids of every PATCH sent, in order."""
+        return [r.path.rsplit("/", 1)[-1] for r in self.emulator.requests if r.method == "PATCH"]
+
+    def wait_marked(self, *addresses: str, timeout: float = 5.0) -> None:
+        """Graph's notifications are judged after the 202: wait until they were."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with transaction(self.factory) as session:
+                marked = {
+                    row.address
+                    for row in session.scalars(select(Calendar))
+                    if row.next_sync_at is not None
+                }
+            if set(addresses) <= marked:
+                return
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"not marked due: {set(addresses) - marked}")
+            time.sleep(0.02)
+
+
+def seed(org: Org) -> dict[str, tuple[str, datetime]]:
+    """A weekly and a biweekly 1:1, an ad-hoc one, and a team meeting; by name: (uid, start)."""
+    start = org.now + timedelta(days=1, hours=1)
+    e = org.emulator
+    weekly = e.create_event(
+        ANA, [ANA, BO], "Ana / Bo", start, start + timedelta(minutes=30),
+        description="<p>Standing notes</p>", html=True, recurrence=Recurrence(7),
+    )  # fmt: skip
+    biweekly = e.create_event(
+        CY, [CY, DEE], "Cy / Dee", start + timedelta(hours=2), start + timedelta(hours=3),
+        recurrence=Recurrence(14),
+    )  # fmt: skip
+    adhoc_start = start + timedelta(days=2)
+    adhoc = e.create_event(
+        EVE, [EVE, ANA], "quick chat", adhoc_start, adhoc_start + timedelta(minutes=15)
+    )
+    team = e.create_event(ANA, list(PEOPLE), "Team", start, start + timedelta(hours=1))
+    return {
+        "weekly": (weekly, start),
+        "biweekly": (biweekly, start + timedelta(hours=2)),
+        "adhoc": (adhoc, adhoc_start),
+        "team": (team, start),
+    }
