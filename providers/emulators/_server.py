@@ -14,7 +14,8 @@ import socket
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol, cast
+from types import TracebackType
+from typing import Any, Protocol, Self, cast
 
 __all__ = ["App", "Answer", "RequestHandler", "serve"]
 
@@ -106,3 +107,63 @@ class _Server(ThreadingHTTPServer):
 def serve(app: App, handler: type[RequestHandler], host: str, port: int) -> ThreadingHTTPServer:
     """A bound, not yet serving, threaded server for ``app``."""
     return _Server((host, port), app, handler)
+
+
+class _Worker(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class Served:
+    """The life of an emulator: its server thread and its notification worker.
+
+    Both emulators bind their socket when constructed (so their URLs are valid
+    at once), serve from ``start`` until ``stop``, and cannot be restarted.
+    A subclass sets ``_server``, ``_push``, ``_thread_name`` and calls
+    ``_init_served`` before adding anything that needs the server running.
+    """
+
+    _server: ThreadingHTTPServer
+    _push: _Worker
+    _thread_name = "emulator"
+
+    def _init_served(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        if self._closed:
+            raise RuntimeError("a stopped emulator cannot be started again")
+        if self._thread is None:
+            self._push.start()
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},  # shutdown() waits up to one interval
+                name=self._thread_name,
+                daemon=True,
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
+        self._push.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -44,12 +44,12 @@ import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from providers.memory import Recurrence
 from syncd.model import Attendee, EventType
 
+from ._server import Served
 from ._world import WorldEdits
 from .google_auth import Authority
 from .google_faults import OPS, GoogleFaults
@@ -61,13 +61,16 @@ from .google_state import CalendarStore
 __all__ = ["OPS", "GoogleEmulator", "GoogleFaults", "Recorded", "Sent", "main"]
 
 
-class GoogleEmulator(WorldEdits):
+class GoogleEmulator(WorldEdits, Served):
     """Many people's Google calendars behind one loopback HTTP server.
 
     The socket is bound at construction, so every URL and the service-account
     JSON are valid before ``start``; requests are served between ``start``
     and ``stop``.
     """
+
+    _thread_name = "google-emulator"
+    _push: PushHub
 
     def __init__(
         self,
@@ -101,48 +104,9 @@ class GoogleEmulator(WorldEdits):
         self._app.api_root = self.api_root
         self._authority.token_uri = self.token_uri
         self._authority.auth_uri = self.auth_uri
-        self._thread: threading.Thread | None = None
-        self._closed = False
+        self._init_served()
         for user in users:
             self.add_user(user)
-
-    # --------------------------------------------------------------- lifecycle
-
-    def start(self) -> None:
-        if self._closed:
-            raise RuntimeError("a stopped emulator cannot be started again")
-        if self._thread is None:
-            self._push.start()
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},  # shutdown() waits up to one interval
-                name="google-emulator",
-                daemon=True,
-            )
-            self._thread.start()
-
-    def stop(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.server_close()
-        self._push.stop()
-
-    def __enter__(self) -> GoogleEmulator:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ------------------------------------------------------------ accounts
 

@@ -54,7 +54,6 @@ import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import requests
@@ -63,6 +62,7 @@ from requests.adapters import HTTPAdapter
 from providers.memory import Recurrence
 from syncd.model import Attendee, EventType
 
+from ._server import Served
 from ._world import WorldEdits
 from .graph_faults import OPS, GraphFaults
 from .graph_http import GraphApp, Recorded, serve
@@ -102,12 +102,15 @@ class _ToEmulator(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
-class GraphEmulator(WorldEdits):
+class GraphEmulator(WorldEdits, Served):
     """Many people's Exchange Online mailboxes behind one loopback HTTP server.
 
     The socket is bound at construction, so every URL and the app registration
     are valid before ``start``; requests are served between ``start`` and ``stop``.
     """
+
+    _thread_name = "graph-emulator"
+    _push: PushHub
 
     def __init__(
         self,
@@ -153,48 +156,9 @@ class GraphEmulator(WorldEdits):
         self._app.base_url = self.base_url
         self._views.context_root = self.graph_root
         self._push.context_root = self.graph_root
-        self._thread: threading.Thread | None = None
-        self._closed = False
+        self._init_served()
         for user in users:
             self.add_user(user)
-
-    # --------------------------------------------------------------- lifecycle
-
-    def start(self) -> None:
-        if self._closed:
-            raise RuntimeError("a stopped emulator cannot be started again")
-        if self._thread is None:
-            self._push.start()
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},  # shutdown() waits up to one interval
-                name="graph-emulator",
-                daemon=True,
-            )
-            self._thread.start()
-
-    def stop(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.server_close()
-        self._push.stop()
-
-    def __enter__(self) -> GraphEmulator:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ---------------------------------------------------------------- identity
 
