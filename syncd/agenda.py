@@ -63,6 +63,15 @@ def pair_for(session: Session, people: tuple[str, str], now: datetime) -> tuple[
     return pair, True
 
 
+def find_meeting(session: Session, key: OccurrenceKey) -> Meeting | None:
+    """The agenda of one occurrence, if it has one yet."""
+    return session.scalars(
+        select(Meeting).where(
+            Meeting.ical_uid == key.ical_uid, Meeting.original_start == key.original_start
+        )
+    ).one_or_none()
+
+
 def meeting_for(
     session: Session,
     pair: Pair,
@@ -80,11 +89,7 @@ def meeting_for(
     The first meeting a pair ever gets starts with the template's talking
     points, so a new 1:1 never opens on an empty page.
     """
-    meeting = session.scalars(
-        select(Meeting).where(
-            Meeting.ical_uid == key.ical_uid, Meeting.original_start == key.original_start
-        )
-    ).one_or_none()
+    meeting = find_meeting(session, key)
     if meeting is None:
         first_of_pair = (
             session.scalars(select(Meeting.id).where(Meeting.pair_id == pair.id).limit(1)).first()
@@ -122,11 +127,7 @@ def meeting_for(
 
 def mark_cancelled(session: Session, key: OccurrenceKey) -> None:
     """A cancelled occurrence keeps its agenda (people may have written in it)."""
-    meeting = session.scalars(
-        select(Meeting).where(
-            Meeting.ical_uid == key.ical_uid, Meeting.original_start == key.original_start
-        )
-    ).one_or_none()
+    meeting = find_meeting(session, key)
     if meeting is not None:
         meeting.cancelled = True
 

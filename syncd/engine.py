@@ -66,9 +66,9 @@ from providers.base import (
     Transient,
 )
 from syncd import agenda, block, detect
-from syncd.model import Event, OccurrenceKey, Window
+from syncd.model import Event, Window
 from syncd.store import transaction
-from syncd.store.models import Calendar, Meeting, Occurrence, Pair, WriteLog
+from syncd.store.models import Calendar, Occurrence, Pair, WriteLog
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +372,7 @@ class CalendarSync:
                 *match, Occurrence.organizer_copy.is_(True), Occurrence.pair_id.is_not(None)
             )
         ):
-            agenda.mark_cancelled(session, OccurrenceKey(row.ical_uid, row.original_start))
+            agenda.mark_cancelled(session, row.key)
         session.execute(delete(Occurrence).where(*match))
 
     def _sweep(self, session: Session, calendar_id: int, seen: set[str], window: Window) -> None:
@@ -490,7 +490,7 @@ class CalendarSync:
             )
         rows.sort(key=lambda row: row.start)  # a new pair's template goes to its first meeting
         for row in rows:
-            key = OccurrenceKey(row.ical_uid, row.original_start)
+            key = row.key
             if row.pair_id is None:  # cancelled: keep its agenda, marked as such
                 agenda.mark_cancelled(session, key)
                 continue
@@ -555,12 +555,8 @@ class CalendarSync:
         work: list[_Write] = []
         with transaction(self.factory) as session:
             for row in self.plan(session, calendar_id, now):
-                meeting = session.scalars(
-                    select(Meeting).where(
-                        Meeting.ical_uid == row.ical_uid,
-                        Meeting.original_start == row.original_start,
-                    )
-                ).one()
+                meeting = agenda.find_meeting(session, row.key)
+                assert meeting is not None, "every 1:1 row got its meeting when attached"
                 view = agenda.block_view(
                     session, meeting, base_url=self.policy.base_url, zone=self.policy.zone, now=now
                 )
@@ -619,12 +615,8 @@ class CalendarSync:
             row.block_digest = digest(found, event.tag)
             row.has_block = found is not None
             if etag_before is not None:
-                meeting_id = session.scalars(
-                    select(Meeting.id).where(
-                        Meeting.ical_uid == row.ical_uid,
-                        Meeting.original_start == row.original_start,
-                    )
-                ).one_or_none()
+                meeting = agenda.find_meeting(session, row.key)
+                meeting_id = meeting.id if meeting is not None else None
                 session.add(
                     WriteLog(
                         at=now,

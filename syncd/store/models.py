@@ -25,6 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from syncd.model import OccurrenceKey
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out, on every backend."""
@@ -195,6 +197,11 @@ class Occurrence(Base):
     block_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     has_block: Mapped[bool] = mapped_column(Boolean, default=False)
     expanded_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    @property
+    def key(self) -> OccurrenceKey:
+        """The occurrence this copy is of: what its agenda is keyed by."""
+        return OccurrenceKey(self.ical_uid, self.original_start)
 
 
 class WriteLog(Base):
