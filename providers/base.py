@@ -30,7 +30,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Protocol, runtime_checkable
 
 from syncd.model import ChangePage, Event, Window
@@ -54,6 +55,23 @@ class RateLimited(ProviderError):
     def __init__(self, message: str = "rate limited", retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds an HTTP ``Retry-After`` header asks for (delta-seconds or a date).
+
+    For ``RateLimited.retry_after``; an unreadable or absent header is None.
+    """
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 class Transient(ProviderError):

@@ -42,7 +42,6 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
 import google.auth.exceptions
@@ -64,6 +63,7 @@ from providers.base import (
     QuotaExceeded,
     RateLimited,
     Transient,
+    retry_after,
 )
 from syncd.model import Attendee, ChangePage, Event, EventType, Response, Window
 
@@ -95,20 +95,6 @@ def _reasons(error: HttpError) -> tuple[set[str], str]:
         return set(), str(getattr(error.resp, "reason", ""))
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        return max(0.0, (moment - datetime.now(UTC)).total_seconds())
-
-
 def error_for(error: Exception) -> ProviderError:
     """The one place where Google's failures become the provider boundary's errors."""
     if isinstance(error, ProviderError):
@@ -133,7 +119,9 @@ def error_for(error: Exception) -> ProviderError:
         if status == 401:
             return AuthRevoked(message or "credentials rejected")
         if status == 429 or (status == 403 and reasons & _RATE_REASONS):
-            return RateLimited(message or "rate limited", retry_after=_retry_after(headers))
+            return RateLimited(
+                message or "rate limited", retry_after=retry_after(headers.get("retry-after"))
+            )
         if status == 403 and reasons & _QUOTA_REASONS:
             return QuotaExceeded(message or "quota exceeded")
         if status == 403 and "forbiddenForNonOrganizer" in reasons:

@@ -80,7 +80,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -100,6 +99,7 @@ from providers.base import (
     ProviderError,
     RateLimited,
     Transient,
+    retry_after,
 )
 from syncd.model import Attendee, ChangePage, Event, EventType, Response, Window
 
@@ -173,20 +173,6 @@ _OAUTH_TRANSIENT = frozenset({"temporarily_unavailable", "server_error"})
 # --------------------------------------------------------------------------- errors
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        return max(0.0, (moment - datetime.now(UTC)).total_seconds())
-
-
 def _graph_error(response: httpx.Response) -> tuple[str, str]:
     """The ``error.code`` and ``error.message`` of a Graph error body, if it has one."""
     try:
@@ -231,7 +217,7 @@ def error_for(failure: httpx.Response | BaseException | Mapping[str, Any]) -> Pr
         if status in (409, 412):
             return PreconditionFailed(text)
         if status in (429, 503):
-            return RateLimited(text, retry_after=_retry_after(failure.headers))
+            return RateLimited(text, retry_after=retry_after(failure.headers.get("retry-after")))
         if status >= 500:
             return Transient(text)
         return ProviderError(text)
