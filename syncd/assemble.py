@@ -249,14 +249,20 @@ def microsoft(
 
 
 @contextmanager
-def connected(account: config.Account, settings: config.Settings) -> Iterator[Connected]:
-    """The account's provider for the duration of a block; state saved on the way out."""
+def connected(
+    account: config.Account, settings: config.Settings, *, microsoft_http_client: Any = None
+) -> Iterator[Connected]:
+    """The account's provider for the duration of a block; state saved on the way out.
+
+    ``microsoft_http_client`` reaches msal for Microsoft accounts: the demo
+    routes the login host to its Graph emulator with it.
+    """
     if account.provider is config.ProviderName.GOOGLE:
         provider: Provider = google(account, settings)
         yield Connected(account, provider, provider.calendars())
         return
     if account.provider is config.ProviderName.MICROSOFT:
-        graph = microsoft(account, settings)
+        graph = microsoft(account, settings, http_client=microsoft_http_client)
         try:
             yield Connected(account, graph, graph.calendars())
         finally:

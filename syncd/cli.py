@@ -68,6 +68,20 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("-c", "--config", type=Path, default=Path("syncd.toml"))
         return sub
 
+    run = command("run", "Run the daemon: serve the agenda pages and keep calendars in sync.")
+    run.add_argument(
+        "--role",
+        choices=["all", "worker", "web"],
+        default="all",
+        help="all (default): web and sync in one process; worker: sync only; web: serve only",
+    )
+    run.add_argument(
+        "--stop-channels",
+        action="store_true",
+        help="on exit, stop the push channels of this process's calendars (decommissioning)",
+    )
+    run.set_defaults(func=cmd_run)
+
     sync_once = command("sync-once", "Sync every calendar once and print a summary.")
     sync_once.set_defaults(func=cmd_sync_once)
 
@@ -131,6 +145,13 @@ def format_report(report: Report) -> str:
     ]
     lines.extend(f"  {error}" for error in report.errors)
     return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from syncd import runtime
+
+    settings = config.load(args.config)
+    return runtime.run(settings, role=args.role, stop_channels=args.stop_channels)
 
 
 def cmd_sync_once(args: argparse.Namespace) -> int:

@@ -117,6 +117,11 @@ class Sync:
     horizon_days: int = 14
     max_write_attempts: int = 3
     page_size: int = 250
+    poll_seconds: int = 300
+    max_poll_seconds: int = 3600
+    lease_seconds: int = 120
+    concurrency: int = 8
+    shutdown_grace_seconds: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -731,6 +736,15 @@ class _Parser:
                 f"must not exceed sync.window_days ({window_days}); "
                 "occurrences beyond the window are never read",
             )
+        poll_seconds = self.integer(table, p, "poll_seconds", d.poll_seconds, 1, 86400)
+        max_poll_seconds = self.integer(
+            table, p, "max_poll_seconds", d.max_poll_seconds, 1, 7 * 86400
+        )
+        if max_poll_seconds < poll_seconds:
+            self.fail(
+                "sync.max_poll_seconds",
+                f"must be at least sync.poll_seconds ({poll_seconds})",
+            )
         return Sync(
             window_days=window_days,
             past_days=self.integer(table, p, "past_days", d.past_days, 0, 366),
@@ -742,6 +756,13 @@ class _Parser:
                 table, p, "max_write_attempts", d.max_write_attempts, 1, 20
             ),
             page_size=self.integer(table, p, "page_size", d.page_size, 1, 2500),
+            poll_seconds=poll_seconds,
+            max_poll_seconds=max_poll_seconds,
+            lease_seconds=self.integer(table, p, "lease_seconds", d.lease_seconds, 2, 3600),
+            concurrency=self.integer(table, p, "concurrency", d.concurrency, 1, 64),
+            shutdown_grace_seconds=self.integer(
+                table, p, "shutdown_grace_seconds", d.shutdown_grace_seconds, 0, 3600
+            ),
         )
 
     def detect(self, table: Mapping[str, object]) -> Detect:

@@ -1,71 +1,312 @@
-"""Which calendar syncs when.
+"""Which calendar syncs when, and who syncs it.
 
-A calendar is due when a push notification marked it (``next_sync_at``, a
-couple of seconds out so a burst costs one sync), when a failure's backoff
-has run out (``next_sync_at`` again), or when its poll interval has passed
-since the last sync: polling holds even with push on, so a lost
-notification only costs latency. A calendar waiting for re-authorisation is
-never due.
+A calendar is due when
 
-This is the first cut: one process, calendars synced one after another.
-Bounded concurrency, leases across workers, jitter and meeting-end triggers
-build on ``due`` and ``tick``.
+* a push notification or an agenda edit marked it (``next_sync_at``, a
+  couple of seconds out so that a burst costs one sync), or a failure's
+  backoff ran out (``next_sync_at`` again);
+* its poll interval passed since the last sync. Without a live push channel
+  that is ``poll``; with one it is ``max_poll``, which holds even with push
+  on, so a lost notification costs latency, never an update. Each calendar
+  polls a little early by its own fixed fraction of the interval (the
+  jitter), so a thousand calendars added together do not poll together
+  forever after;
+* a 1:1 on it ended since its last sync: the meeting's open action items
+  now belong in the next invite.
+
+A calendar waiting for re-authorisation is never due.
+
+Workers, in one process or many, ``claim`` due calendars by writing a lease
+(owner and expiry) on their rows. On PostgreSQL the candidates are read with
+``SELECT … FOR UPDATE SKIP LOCKED`` so concurrent claimers never wait on each
+other; on every database the lease itself is a compare-and-set, so two
+claimers can never both win a row. A worker that dies simply stops renewing:
+its leases run out and the calendars become claimable again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 from syncd.engine import CalendarSync, Report
 from syncd.store import transaction
-from syncd.store.models import Calendar
+from syncd.store.models import Calendar, Occurrence, PushChannel
 
 POLL_INTERVAL = timedelta(minutes=5)
+MAX_POLL_INTERVAL = timedelta(hours=1)
+JITTER = 0.2
+LEASE = timedelta(minutes=2)
+
+#: How many calendars of one provider a process syncs at once: Graph allows
+#: four concurrent requests per mailbox and throttles apps that push harder;
+#: the memory provider is a single in-process structure.
+PROVIDER_CONCURRENCY: Mapping[str, int] = {"google": 8, "microsoft": 4, "caldav": 2, "memory": 1}
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """How often calendars are read, and for how long a claim holds."""
+
+    poll: timedelta = POLL_INTERVAL
+    max_poll: timedelta = MAX_POLL_INTERVAL
+    jitter: float = JITTER
+    lease: timedelta = LEASE
+
+    def interval(self, calendar_id: int, pushed: bool) -> timedelta:
+        """This calendar's poll interval: shortened by its own fixed share of the jitter."""
+        base = self.max_poll if pushed else self.poll
+        digest = hashlib.blake2b(str(calendar_id).encode(), digest_size=2).digest()
+        share = int.from_bytes(digest, "big") / 0xFFFF
+        return base * (1 - self.jitter * share)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A calendar leased to one worker until ``until``."""
+
+    calendar_id: int
+    account: str
+    provider: str
+    address: str
+    until: datetime
+
+
+@dataclass(frozen=True)
+class Slots:
+    """What a claimer may take on now: per provider, and mailboxes already busy."""
+
+    per_provider: Mapping[str, int]
+    busy: frozenset[str] = field(default_factory=frozenset)
+    limit: int | None = None  # all providers together
+
+    def total(self) -> int:
+        total = sum(max(0, n) for n in self.per_provider.values())
+        return total if self.limit is None else min(total, self.limit)
+
+
+def _ended_meeting(now: datetime) -> ColumnElement[bool]:
+    """A 1:1 on this calendar ended after its last sync (and by now)."""
+    return exists(
+        select(Occurrence.id).where(
+            Occurrence.calendar_id == Calendar.id,
+            Occurrence.pair_id.is_not(None),
+            Occurrence.cancelled.is_(False),
+            Occurrence.end <= now,
+            Occurrence.end > Calendar.last_sync_at,
+        )
+    )
+
+
+def _live_channel(now: datetime) -> ColumnElement[bool]:
+    return exists(
+        select(PushChannel.id).where(
+            PushChannel.calendar_id == Calendar.id, PushChannel.expires > now
+        )
+    )
+
+
+def _candidates(now: datetime, cadence: Cadence) -> ColumnElement[bool]:
+    """A superset of the due calendars that SQL can find with plain comparisons.
+
+    The jittered poll interval is per row; SQL selects with the shortest one
+    a row could have, and ``_due`` decides exactly.
+    """
+    earliest_poll = now - cadence.poll * (1 - cadence.jitter)
+    return and_(
+        Calendar.needs_reauth.is_(False),
+        or_(
+            Calendar.next_sync_at <= now,
+            and_(
+                Calendar.next_sync_at.is_(None),
+                or_(
+                    Calendar.last_sync_at.is_(None),
+                    Calendar.last_sync_at <= earliest_poll,
+                    _ended_meeting(now),
+                ),
+            ),
+        ),
+    )
+
+
+def _due(
+    row: Calendar, now: datetime, cadence: Cadence, pushed: bool, meeting_ended: bool
+) -> bool:
+    if row.next_sync_at is not None:
+        return row.next_sync_at <= now  # a mark or a backoff decides alone
+    if row.last_sync_at is None or meeting_ended:
+        return True
+    return row.last_sync_at + cadence.interval(row.id, pushed) <= now
+
+
+def _select_due(
+    session: Session,
+    now: datetime,
+    cadence: Cadence,
+    accounts: Collection[str] | None,
+    *,
+    lock: bool,
+    unleased: bool,
+) -> list[Calendar]:
+    query = select(Calendar).where(_candidates(now, cadence))
+    if accounts is not None:
+        query = query.where(Calendar.account.in_(list(accounts)))
+    if unleased:
+        query = query.where(or_(Calendar.lease_until.is_(None), Calendar.lease_until <= now))
+    query = query.order_by(
+        Calendar.last_sync_at.is_not(None), Calendar.last_sync_at, Calendar.id
+    )
+    if lock:
+        # Rows another claimer is looking at are skipped, not waited for;
+        # SQLite has no row locks and ignores this (one process claims there).
+        query = query.with_for_update(skip_locked=True, of=Calendar)
+    rows = list(session.scalars(query))
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    pushed = set(
+        session.scalars(
+            select(PushChannel.calendar_id).where(
+                PushChannel.calendar_id.in_(ids), PushChannel.expires > now
+            )
+        )
+    )
+    ended = set(
+        session.scalars(
+            select(Calendar.id).where(Calendar.id.in_(ids), _ended_meeting(now))
+        )
+    )
+    return [row for row in rows if _due(row, now, cadence, row.id in pushed, row.id in ended)]
 
 
 def due(
-    session: Session, now: datetime, poll_interval: timedelta = POLL_INTERVAL
+    session: Session,
+    now: datetime,
+    cadence: Cadence | None = None,
+    accounts: Collection[str] | None = None,
 ) -> list[Calendar]:
-    """The calendars to sync at ``now``, the longest-waiting first."""
-    return list(
-        session.scalars(
-            select(Calendar)
-            .where(
-                Calendar.needs_reauth.is_(False),
-                or_(
-                    Calendar.next_sync_at <= now,
-                    and_(
-                        Calendar.next_sync_at.is_(None),
-                        or_(
-                            Calendar.last_sync_at.is_(None),
-                            Calendar.last_sync_at <= now - poll_interval,
-                        ),
-                    ),
-                ),
-            )
-            .order_by(Calendar.last_sync_at.is_not(None), Calendar.last_sync_at)
-        )
+    """The calendars to sync at ``now``, the longest-waiting first (leases aside)."""
+    return _select_due(
+        session, now, cadence or Cadence(), accounts, lock=False, unleased=False
     )
+
+
+def claim(
+    factory: sessionmaker[Session],
+    owner: str,
+    now: datetime,
+    slots: Slots,
+    cadence: Cadence | None = None,
+    accounts: Collection[str] | None = None,
+) -> list[Claim]:
+    """Lease due calendars to ``owner``, within ``slots``; the leases are committed."""
+    cadence = cadence or Cadence()
+    if slots.total() <= 0:
+        return []
+    left = dict(slots.per_provider)
+    room = slots.total()
+    busy = set(slots.busy)
+    claims: list[Claim] = []
+    until = now + cadence.lease
+    with transaction(factory) as session:
+        for row in _select_due(session, now, cadence, accounts, lock=True, unleased=True):
+            if left.get(row.provider, 0) <= 0 or row.address in busy:
+                continue
+            won = session.execute(
+                update(Calendar)
+                .where(
+                    Calendar.id == row.id,
+                    or_(Calendar.lease_until.is_(None), Calendar.lease_until <= now),
+                )
+                .values(lease_owner=owner, lease_until=until)
+                .execution_options(synchronize_session=False)
+            )
+            if won.rowcount != 1:  # type: ignore[attr-defined]
+                continue  # another claimer got there between our read and write
+            left[row.provider] -= 1
+            busy.add(row.address)
+            claims.append(Claim(row.id, row.account, row.provider, row.address, until))
+            room -= 1
+            if room == 0:
+                break
+    return claims
+
+
+def renew(
+    factory: sessionmaker[Session], owner: str, calendar_ids: Iterable[int], until: datetime
+) -> set[int]:
+    """Extend our leases; returns the ids still ours (a lost one was taken over)."""
+    ids = list(calendar_ids)
+    if not ids:
+        return set()
+    with transaction(factory) as session:
+        session.execute(
+            update(Calendar)
+            .where(Calendar.id.in_(ids), Calendar.lease_owner == owner)
+            .values(lease_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        return set(
+            session.scalars(
+                select(Calendar.id).where(Calendar.id.in_(ids), Calendar.lease_owner == owner)
+            )
+        )
+
+
+def release(factory: sessionmaker[Session], owner: str, calendar_ids: Iterable[int]) -> None:
+    """Give up our leases (only ours: a lease taken over stays with its new owner)."""
+    ids = list(calendar_ids)
+    if not ids:
+        return
+    with transaction(factory) as session:
+        session.execute(
+            update(Calendar)
+            .where(Calendar.id.in_(ids), Calendar.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def enroll(
+    factory: sessionmaker[Session], account: str, provider: str, addresses: Iterable[str]
+) -> None:
+    """Make sure every configured calendar has a row, so that it can be claimed."""
+    with transaction(factory) as session:
+        known = set(
+            session.scalars(select(Calendar.address).where(Calendar.account == account))
+        )
+        for address in addresses:
+            if address not in known:
+                session.add(Calendar(account=account, provider=provider, address=address))
+                known.add(address)
 
 
 def tick(
     factory: sessionmaker[Session],
     syncers: Mapping[str, CalendarSync],
     now: datetime,
-    poll_interval: timedelta = POLL_INTERVAL,
+    cadence: Cadence | None = None,
+    owner: str = "tick",
 ) -> Report:
-    """Sync every due calendar of the accounts given, once."""
-    with transaction(factory) as session:
-        work = [
-            (row.account, row.address)
-            for row in due(session, now, poll_interval)
-            if row.account in syncers
-        ]
+    """Sync every due calendar of the accounts given, once, one after another."""
     total = Report()
-    for account, address in work:
-        total.merge(syncers[account].sync(address, now))
+    claims = claim(
+        factory,
+        owner,
+        now,
+        Slots({name: 1_000_000 for name in {s.provider.name for s in syncers.values()}}),
+        cadence,
+        accounts=list(syncers),
+    )
+    try:
+        for claimed in claims:
+            total.merge(syncers[claimed.account].sync(claimed.address, now))
+    finally:
+        release(factory, owner, [claimed.calendar_id for claimed in claims])
     return total

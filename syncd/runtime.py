@@ -1,0 +1,407 @@
+"""``syncd run``: the long-running daemon, web server and scheduler loop in one process.
+
+Roles split the two halves for scale-out: ``web`` replicas only serve pages,
+the API and webhooks (a webhook only marks a calendar due in the database);
+``worker`` processes only claim and sync due calendars. ``all`` (the
+default) is both, the embedded setup.
+
+Shutdown is cooperative: SIGTERM (or SIGINT) stops the claiming of new
+work, lets in-flight syncs finish for at most ``shutdown_grace_seconds``,
+gives back the leases of the calendars it finished and then stops the web
+server. A sync cut short loses nothing: each step commits on its own and the
+cursor is committed last, so the next sync repeats what was not recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import Any, Literal
+
+from sqlalchemy import exc as db_errors
+from sqlalchemy.orm import Session, sessionmaker
+
+from providers.base import ProviderError, Watchable
+from syncd import assemble, config, push, scheduler
+from syncd.engine import CalendarSync, Report, retry_at
+from syncd.notify import Notifier
+from syncd.store import sessions, transaction
+from syncd.store.models import Calendar
+
+log = logging.getLogger("syncd.runtime")
+
+Role = Literal["all", "worker", "web"]
+OnSync = Callable[[str, str, Report], None]
+
+#: How often the loop wakes when nothing finishes: the latency of a push mark
+#: or of a webhook-marked calendar, at worst.
+IDLE_WAIT = 1.0
+#: Channels are (re)opened at most this often per calendar, when synced.
+CHANNEL_TTL = timedelta(days=7)
+#: A sync that lost a database race (two workers creating the same pair or
+#: meeting at once) is simply repeated: the second attempt finds the row.
+DB_RACE_ATTEMPTS = 3
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def worker_id() -> str:
+    """A lease owner name that is unique across hosts, processes and restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Totals:
+    """What this process did since it started: the STATUS line and the summary."""
+
+    syncs: int = 0
+    writes: int = 0
+    errors: int = 0
+    started: float = field(default_factory=time.monotonic)
+    last: Report = field(default_factory=Report)
+
+    def add(self, report: Report) -> None:
+        self.syncs += report.calendars
+        self.writes += report.writes
+        self.errors += len(report.errors)
+        self.last = report
+
+    def line(self, in_flight: int) -> str:
+        return (
+            f"{self.syncs} syncs, {self.writes} writes, {self.errors} errors; "
+            f"{in_flight} in progress"
+        )
+
+
+class Worker:
+    """The scheduler loop: claims due calendars, syncs them in a bounded pool."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        syncers: Mapping[str, CalendarSync],
+        webhooks: Mapping[str, str],
+        sync_settings: config.Sync,
+        *,
+        owner: str | None = None,
+        on_sync: OnSync | None = None,
+        clock: Callable[[], datetime] = _now,
+        beat: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.factory = factory
+        self.syncers = dict(syncers)
+        self.webhooks = dict(webhooks)
+        self.owner = owner or worker_id()
+        self.on_sync = on_sync
+        self.clock = clock
+        self.beat = beat
+        self.cadence = scheduler.Cadence(
+            poll=timedelta(seconds=sync_settings.poll_seconds),
+            max_poll=timedelta(seconds=sync_settings.max_poll_seconds),
+            lease=timedelta(seconds=sync_settings.lease_seconds),
+        )
+        self.concurrency = sync_settings.concurrency
+        self.grace = float(sync_settings.shutdown_grace_seconds)
+        self.totals = Totals()
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="sync")
+        self._in_flight: dict[Future[Report], scheduler.Claim] = {}
+        self._renewed = time.monotonic()
+        self._lock = threading.Lock()
+
+    # -- one calendar ------------------------------------------------------------
+
+    def _sync_one(self, claim: scheduler.Claim) -> Report:
+        syncer = self.syncers[claim.account]
+        report = Report()
+        for attempt in range(1, DB_RACE_ATTEMPTS + 1):
+            try:
+                report = syncer.sync(claim.address, self.clock())
+                break
+            except (db_errors.IntegrityError, db_errors.OperationalError) as error:
+                if attempt == DB_RACE_ATTEMPTS:
+                    report = self._crashed(claim, error)
+                    break
+                log.info("sync of %s lost a database race; repeating it", claim.address)
+            except Exception as error:  # a bug in one calendar's sync never stops the others
+                log.exception("sync of %s failed", claim.address)
+                report = self._crashed(claim, error)
+                break
+        self._keep_channel(claim)
+        return report
+
+    def _crashed(self, claim: scheduler.Claim, error: Exception) -> Report:
+        """Record an unexpected failure like a provider's: kept, and backed off."""
+        with transaction(self.factory) as session:
+            row = session.get_one(Calendar, claim.calendar_id)
+            row.last_error = f"{type(error).__name__}: {error}"[:2000]
+            row.error_count += 1
+            row.next_sync_at = retry_at(ProviderError(str(error)), row.error_count, self.clock())
+        return Report(calendars=1, errors=[f"{claim.address}: {type(error).__name__}: {error}"])
+
+    def _keep_channel(self, claim: scheduler.Claim) -> None:
+        """Push channels are kept by whoever holds the calendar's lease: never two at once."""
+        url = self.webhooks.get(claim.account)
+        provider = self.syncers[claim.account].provider
+        if not url or not isinstance(provider, Watchable):
+            return
+        try:
+            push.keep_open(
+                self.factory,
+                provider,
+                claim.calendar_id,
+                claim.address,
+                url,
+                CHANNEL_TTL,
+                self.clock(),
+            )
+        except ProviderError as error:
+            log.warning("push channel for %s not opened: %s", claim.address, error)
+
+    # -- the loop --------------------------------------------------------------------
+
+    def _slots(self) -> scheduler.Slots:
+        running: dict[str, int] = {}
+        busy: set[str] = set()
+        for claimed in self._in_flight.values():
+            running[claimed.provider] = running.get(claimed.provider, 0) + 1
+            busy.add(claimed.address)
+        free = self.concurrency - len(self._in_flight)
+        providers = {syncer.provider.name for syncer in self.syncers.values()}
+        per_provider = {
+            name: min(
+                free, scheduler.PROVIDER_CONCURRENCY.get(name, 2) - running.get(name, 0)
+            )
+            for name in providers
+        }
+        return scheduler.Slots(per_provider, frozenset(busy), limit=free)
+
+    def _finish(self, done: set[Future[Report]]) -> None:
+        finished = [self._in_flight.pop(future) for future in done]
+        scheduler.release(self.factory, self.owner, [c.calendar_id for c in finished])
+        for future, claimed in zip(done, finished, strict=True):
+            report = future.result()
+            self.totals.add(report)
+            log.info(
+                "synced %s: %d events, %d writes%s",
+                claimed.address,
+                report.events_seen,
+                report.writes,
+                f", error: {report.errors[0]}" if report.errors else "",
+                extra={"account": claimed.account, "calendar": claimed.address},
+            )
+            if self.on_sync is not None:
+                try:
+                    self.on_sync(claimed.account, claimed.address, report)
+                except Exception:
+                    log.exception("the on-sync callback failed")
+
+    def _renew(self) -> None:
+        if time.monotonic() - self._renewed < self.cadence.lease.total_seconds() / 3:
+            return
+        self._renewed = time.monotonic()
+        ids = {claimed.calendar_id for claimed in self._in_flight.values()}
+        kept = scheduler.renew(self.factory, self.owner, ids, self.clock() + self.cadence.lease)
+        for lost in ids - kept:
+            log.warning("lease on calendar %s was taken over", lost)
+
+    def step(self, wait_seconds: float = IDLE_WAIT) -> None:
+        """Claim what is due and fits, then wait for a sync to end or ``wait_seconds``."""
+        self.beat()
+        claims = scheduler.claim(
+            self.factory, self.owner, self.clock(), self._slots(), self.cadence, list(self.syncers)
+        )
+        for claimed in claims:
+            self._in_flight[self._pool.submit(self._sync_one, claimed)] = claimed
+        if self._in_flight:
+            done, _ = wait(list(self._in_flight), timeout=wait_seconds, return_when=FIRST_COMPLETED)
+            if done:
+                self._finish(done)
+        elif wait_seconds > 0:
+            time.sleep(wait_seconds)
+        self._renew()
+
+    def run(self, stop: threading.Event, status: Callable[[str], None] = lambda _: None) -> None:
+        shown = ""
+        while not stop.is_set():
+            try:
+                self.step(0 if stop.is_set() else IDLE_WAIT)
+            except db_errors.DBAPIError as error:  # the database went away: keep trying
+                log.error("scheduler: database error: %s", error.orig)
+                stop.wait(5)
+            line = self.totals.line(len(self._in_flight))
+            if line != shown:
+                status(line)
+                shown = line
+        self.drain()
+
+    def drain(self) -> None:
+        """Finish in-flight syncs within the grace period; give back what finished."""
+        deadline = time.monotonic() + self.grace
+        while self._in_flight:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.warning(
+                    "%d syncs still running after %.0fs; exiting without them",
+                    len(self._in_flight),
+                    self.grace,
+                )
+                break
+            done, _ = wait(list(self._in_flight), timeout=left, return_when=FIRST_COMPLETED)
+            self._finish(done)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def stop_channels(self) -> None:
+        """Stop every push channel on our accounts' calendars: asked for on decommission."""
+        with transaction(self.factory) as session:
+            rows = [
+                (row.id, row.account, row.address)
+                for row in session.query(Calendar).filter(Calendar.account.in_(self.syncers))
+            ]
+        for calendar_id, account, address in rows:
+            provider = self.syncers[account].provider
+            if isinstance(provider, Watchable):
+                try:
+                    push.stop_all(self.factory, provider, calendar_id, address)
+                except ProviderError as error:
+                    log.warning("channel of %s not stopped: %s", address, error)
+
+
+# -- the process ---------------------------------------------------------------------
+
+
+def _listen(settings: config.Settings) -> tuple[str, int]:
+    host, _, port = settings.web.listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class WebServer:
+    """uvicorn in a thread of its own; the main thread keeps the signals."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        import uvicorn
+
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                proxy_headers=False,  # the peer must be the proxy itself (proxy-header sign-in)
+                server_header=False,
+                log_config=None,  # our logging setup, redaction included
+                lifespan="off",
+            )
+        )
+        self.thread = threading.Thread(target=self.server.run, name="web", daemon=True)
+
+    def start(self, timeout: float = 30.0) -> bool:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@contextmanager
+def _signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop``; only the main thread may install handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s; finishing in-flight work", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _webhook(account: config.Account) -> str:
+    options = account.google or account.microsoft
+    return options.webhook_url if options is not None else ""
+
+
+def run(
+    settings: config.Settings,
+    *,
+    role: Role = "all",
+    stop: threading.Event | None = None,
+    microsoft_http_client: Any = None,
+    on_sync: OnSync | None = None,
+    stop_channels: bool = False,
+    notifier: Notifier | None = None,
+) -> int:
+    """Serve and sync until stopped; the exit status."""
+    stop = stop or threading.Event()
+    notifier = notifier or Notifier()
+    daemon_log = logging.getLogger("syncd")
+    if daemon_log.getEffectiveLevel() > logging.INFO:
+        daemon_log.setLevel(logging.INFO)  # a daemon says what it does; -v adds detail
+    factory = sessions(assemble.store(settings))  # migrations first: READY means usable
+    with _signals(stop), ExitStack() as stack:
+        worker: Worker | None = None
+        if role in ("all", "worker"):
+            policy = assemble.policy(settings)
+            syncers: dict[str, CalendarSync] = {}
+            webhooks: dict[str, str] = {}
+            for account in settings.require_accounts():
+                conn = stack.enter_context(
+                    assemble.connected(account, settings, microsoft_http_client=microsoft_http_client)
+                )
+                syncers[account.name] = CalendarSync(
+                    conn.provider, factory, policy, account=account.name
+                )
+                webhooks[account.name] = _webhook(account)
+                scheduler.enroll(factory, account.name, conn.provider.name, conn.calendars)
+            worker = Worker(factory, syncers, webhooks, settings.sync, on_sync=on_sync)
+        server: WebServer | None = None
+        if role in ("all", "web"):
+            from syncd.web.app import create_app
+
+            host, port = _listen(settings)
+            server = WebServer(
+                create_app(factory, web=assemble.web_settings(settings)), host, port
+            )
+            if not server.start():
+                print(f"syncd: web.listen: cannot serve on {settings.web.listen}", flush=True)
+                return 1
+            stack.callback(server.stop)
+        notifier.ready(f"serving ({role})")
+        log.info("syncd is running (%s)", role)
+        if worker is None:
+            while not stop.wait(IDLE_WAIT):
+                notifier.watchdog()
+        else:
+
+            def beat() -> None:
+                notifier.watchdog()
+
+            worker.beat = beat
+            worker.run(stop, notifier.status)
+            if stop_channels:
+                worker.stop_channels()
+        notifier.stopping("stopping")
+    return 0
