@@ -181,9 +181,7 @@ class Worker:
         free = self.concurrency - len(self._in_flight)
         providers = {syncer.provider.name for syncer in self.syncers.values()}
         per_provider = {
-            name: min(
-                free, scheduler.PROVIDER_CONCURRENCY.get(name, 2) - running.get(name, 0)
-            )
+            name: min(free, scheduler.PROVIDER_CONCURRENCY.get(name, 2) - running.get(name, 0))
             for name in providers
         }
         return scheduler.Slots(per_provider, frozenset(busy), limit=free)
@@ -369,7 +367,9 @@ def run(
             webhooks: dict[str, str] = {}
             for account in settings.require_accounts():
                 conn = stack.enter_context(
-                    assemble.connected(account, settings, microsoft_http_client=microsoft_http_client)
+                    assemble.connected(
+                        account, settings, microsoft_http_client=microsoft_http_client
+                    )
                 )
                 syncers[account.name] = CalendarSync(
                     conn.provider, factory, policy, account=account.name
@@ -382,9 +382,7 @@ def run(
             from syncd.web.app import create_app
 
             host, port = _listen(settings)
-            server = WebServer(
-                create_app(factory, web=assemble.web_settings(settings)), host, port
-            )
+            server = WebServer(create_app(factory, web=assemble.web_settings(settings)), host, port)
             if not server.start():
                 print(f"syncd: web.listen: cannot serve on {settings.web.listen}", flush=True)
                 return 1

@@ -135,9 +135,7 @@ def _candidates(now: datetime, cadence: Cadence) -> ColumnElement[bool]:
     )
 
 
-def _due(
-    row: Calendar, now: datetime, cadence: Cadence, pushed: bool, meeting_ended: bool
-) -> bool:
+def _due(row: Calendar, now: datetime, cadence: Cadence, pushed: bool, meeting_ended: bool) -> bool:
     if row.next_sync_at is not None:
         return row.next_sync_at <= now  # a mark or a backoff decides alone
     if row.last_sync_at is None or meeting_ended:
@@ -159,9 +157,7 @@ def _select_due(
         query = query.where(Calendar.account.in_(list(accounts)))
     if unleased:
         query = query.where(or_(Calendar.lease_until.is_(None), Calendar.lease_until <= now))
-    query = query.order_by(
-        Calendar.last_sync_at.is_not(None), Calendar.last_sync_at, Calendar.id
-    )
+    query = query.order_by(Calendar.last_sync_at.is_not(None), Calendar.last_sync_at, Calendar.id)
     if lock:
         # Rows another claimer is looking at are skipped, not waited for;
         # SQLite has no row locks and ignores this (one process claims there).
@@ -178,9 +174,7 @@ def _select_due(
         )
     )
     ended = set(
-        session.scalars(
-            select(Calendar.id).where(Calendar.id.in_(ids), _ended_meeting(now))
-        )
+        session.scalars(select(Calendar.id).where(Calendar.id.in_(ids), _ended_meeting(now)))
     )
     return [row for row in rows if _due(row, now, cadence, row.id in pushed, row.id in ended)]
 
@@ -192,9 +186,7 @@ def due(
     accounts: Collection[str] | None = None,
 ) -> list[Calendar]:
     """The calendars to sync at ``now``, the longest-waiting first (leases aside)."""
-    return _select_due(
-        session, now, cadence or Cadence(), accounts, lock=False, unleased=False
-    )
+    return _select_due(session, now, cadence or Cadence(), accounts, lock=False, unleased=False)
 
 
 def claim(
@@ -278,9 +270,7 @@ def enroll(
 ) -> None:
     """Make sure every configured calendar has a row, so that it can be claimed."""
     with transaction(factory) as session:
-        known = set(
-            session.scalars(select(Calendar.address).where(Calendar.account == account))
-        )
+        known = set(session.scalars(select(Calendar.address).where(Calendar.account == account)))
         for address in addresses:
             if address not in known:
                 session.add(Calendar(account=account, provider=provider, address=address))
@@ -300,7 +290,7 @@ def tick(
         factory,
         owner,
         now,
-        Slots({name: 1_000_000 for name in {s.provider.name for s in syncers.values()}}),
+        Slots(dict.fromkeys({s.provider.name for s in syncers.values()}, 1000000)),
         cadence,
         accounts=list(syncers),
     )

@@ -115,9 +115,7 @@ class Daemon:
                 continue
             except OSError:
                 return
-            fields = dict(
-                line.split("=", 1) for line in data.decode().splitlines() if "=" in line
-            )
+            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
             with self._lock:
                 self.messages.append(fields)
 
@@ -127,9 +125,7 @@ class Daemon:
 
     def notified(self, key: str, value: str | None = None) -> bool:
         with self._lock:
-            return any(
-                key in m and (value is None or m[key] == value) for m in self.messages
-            )
+            return any(key in m and (value is None or m[key] == value) for m in self.messages)
 
     def synced(self) -> list[str]:
         """The calendars this daemon synced, one entry per sync, in order."""
@@ -155,7 +151,8 @@ class Daemon:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            raise AssertionError(f"no exit after {signal.Signals(sig).name}\n{self.log()}")
+            name = signal.Signals(sig).name
+            raise AssertionError(f"no exit after {name}\n{self.log()}") from None
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -176,7 +173,9 @@ def wait_until(
         if daemon is not None and daemon.proc.poll() is not None:
             daemon.proc.wait(5)  # and let the log reader drain the pipe
             tail = daemon.log()[-3000:]
-            raise AssertionError(f"syncd exited ({daemon.proc.returncode}) waiting for {what}:\n{tail}")
+            raise AssertionError(
+                f"syncd exited ({daemon.proc.returncode}) waiting for {what}:\n{tail}"
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)

@@ -54,9 +54,7 @@ def test_run_serves_syncs_stops_cleanly_on_sigterm_and_restarts_without_writes(
     emulator.create_event(ANA, list(PEOPLE), "Team", start, start + timedelta(hours=1))
     port = free_port()
     database = tmp_path / "syncd.db"
-    config = google_config(
-        tmp_path, emulator, PEOPLE, database=f"sqlite:///{database}", port=port
-    )
+    config = google_config(tmp_path, emulator, PEOPLE, database=f"sqlite:///{database}", port=port)
 
     daemon = Daemon(config)
     try:

@@ -92,7 +92,7 @@ def test_three_workers_sync_each_due_calendar_once_and_survive_a_sigkill(
             # Cycle 1: every calendar is new, so due; each synced exactly once.
             wait_until(lambda: len(_synced(workers)) == len(PEOPLE), 90, "first cycle")
             wait_until(lambda: _leases(engine) == {}, 30, "leases given back")
-            assert _synced(workers) == {person: 1 for person in PEOPLE}
+            assert _synced(workers) == dict.fromkeys(PEOPLE, 1)
             first_writes = _patched(emulator)
             assert len(first_writes) == 2 * len(PAIRS)  # two occurrences in the horizon
             assert set(first_writes.values()) == {1}
@@ -100,11 +100,9 @@ def test_three_workers_sync_each_due_calendar_once_and_survive_a_sigkill(
 
             # Cycle 2: everything marked due once more; once more each, no writes.
             _mark_all_due(engine)
-            wait_until(
-                lambda: set(_synced(workers).values()) == {2}, 90, "second cycle"
-            )
+            wait_until(lambda: set(_synced(workers).values()) == {2}, 90, "second cycle")
             wait_until(lambda: _leases(engine) == {}, 30, "leases given back")
-            assert _synced(workers) == {person: 2 for person in PEOPLE}
+            assert _synced(workers) == dict.fromkeys(PEOPLE, 2)
             assert _patched(emulator) == first_writes
 
             # Cycle 3: a new ad-hoc 1:1 per pair, slow requests, and one worker
@@ -113,7 +111,9 @@ def test_three_workers_sync_each_due_calendar_once_and_survive_a_sigkill(
             for n, (a, b) in enumerate(PAIRS):
                 begin = start + timedelta(days=2, hours=n)
                 new_events.append(
-                    emulator.create_event(b, [b, a], "catch-up", begin, begin + timedelta(minutes=20))
+                    emulator.create_event(
+                        b, [b, a], "catch-up", begin, begin + timedelta(minutes=20)
+                    )
                 )
             emulator.faults.latency(0.4)
             _mark_all_due(engine)
@@ -127,9 +127,7 @@ def test_three_workers_sync_each_due_calendar_once_and_survive_a_sigkill(
             def taken_over() -> bool:
                 with transaction(sessions(engine)) as session:
                     rows = session.scalars(select(Calendar)).all()
-                    return all(
-                        row.next_sync_at is None and row.lease_owner is None for row in rows
-                    )
+                    return all(row.next_sync_at is None and row.lease_owner is None for row in rows)
 
             wait_until(taken_over, 120, "the killed worker's calendars taken over")
             emulator.faults.latency(0)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select, update
 
-from syncd.scheduler import POLL_INTERVAL, due
+from syncd.scheduler import POLL_INTERVAL, Cadence, Claim, Slots, claim, due, release, renew, tick
 from syncd.store import sessions, transaction
-from syncd.store.models import Calendar
+from syncd.store.models import Calendar, PushChannel
+from tests.unit.world import ANA, BO, World, tuesday, weekly
 
 NOW = datetime(2026, 11, 23, 8, tzinfo=UTC)
 
@@ -35,3 +37,155 @@ def test_due_follows_marks_backoff_polling_and_reauth(db_engine: Engine) -> None
         names = [row.address for row in due(session, NOW)]
 
     assert names == ["never-synced", "poll-interval-passed", "pushed"]
+
+
+# -- leases ------------------------------------------------------------------------
+
+DAY = Cadence(poll=timedelta(days=1), max_poll=timedelta(days=2), lease=timedelta(minutes=2))
+MEMORY = Slots({"memory": 10})
+
+
+def _calendars(engine: Engine, *names: str, provider: str = "memory", **fields: object) -> None:
+    with transaction(sessions(engine)) as session:
+        for name in names:
+            session.add(Calendar(account="a", provider=provider, address=name, **fields))
+
+
+def _addresses(claims: list[Claim]) -> list[str]:
+    return [claim.address for claim in claims]
+
+
+def test_a_claimed_calendar_is_not_claimed_again_until_its_lease_runs_out(
+    db_engine: Engine,
+) -> None:
+    factory = sessions(db_engine)
+    _calendars(db_engine, "ana", "bo")
+
+    first = claim(factory, "w1", NOW, MEMORY, DAY)
+    assert _addresses(first) == ["ana", "bo"]
+    assert claim(factory, "w2", NOW + timedelta(seconds=30), MEMORY, DAY) == []
+
+    # w1 died: nothing renews, and after the lease the calendars are w2's
+    taken = claim(factory, "w2", NOW + DAY.lease, MEMORY, DAY)
+    assert _addresses(taken) == ["ana", "bo"]
+    with transaction(factory) as session:
+        assert {row.lease_owner for row in session.scalars(select(Calendar))} == {"w2"}
+
+
+def test_renew_and_release_only_touch_the_owners_own_leases(db_engine: Engine) -> None:
+    factory = sessions(db_engine)
+    _calendars(db_engine, "ana", "bo")
+    ana, bo = claim(factory, "w1", NOW, MEMORY, DAY)
+    later = NOW + DAY.lease
+    stolen = claim(factory, "w2", later, Slots({"memory": 1}), DAY)  # w1's lease ran out
+    assert _addresses(stolen) == ["ana"]
+
+    assert renew(factory, "w1", [ana.calendar_id, bo.calendar_id], later + DAY.lease) == {
+        bo.calendar_id
+    }
+    release(factory, "w1", [ana.calendar_id, bo.calendar_id])
+    with transaction(factory) as session:
+        owners = {row.address: row.lease_owner for row in session.scalars(select(Calendar))}
+    assert owners == {"ana": "w2", "bo": None}
+
+
+def test_slots_bound_each_provider_the_total_and_a_busy_mailbox(db_engine: Engine) -> None:
+    factory = sessions(db_engine)
+    _calendars(db_engine, "g1", "g2", "g3", provider="google")
+    _calendars(db_engine, "m1", "m2", provider="microsoft")
+
+    taken = claim(factory, "w", NOW, Slots({"google": 2, "microsoft": 1}), DAY)
+    assert sorted(_addresses(taken)) == ["g1", "g2", "m1"]
+
+    rest = claim(factory, "v", NOW, Slots({"google": 5, "microsoft": 5}, limit=1), DAY)
+    assert len(rest) == 1
+
+    with transaction(factory) as session:
+        session.execute(update(Calendar).values(lease_owner=None, lease_until=None))
+    busy = claim(factory, "u", NOW, Slots({"google": 5, "microsoft": 5}, frozenset({"g1"})), DAY)
+    assert "g1" not in _addresses(busy) and len(busy) == 4
+
+
+def test_concurrent_claimers_never_win_the_same_calendar(db_engine: Engine) -> None:
+    factory = sessions(db_engine)
+    names = [f"c{i:02d}" for i in range(40)]
+    _calendars(db_engine, *names)
+    won: dict[str, list[str]] = {}
+    barrier = threading.Barrier(4)
+
+    def claimer(owner: str) -> None:
+        barrier.wait()
+        mine: list[str] = []
+        while batch := claim(factory, owner, NOW, Slots({"memory": 3}), DAY):
+            mine.extend(_addresses(batch))
+        won[owner] = mine
+
+    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    every = [name for mine in won.values() for name in mine]
+    assert sorted(every) == names  # each calendar claimed exactly once
+
+
+# -- cadence -------------------------------------------------------------------------
+
+
+def test_jitter_spreads_polls_within_a_fifth_of_the_interval() -> None:
+    cadence = Cadence()
+    intervals = {cadence.interval(calendar_id, pushed=False) for calendar_id in range(200)}
+    assert min(intervals) >= cadence.poll * (1 - cadence.jitter)
+    assert max(intervals) <= cadence.poll
+    assert len(intervals) > 150  # spread, not a few buckets
+    assert cadence.interval(7, pushed=False) == cadence.interval(7, pushed=False)  # stable
+
+
+def test_a_calendar_with_a_live_channel_polls_at_the_maximum_interval(db_engine: Engine) -> None:
+    factory = sessions(db_engine)
+    cadence = Cadence(poll=timedelta(minutes=5), max_poll=timedelta(hours=1), jitter=0)
+    _calendars(db_engine, "pushed", "polled", last_sync_at=NOW - timedelta(minutes=30))
+    with transaction(factory) as session:
+        pushed = session.scalars(select(Calendar).where(Calendar.address == "pushed")).one()
+        session.add(
+            PushChannel(
+                calendar_id=pushed.id,
+                channel_id="ch-1",
+                resource_id="r",
+                token_digest="0" * 64,
+                expires=NOW + timedelta(days=1),
+                created_at=NOW,
+            )
+        )
+    with transaction(factory) as session:
+        assert [row.address for row in due(session, NOW, cadence)] == ["polled"]
+        later = NOW + timedelta(minutes=30)
+        assert sorted(row.address for row in due(session, later, cadence)) == ["polled", "pushed"]
+
+
+def test_the_end_of_a_1on1_makes_its_calendar_due_for_the_carry_over(db_engine: Engine) -> None:
+    world = World(db_engine)
+    uid = weekly(world, ANA, BO)  # Tuesdays 10:00-10:30, from tomorrow
+    world.sync()
+    cadence = Cadence(poll=timedelta(days=3), max_poll=timedelta(days=3), jitter=0)
+
+    def due_at(moment: datetime) -> set[str]:
+        with transaction(world.factory) as session:
+            return {row.address for row in due(session, moment, cadence)}
+
+    meeting_end = tuesday(0) + timedelta(minutes=30)
+    assert due_at(meeting_end - timedelta(minutes=1)) == set()
+    assert due_at(meeting_end) == {ANA, BO}  # both hold a copy of the ended 1:1
+
+    world.now = meeting_end
+    world.add_action_item(uid, tuesday(0), "send the notes", owner=BO, author=ANA)
+    report = tick(world.factory, {"acme": world.syncer}, meeting_end, cadence)
+    assert report.calendars == 2
+    assert "send the notes" in (world.block_in(ANA, uid, tuesday(1)) or "")
+    assert due_at(meeting_end + timedelta(minutes=1)) == set()
+
+
+def test_needs_reauth_is_never_due_and_never_claimed(db_engine: Engine) -> None:
+    factory = sessions(db_engine)
+    _calendars(db_engine, "revoked", needs_reauth=True, next_sync_at=NOW)
+    assert claim(factory, "w", NOW, MEMORY, DAY) == []

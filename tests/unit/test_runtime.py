@@ -1,0 +1,64 @@
+"""The scheduler loop of ``syncd run``, in process: one calendar's crash stays its own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, select
+
+from providers.memory import MemoryProvider
+from syncd import config, scheduler
+from syncd.engine import CalendarSync, Report
+from syncd.model import ChangePage, Window
+from syncd.runtime import Worker
+from syncd.store import sessions, transaction
+from syncd.store.models import Calendar
+from tests.unit.world import ANA, BO, CY, PEOPLE, World, weekly
+
+NOW = datetime(2026, 11, 23, 8, tzinfo=UTC)
+
+
+class Broken(MemoryProvider):
+    """Bo's calendar trips over a bug (not a provider error) on every read."""
+
+    def changes(self, calendar: str, cursor: str | None, window: Window) -> Iterator[ChangePage]:
+        if calendar == BO:
+            raise RuntimeError("parser bug")
+        return super().changes(calendar, cursor, window)
+
+
+def test_a_crashing_calendar_is_recorded_and_backed_off_while_the_others_sync(
+    db_engine: Engine,
+) -> None:
+    world = World(db_engine, provider=Broken(PEOPLE))
+    uid = weekly(world, ANA, CY)
+    factory = sessions(db_engine)
+    syncer = CalendarSync(world.provider, factory, world.policy, account="acme")
+    scheduler.enroll(factory, "acme", "memory", PEOPLE)
+    synced: list[tuple[str, Report]] = []
+    worker = Worker(
+        factory,
+        {"acme": syncer},
+        {},
+        config.Sync(concurrency=2),
+        owner="w",
+        clock=lambda: NOW,
+        on_sync=lambda account, calendar, report: synced.append((calendar, report)),
+    )
+    for _ in range(20):
+        worker.step(0.2)
+        if len(synced) == len(PEOPLE):
+            break
+    worker.drain()
+
+    assert sorted(calendar for calendar, _ in synced) == sorted(PEOPLE)
+    assert world.block_in(ANA, uid, world.now + timedelta(days=1, hours=2)) is not None
+    with transaction(factory) as session:
+        rows = {row.address: row for row in session.scalars(select(Calendar))}
+    assert rows[BO].last_error == "RuntimeError: parser bug"
+    assert rows[BO].next_sync_at == NOW + timedelta(minutes=1)  # backed off, not hot-looping
+    assert rows[ANA].last_error is None and rows[ANA].last_sync_at == NOW
+    assert rows[CY].last_error is None and rows[CY].last_sync_at == NOW
+    assert {row.lease_owner for row in rows.values()} == {None}
+    assert worker.totals.errors == 1 and worker.totals.writes >= 1
