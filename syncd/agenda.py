@@ -17,12 +17,22 @@ into an invite shows only the items of earlier meetings that have already
 ended, so edits made during a meeting do not churn the next invite; the
 agenda page shows all of them.
 
+Editing and deleting follow the same rule as adding: either of the two
+people (or ``LINK_ACTOR``) may change or delete any talking point or action
+item of their pair, whoever added it. Restricting deletion to an item's
+author would protect nothing, since the other person could rewrite its text
+anyway. Items of meetings that have already ended stay editable: an open
+action item is carried into every later invite, so fixing its text, owner
+or due date must reach the next block; the invite of the past meeting
+itself is never rewritten (the engine writes only upcoming occurrences).
+
 Everything here is a function of a SQLAlchemy session; the web app and the
 engine call the same functions.
 """
 
 from __future__ import annotations
 
+import enum
 import secrets
 from collections.abc import Sequence
 from datetime import date, datetime, tzinfo
@@ -282,6 +292,70 @@ def set_action_item_done(
     item.done = done
     item.done_at = now if done else None
     session.flush()
+
+
+class Keep(enum.Enum):
+    """ "Leave this field as it is", for fields where ``None`` is a value (no due date)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+def _require_text(text: str) -> None:
+    if not text.strip():
+        raise ValueError("an agenda item's text must not be empty")
+
+
+def edit_talking_point(session: Session, point: TalkingPoint, person: str, text: str) -> None:
+    """New wording for a point; its author stays who first raised it."""
+    _require_participant(point.meeting, person)
+    _require_text(text)
+    point.text = text
+    session.flush()
+
+
+def edit_action_item(
+    session: Session,
+    item: ActionItem,
+    person: str,
+    *,
+    text: str | None = None,
+    owner: str | None = None,
+    due: date | None | Keep = KEEP,
+) -> None:
+    """Change what is given and keep the rest; ``due=None`` clears the due date."""
+    _require_participant(item.meeting, person)
+    if text is not None:
+        _require_text(text)
+    if owner is not None and owner not in participants(item.meeting):
+        raise ValueError("an action item's owner is one of the two people")
+    if text is not None:
+        item.text = text
+    if owner is not None:
+        item.owner = owner
+    if not isinstance(due, Keep):
+        item.due = due
+    session.flush()
+
+
+def delete_talking_point(session: Session, point: TalkingPoint, person: str) -> None:
+    """Gone for good: a point added by mistake should not linger in the history."""
+    meeting = point.meeting
+    _require_participant(meeting, person)
+    session.delete(point)
+    session.flush()
+    session.expire(meeting, ["talking_points"])
+
+
+def delete_action_item(session: Session, item: ActionItem, person: str) -> None:
+    """Gone for good, from this meeting and from every later invite's block."""
+    meeting = item.meeting
+    _require_participant(meeting, person)
+    session.delete(item)
+    session.flush()
+    session.expire(meeting, ["action_items"])
 
 
 def save_note(

@@ -2,11 +2,17 @@
 
 Access is decided exactly as for the pages (``service.Agendas``): an unknown
 token and an agenda that is not the viewer's are the same 404. Every
-state-changing call must send ``Content-Type: application/json`` (415
-otherwise) and the CSRF double-submit token in ``X-CSRF-Token`` (403
-otherwise); ``GET /api/v1/meetings/{token}`` hands that token out in its
+state-changing call must send the CSRF double-submit token in
+``X-CSRF-Token`` (403 otherwise), and every one with a body
+``Content-Type: application/json`` (415 otherwise; a DELETE takes no body);
+``GET /api/v1/meetings/{token}`` hands that token out in its
 ``X-CSRF-Token`` response header together with the cookie. Errors are
 ``{"error": "..."}``.
+
+A PATCH is partial: it changes the fields it names and keeps the others;
+``"due": null`` clears a due date, while leaving ``due`` out keeps it. A
+field the resource does not have is refused rather than ignored, so a typo
+is not a silent no-op.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from syncd import agenda
 from syncd.web import openapi, security
 from syncd.web.identity import Authenticator, Viewer
 from syncd.web.service import (
@@ -106,7 +113,16 @@ def meeting_json(view: MeetingView) -> dict[str, Any]:
     }
 
 
-Edit = Callable[[str, Viewer, dict[str, Any]], tuple[int, dict[str, Any]]]
+# An edit answers (status, JSON body); a body of None is an empty answer (204).
+Edit = Callable[[str, Viewer, dict[str, Any]], tuple[int, dict[str, Any] | None]]
+
+
+def _only(fields: dict[str, Any], allowed: frozenset[str]) -> None:
+    """Refuse a field the resource does not have ("id" is the path's)."""
+    unknown = sorted(set(fields) - allowed - {"id"})
+    if unknown:
+        names = ", ".join(sorted(allowed))
+        raise Invalid(f"unknown field {unknown[0]!r}: a change names only {names}")
 
 
 class Api:
@@ -133,21 +149,30 @@ class Api:
     async def document(self, request: Request) -> Response:
         return JSONResponse(openapi.document())
 
-    def _edit(self, edit: Edit) -> Callable[[Request], Awaitable[Response]]:
+    def _edit(
+        self, edit: Edit, *, with_body: bool = True
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """An endpoint that checks the request, runs ``edit`` and maps its errors.
+
+        ``with_body=False`` (DELETE): no body is read, so none is required.
+        """
+
         async def endpoint(request: Request) -> Response:
             media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if media != "application/json":
+            if with_body and media != "application/json":
                 return error(415, "send JSON (Content-Type: application/json)")
             submitted = request.headers.get(security.CSRF_HEADER)
             if not security.csrf_ok(request, submitted, self.settings):
                 return error(403, "missing or wrong X-CSRF-Token")
-            raw = await request.body()
-            if len(raw) > MAX_BODY:
-                return error(413, "request body too large")
-            try:
-                body = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
-                return error(400, "the body is not valid JSON")
+            body: object = {}
+            if with_body:
+                raw = await request.body()
+                if len(raw) > MAX_BODY:
+                    return error(413, "request body too large")
+                try:
+                    body = json.loads(raw)
+                except (ValueError, UnicodeDecodeError):
+                    return error(400, "the body is not valid JSON")
             if not isinstance(body, dict):
                 return error(400, "the body must be a JSON object")
             viewer = self.authenticator.identify(request)
@@ -161,6 +186,8 @@ class Api:
                 return error(403, str(refused))
             except Invalid as invalid:
                 return error(400, str(invalid))
+            if payload is None:
+                return Response(status_code=status)
             return JSONResponse(payload, status_code=status)
 
         return endpoint
@@ -199,6 +226,40 @@ class Api:
         def item_done(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
             return 200, item_json(a.set_action_item_done(t, v, f["id"], done(f)))
 
+        def optional_text(fields: dict[str, Any], name: str) -> str | None:
+            return text(fields, name) if name in fields else None
+
+        def optional_done(fields: dict[str, Any]) -> bool | None:
+            return done(fields) if "done" in fields else None
+
+        def patch_point(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            _only(f, frozenset({"text", "done"}))
+            point = a.edit_talking_point(
+                t, v, f["id"], text=optional_text(f, "text"), done=optional_done(f)
+            )
+            return 200, point_json(point)
+
+        def delete_point(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, None]:
+            a.delete_talking_point(t, v, f["id"])
+            return 204, None
+
+        def patch_item(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            _only(f, frozenset({"text", "owner", "due", "done"}))
+            item = a.edit_action_item(
+                t,
+                v,
+                f["id"],
+                text=optional_text(f, "text"),
+                owner=optional_text(f, "owner"),
+                due=due_field(f["due"]) if "due" in f else agenda.KEEP,
+                done=optional_done(f),
+            )
+            return 200, item_json(item)
+
+        def delete_item(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, None]:
+            a.delete_action_item(t, v, f["id"])
+            return 204, None
+
         def shared(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
             return 200, note_json(a.save_note(t, v, text(f, "body"), private=False))
 
@@ -211,6 +272,14 @@ class Api:
             Route(meeting, self.meeting, methods=["GET"]),
             Route(f"{meeting}/talking-points", self._edit(add_point), methods=["POST"]),
             Route(
+                f"{meeting}/talking-points/{{id:int}}", self._edit(patch_point), methods=["PATCH"]
+            ),
+            Route(
+                f"{meeting}/talking-points/{{id:int}}",
+                self._edit(delete_point, with_body=False),
+                methods=["DELETE"],
+            ),
+            Route(
                 f"{meeting}/talking-points/{{id:int}}/done",
                 self._edit(point_done),
                 methods=["POST"],
@@ -221,6 +290,12 @@ class Api:
                 methods=["POST"],
             ),
             Route(f"{meeting}/action-items", self._edit(add_item), methods=["POST"]),
+            Route(f"{meeting}/action-items/{{id:int}}", self._edit(patch_item), methods=["PATCH"]),
+            Route(
+                f"{meeting}/action-items/{{id:int}}",
+                self._edit(delete_item, with_body=False),
+                methods=["DELETE"],
+            ),
             Route(
                 f"{meeting}/action-items/{{id:int}}/done", self._edit(item_done), methods=["POST"]
             ),

@@ -47,6 +47,24 @@ def _edit(
     }
 
 
+def _delete(summary: str) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "parameters": [_TOKEN, _ID, _CSRF],
+        "responses": {"204": {"description": "Deleted"}, "403": _ERROR, "404": _ERROR},
+    }
+
+
+def _change(**properties: Any) -> dict[str, Any]:
+    """A PATCH body: any of ``properties``, at least one, nothing else."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "minProperties": 1,
+        "additionalProperties": False,
+    }
+
+
 def _object(required: list[str], **properties: Any) -> dict[str, Any]:
     return {"type": "object", "required": required, "properties": properties}
 
@@ -138,7 +156,8 @@ def document() -> dict[str, Any]:
             "description": (
                 "Read and edit one 1:1 meeting's agenda. Only the two people of the pair "
                 "(and, read-only, configured admins) get anything but 404. State-changing "
-                "calls need Content-Type: application/json and the X-CSRF-Token header."
+                "calls need the X-CSRF-Token header, and those with a body "
+                "Content-Type: application/json. PATCH changes only the fields it names."
             ),
         },
         "paths": {
@@ -170,6 +189,17 @@ def document() -> dict[str, Any]:
             f"{meeting}/talking-points": {
                 "post": _edit("Add a talking point", "NewTalkingPoint", "201", "TalkingPoint")
             },
+            f"{meeting}/talking-points/{{id}}": {
+                "patch": _edit(
+                    "Change a talking point's text and/or check it off; "
+                    "points of past meetings too",
+                    "TalkingPointChange",
+                    "200",
+                    "TalkingPoint",
+                    with_id=True,
+                ),
+                "delete": _delete("Delete a talking point (either of the two people may)"),
+            },
             f"{meeting}/talking-points/{{id}}/done": {
                 "post": _edit(
                     "Check off (or reopen) a talking point",
@@ -191,6 +221,20 @@ def document() -> dict[str, Any]:
             },
             f"{meeting}/action-items": {
                 "post": _edit("Add an action item", "NewActionItem", "201", "ActionItem")
+            },
+            f"{meeting}/action-items/{{id}}": {
+                "patch": _edit(
+                    "Change an action item of this or an earlier meeting of the pair: "
+                    "any of text, owner, due date, done",
+                    "ActionItemChange",
+                    "200",
+                    "ActionItem",
+                    with_id=True,
+                ),
+                "delete": _delete(
+                    "Delete an action item of this or an earlier meeting of the pair "
+                    "(either of the two people may)"
+                ),
             },
             f"{meeting}/action-items/{{id}}/done": {
                 "post": _edit(
@@ -226,6 +270,17 @@ def document() -> dict[str, Any]:
                     text=_STRING,
                     owner={"type": "string", "description": "One of the two people."},
                     due={"type": ["string", "null"], "format": "date"},
+                ),
+                "TalkingPointChange": _change(text=_STRING, done={"type": "boolean"}),
+                "ActionItemChange": _change(
+                    text=_STRING,
+                    owner={"type": "string", "description": "One of the two people."},
+                    due={
+                        "type": ["string", "null"],
+                        "format": "date",
+                        "description": "null clears the due date; leave it out to keep it.",
+                    },
+                    done={"type": "boolean"},
                 ),
                 "Done": _object([], done={"type": "boolean", "default": True}),
                 "Move": _object(["offset"], offset={"type": "integer", "enum": [-1, 1]}),

@@ -253,6 +253,19 @@ class Pages:
                 ),
                 methods=["POST"],
             ),
+            Route(
+                "/m/{token}/talking-points/{id:int}/edit",
+                with_id(
+                    lambda t, v, i, f: a.edit_talking_point(t, v, i, text=f.get("text", "")),
+                    "talking-points",
+                ),
+                methods=["POST"],
+            ),
+            Route(
+                "/m/{token}/talking-points/{id:int}/delete",
+                with_id(lambda t, v, i, f: a.delete_talking_point(t, v, i), "talking-points"),
+                methods=["POST"],
+            ),
             Route("/m/{token}/zone", self.choose_zone, methods=["POST"]),
             Route(
                 "/m/{token}/action-items",
@@ -270,6 +283,26 @@ class Pages:
                     lambda t, v, i, f: a.set_action_item_done(t, v, i, flag(f)),
                     "action-items",
                 ),
+                methods=["POST"],
+            ),
+            Route(
+                "/m/{token}/action-items/{id:int}/edit",
+                with_id(
+                    lambda t, v, i, f: a.edit_action_item(
+                        t,
+                        v,
+                        i,
+                        text=f.get("text", ""),
+                        owner=f.get("owner", ""),
+                        due=due_field(f.get("due")),
+                    ),
+                    "action-items",
+                ),
+                methods=["POST"],
+            ),
+            Route(
+                "/m/{token}/action-items/{id:int}/delete",
+                with_id(lambda t, v, i, f: a.delete_action_item(t, v, i), "action-items"),
                 methods=["POST"],
             ),
             Route(

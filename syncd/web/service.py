@@ -33,6 +33,7 @@ from syncd.web.settings import WebSettings
 
 MAX_TEXT = 200_000  # characters in one talking point, item or note
 MAX_TOKEN = 64
+MAX_ID = 2**63 - 1  # a larger id in a path is nobody's item, not a database overflow
 
 
 class NotFound(Exception):
@@ -189,6 +190,22 @@ class Agendas:
             raise Forbidden("you may read this agenda but not edit it")
         return allowed.actor
 
+    @staticmethod
+    def _point_of(session: Session, meeting: Meeting, point_id: int) -> TalkingPoint:
+        """A talking point of this very meeting (each meeting has its own points)."""
+        point = session.get(TalkingPoint, point_id) if 0 <= point_id <= MAX_ID else None
+        if point is None or point.meeting_id != meeting.id:
+            raise NotFound
+        return point
+
+    @staticmethod
+    def _item_of(session: Session, meeting: Meeting, item_id: int) -> ActionItem:
+        """An action item of this meeting or of any other one of the pair (carried over)."""
+        item = session.get(ActionItem, item_id) if 0 <= item_id <= MAX_ID else None
+        if item is None or item.meeting.pair_id != meeting.pair_id:
+            raise NotFound
+        return item
+
     def _edited(self, session: Session, pair_id: int, now: datetime) -> None:
         """Mark every calendar with an organizer copy of the pair's meetings due."""
         calendars = (
@@ -323,9 +340,7 @@ class Agendas:
         now = self.clock()
         with transaction(self.factory) as session:
             meeting, allowed = self._open(session, token, viewer)
-            point = session.get(TalkingPoint, point_id)
-            if point is None or point.meeting_id != meeting.id:
-                raise NotFound
+            point = self._point_of(session, meeting, point_id)
             agenda.set_talking_point_done(session, point, self._actor(allowed), done)
             self._edited(session, meeting.pair_id, now)
             return _point(point)
@@ -340,9 +355,7 @@ class Agendas:
         now = self.clock()
         with transaction(self.factory) as session:
             meeting, allowed = self._open(session, token, viewer)
-            point = session.get(TalkingPoint, point_id)
-            if point is None or point.meeting_id != meeting.id:
-                raise NotFound
+            point = self._point_of(session, meeting, point_id)
             agenda.move_talking_point(session, point, self._actor(allowed), offset)
             self._edited(session, meeting.pair_id, now)
             return [_point(each) for each in meeting.talking_points]
@@ -376,12 +389,87 @@ class Agendas:
         now = self.clock()
         with transaction(self.factory) as session:
             meeting, allowed = self._open(session, token, viewer)
-            item = session.get(ActionItem, item_id)
-            if item is None or item.meeting.pair_id != meeting.pair_id:
-                raise NotFound
+            item = self._item_of(session, meeting, item_id)
             agenda.set_action_item_done(session, item, self._actor(allowed), now, done)
             self._edited(session, meeting.pair_id, now)
             return _item(item, item.meeting)
+
+    def edit_talking_point(
+        self,
+        token: str,
+        viewer: Viewer,
+        point_id: int,
+        *,
+        text: str | None = None,
+        done: bool | None = None,
+    ) -> PointView:
+        """Change what is given, in one transaction; a point of a past meeting too."""
+        if text is not None:
+            text = text_field(text, "text")
+        if text is None and done is None:
+            raise Invalid("nothing to change: give text or done")
+        now = self.clock()
+        with transaction(self.factory) as session:
+            meeting, allowed = self._open(session, token, viewer)
+            actor = self._actor(allowed)
+            point = self._point_of(session, meeting, point_id)
+            if text is not None:
+                agenda.edit_talking_point(session, point, actor, text)
+            if done is not None:
+                agenda.set_talking_point_done(session, point, actor, done)
+            self._edited(session, meeting.pair_id, now)
+            return _point(point)
+
+    def delete_talking_point(self, token: str, viewer: Viewer, point_id: int) -> None:
+        now = self.clock()
+        with transaction(self.factory) as session:
+            meeting, allowed = self._open(session, token, viewer)
+            point = self._point_of(session, meeting, point_id)
+            agenda.delete_talking_point(session, point, self._actor(allowed))
+            self._edited(session, meeting.pair_id, now)
+
+    def edit_action_item(
+        self,
+        token: str,
+        viewer: Viewer,
+        item_id: int,
+        *,
+        text: str | None = None,
+        owner: str | None = None,
+        due: date | None | agenda.Keep = agenda.KEEP,
+        done: bool | None = None,
+    ) -> ItemView:
+        """Change what is given, in one transaction; ``due=None`` clears the due date.
+
+        Carried-over items (of earlier meetings of the pair) are edited through
+        any later meeting's page, as they are closed there.
+        """
+        if text is not None:
+            text = text_field(text, "text")
+        if text is None and owner is None and isinstance(due, agenda.Keep) and done is None:
+            raise Invalid("nothing to change: give text, owner, due or done")
+        now = self.clock()
+        with transaction(self.factory) as session:
+            meeting, allowed = self._open(session, token, viewer)
+            actor = self._actor(allowed)
+            item = self._item_of(session, meeting, item_id)
+            if owner is not None:
+                owner = canonical(owner)
+                if owner not in agenda.participants(meeting):
+                    raise Invalid("owner must be one of the two people")
+            agenda.edit_action_item(session, item, actor, text=text, owner=owner, due=due)
+            if done is not None:
+                agenda.set_action_item_done(session, item, actor, now, done)
+            self._edited(session, meeting.pair_id, now)
+            return _item(item, item.meeting)
+
+    def delete_action_item(self, token: str, viewer: Viewer, item_id: int) -> None:
+        now = self.clock()
+        with transaction(self.factory) as session:
+            meeting, allowed = self._open(session, token, viewer)
+            item = self._item_of(session, meeting, item_id)
+            agenda.delete_action_item(session, item, self._actor(allowed))
+            self._edited(session, meeting.pair_id, now)
 
     def save_note(self, token: str, viewer: Viewer, body: str, *, private: bool) -> NoteView:
         body = text_field(body, "body", required=False)

@@ -24,7 +24,7 @@ from syncd.store.models import Meeting
 from syncd.web.app import create_app
 from syncd.web.settings import WebSettings
 from tests.e2e.servers import Webhook
-from tests.unit.world import ANA, BO, World, tuesday, weekly
+from tests.unit.world import ANA, BO, TEMPLATE, World, tuesday, weekly
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -240,5 +240,50 @@ def test_without_javascript_the_plain_forms_still_work(world: World) -> None:
             expect(page.locator("#talking-points li").filter(has_text=POINT)).to_have_class(
                 re.compile(r"\bdone\b")
             )
+        finally:
+            browser.close()
+
+
+def test_a_talking_point_is_edited_in_place_and_stays_edited(world: World) -> None:
+    """The "Edit" disclosure: the caret lands in the text, Enter saves without a reload."""
+    uid = weekly(world)
+    world.settle()
+    settings = WebSettings(
+        sign_in="proxy-header", trusted_proxies=("127.0.0.1",), secure_cookies=False
+    )
+    app = create_app(world.factory, clock=lambda: world.now, web=settings)
+    token = first_meeting_token(world, uid)
+    before, after = TEMPLATE[0], "What is top of mind this quarter?"
+
+    with Webhook(app) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS, timeout=20_000
+        )
+        try:
+            context = browser.new_context(extra_http_headers={settings.proxy_header: ANA})
+            context.set_default_timeout(5_000)
+            page = context.new_page()
+            page.goto(f"{base}/m/{token}")
+            page.evaluate("window.__marker = 1")
+            points = page.locator("#talking-points li")
+
+            point = points.filter(has=page.locator(".text", has_text=before))
+            point.locator("summary").click()
+            field = point.get_by_label("Talking point")
+            expect(field).to_be_focused()
+            field.fill(after)
+            field.press("Enter")
+            expect(page.locator("main [aria-busy]")).to_have_count(0)
+            assert page.evaluate("window.__marker") == 1, "the page was reloaded"
+
+            edited = points.filter(has=page.locator(".text", has_text=after))
+            expect(edited).to_have_count(1)
+            expect(edited).to_contain_text("from the template")  # who raised it stays
+            expect(edited.locator("summary")).to_be_focused()
+            expect(page.get_by_role("status")).to_have_text(f"Talking point saved: {after}.")
+
+            page.reload()
+            texts = points.locator(".text").all_inner_texts()
+            assert after in texts and before not in texts
         finally:
             browser.close()

@@ -170,3 +170,70 @@ def test_talking_points_swap_with_a_neighbour_and_stay_put_at_the_ends(session) 
     with pytest.raises(ValueError):
         agenda.move_talking_point(session, b, ANA, 2)
     assert order() == ["a", "b"]
+
+
+def test_either_person_edits_any_item_and_its_author_stays(session) -> None:
+    week0 = meeting(session, NOW)
+    point = agenda.add_talking_point(session, week0, "Q3 goals", ANA, NOW)
+    item = agenda.add_action_item(
+        session, week0, "send slides", owner=ANA, author=ANA, now=NOW, due=NOW.date()
+    )
+
+    agenda.edit_talking_point(session, point, BO, "Q4 goals")
+    assert (point.text, point.author) == ("Q4 goals", ANA)
+
+    agenda.edit_action_item(session, item, BO, text="send the deck")
+    assert (item.text, item.owner, item.due, item.author) == ("send the deck", ANA, NOW.date(), ANA)
+    agenda.edit_action_item(session, item, agenda.LINK_ACTOR, owner=BO)
+    assert (item.text, item.owner, item.due) == ("send the deck", BO, NOW.date())
+    agenda.edit_action_item(session, item, ANA, due=None)  # None clears; leaving it out keeps
+    assert item.due is None and item.owner == BO
+
+
+def test_an_edit_is_refused_to_strangers_and_for_empty_text_or_a_third_owner(session) -> None:
+    week0 = meeting(session, NOW)
+    point = agenda.add_talking_point(session, week0, "Q3 goals", ANA, NOW)
+    item = agenda.add_action_item(session, week0, "send slides", owner=ANA, author=ANA, now=NOW)
+    with pytest.raises(PermissionError):
+        agenda.edit_talking_point(session, point, CY, "mine now")
+    with pytest.raises(PermissionError):
+        agenda.edit_action_item(session, item, CY, text="mine now")
+    with pytest.raises(ValueError):
+        agenda.edit_talking_point(session, point, ANA, " \n\t")
+    with pytest.raises(ValueError):
+        agenda.edit_action_item(session, item, ANA, text="")
+    with pytest.raises(ValueError):
+        agenda.edit_action_item(session, item, ANA, text="for cy", owner=CY)
+    # A refused edit changes nothing, not even the fields that were fine.
+    assert (point.text, item.text, item.owner) == ("Q3 goals", "send slides", ANA)
+    with pytest.raises(PermissionError):
+        agenda.delete_talking_point(session, point, CY)
+    with pytest.raises(PermissionError):
+        agenda.delete_action_item(session, item, CY)
+
+
+def test_an_edited_item_is_carried_as_edited_and_a_deleted_one_not_at_all(session) -> None:
+    week0 = meeting(session, NOW)
+    week1 = meeting(session, NOW + timedelta(days=7))
+    keep = agenda.add_action_item(session, week0, "send slides", owner=ANA, author=BO, now=NOW)
+    drop = agenda.add_action_item(session, week0, "by mistake", owner=BO, author=BO, now=NOW)
+    agenda.edit_action_item(session, keep, ANA, text="send the deck", owner=BO)
+    agenda.delete_action_item(session, drop, ANA)
+
+    ended = week0.end + timedelta(minutes=1)
+    view = agenda.block_view(session, week1, base_url="https://a.example", zone=UTC, now=ended)
+    assert [(i.text, i.owner) for i in view.action_items] == [("send the deck", "bo")]
+    assert [i.text for i in week0.action_items] == ["send the deck"]
+
+
+def test_a_deleted_talking_point_leaves_the_others_in_order_and_movable(session) -> None:
+    week0 = meeting(session, NOW)
+    template = len(week0.talking_points)
+    a = agenda.add_talking_point(session, week0, "a", ANA, NOW)
+    b = agenda.add_talking_point(session, week0, "b", BO, NOW)
+    c = agenda.add_talking_point(session, week0, "c", BO, NOW)
+    agenda.delete_talking_point(session, b, agenda.LINK_ACTOR)
+    assert [p.text for p in week0.talking_points][template:] == ["a", "c"]
+    agenda.move_talking_point(session, c, ANA, -1)
+    assert [p.text for p in week0.talking_points][template:] == ["c", "a"]
+    assert a in week0.talking_points

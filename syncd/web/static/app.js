@@ -6,6 +6,12 @@
 // the scroll position and keyboard focus stay where they were. Anything that
 // goes wrong falls back to the plain form submission. No inline code, no eval:
 // the page's Content-Security-Policy allows only script-src 'self'.
+//
+// Editing an existing item: each item has an "Edit" disclosure holding a
+// plain edit form and a delete form. Here, opening it puts the caret in the
+// text, Enter saves (Shift+Enter is a new line), Escape closes it again; after
+// a save, focus returns to that item's "Edit", and after a delete to the item
+// that took its place.
 "use strict";
 
 (() => {
@@ -27,14 +33,33 @@
 
   function message(form) {
     const base = form.dataset.announce || "Saved";
-    const text = form.closest("li")?.querySelector(".text")?.textContent?.trim();
+    // An edit announces the new wording; anything else the item as it was.
+    const edited = form.classList.contains("edit") ? form.querySelector('[name="text"]')?.value : null;
+    const text = (edited ?? form.closest("li")?.querySelector(".text")?.textContent)?.trim();
     if (!text) return base + ".";
     return base + ": " + (text.length > 80 ? text.slice(0, 79) + "…" : text) + ".";
   }
 
   // Where focus should land in the new section: the same control of the
   // "same" form (same action, and for the move buttons the same direction).
-  function focusTarget(section, form, control) {
+  function focusTarget(section, form, control, place) {
+    if (form.classList.contains("edit")) {
+      // The editor closes with the fresh page: back to the same item's "Edit".
+      const action = form.getAttribute("action");
+      const same = Array.from(section.querySelectorAll("form.edit")).find(
+        (f) => f.getAttribute("action") === action,
+      );
+      const summary = same?.closest("details")?.querySelector("summary");
+      if (summary) return summary;
+    }
+    if (form.classList.contains("delete") && place) {
+      // The item is gone: the one now in its place (or the new last one).
+      const where = document.getElementById(place.section) || section;
+      const rows = Array.from(where.querySelectorAll(".list > li:not(.empty)"));
+      const row = rows[Math.min(place.index, rows.length - 1)];
+      const first = row?.querySelector("button, summary");
+      if (first) return first;
+    }
     if (form.classList.contains("add")) {
       const field = form.querySelector('input[name="text"]');
       if (field && field.id) return document.getElementById(field.id);
@@ -75,9 +100,19 @@
     return true;
   }
 
+  // Where a deleted item was: its section and its index in that section's list.
+  function placeOf(form) {
+    const row = form.closest("li");
+    const list = row?.parentElement;
+    const section = list?.closest("section");
+    if (!row || !section) return null;
+    return { section: section.id, index: Array.from(list.children).indexOf(row) };
+  }
+
   async function send(form, submitter) {
     const section = form.closest("section");
     const control = submitter || document.activeElement;
+    const place = form.classList.contains("delete") ? placeOf(form) : null;
     const data = new FormData(form);
     if (submitter && submitter.name) data.append(submitter.name, submitter.value);
     section.setAttribute("aria-busy", "true");
@@ -109,7 +144,7 @@
       const y = window.scrollY;
       if (!replaceSections(doc, section.id)) throw new Error("no section to replace");
       const fresh = document.getElementById(section.id) || document.querySelector("main");
-      const target = fresh && focusTarget(fresh, form, control);
+      const target = fresh && focusTarget(fresh, form, control, place);
       if (target) target.focus({ preventScroll: true });
       window.scrollTo(x, y);
     } catch {
@@ -134,6 +169,39 @@
     send(form, event.submitter).catch(() => window.location.reload());
   }
 
+  // The edit disclosure: caret into the text on opening, Enter saves, Escape closes.
+  function onToggle(event) {
+    const details = event.target;
+    if (!(details instanceof HTMLDetailsElement) || !details.classList.contains("edit")) return;
+    if (!details.open) return;
+    const field = details.querySelector('textarea[name="text"]');
+    if (!field) return;
+    field.focus();
+    field.setSelectionRange(field.value.length, field.value.length);
+  }
+
+  function onKeydown(event) {
+    const details = event.target instanceof Element ? event.target.closest("details.edit") : null;
+    if (!details) return;
+    if (event.key === "Escape") {
+      details.open = false;
+      details.querySelector("summary")?.focus();
+      event.preventDefault();
+      return;
+    }
+    const field = event.target;
+    if (
+      event.key === "Enter" &&
+      !event.shiftKey &&
+      !event.isComposing &&
+      field instanceof HTMLTextAreaElement &&
+      field.form?.classList.contains("edit")
+    ) {
+      event.preventDefault();
+      field.form.requestSubmit();
+    }
+  }
+
   function start() {
     if (!document.getElementById("talking-points")) return; // only the meeting page
     live = document.createElement("p");
@@ -143,6 +211,8 @@
     live.setAttribute("aria-live", "polite");
     document.body.appendChild(live);
     document.addEventListener("submit", onSubmit);
+    document.addEventListener("toggle", onToggle, true); // toggle does not bubble
+    document.addEventListener("keydown", onKeydown);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -112,3 +112,28 @@ def test_bad_input_gets_a_clear_error(org: Org) -> None:
         assert message in answer.json()["error"], (path, body)
     page = ana.post(f"/m/{meeting}/action-items", {"text": "x", "owner": "cy@example.org"})
     assert page.status_code == 400 and "owner must be one of the two people" in page.text
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=_ids)
+def test_hostile_text_in_an_edit_is_stored_intact_and_shown_as_text(org: Org, text: str) -> None:
+    """Edits take the same path as additions: the page's form and the API's PATCH."""
+    ana, bo = Browser(org.app(), ANA), Browser(org.app(), BO)
+    meeting, pair = org.tokens(0)
+    later, _ = org.tokens(1)
+    base = f"/api/v1/meetings/{meeting}"
+    point = ana.api("POST", f"{base}/talking-points", {"text": "plain"}).json()
+    item = ana.api("POST", f"{base}/action-items", {"text": "plain", "owner": BO}).json()
+    edited = ana.post(f"/m/{meeting}/talking-points/{point['id']}/edit", {"text": text})
+    assert edited.status_code == 303
+    patched = bo.api("PATCH", f"{base}/action-items/{item['id']}", {"text": text})
+    assert patched.status_code == 200 and patched.json()["text"] == text
+
+    data = ana.get(base).json()
+    assert next(p for p in data["talking_points"] if p["id"] == point["id"])["text"] == text
+    assert data["action_items"][-1]["text"] == text
+    for page in (
+        ana.get(f"/m/{meeting}").text,  # in the item and in its edit form
+        ana.get(f"/m/{later}").text,  # carried over, with its edit form
+        ana.get(f"/p/{pair}").text,
+    ):
+        _shown_as_text(page, text)
