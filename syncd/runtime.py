@@ -30,6 +30,7 @@ from types import FrameType
 from typing import Any, Literal
 
 from sqlalchemy import exc as db_errors
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from providers.base import ProviderError, Watchable
@@ -266,7 +267,9 @@ class Worker:
         with transaction(self.factory) as session:
             rows = [
                 (row.id, row.account, row.address)
-                for row in session.query(Calendar).filter(Calendar.account.in_(self.syncers))
+                for row in session.scalars(
+                    select(Calendar).where(Calendar.account.in_(list(self.syncers)))
+                )
             ]
         for calendar_id, account, address in rows:
             provider = self.syncers[account].provider

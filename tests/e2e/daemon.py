@@ -38,6 +38,7 @@ def google_config(
     database: str,
     port: int,
     sync: dict[str, int] | None = None,
+    push: bool = False,
 ) -> Path:
     """A config for one Google organization account on the emulator."""
     key = directory / "service-account.json"
@@ -60,6 +61,8 @@ def google_config(
         'service_account_file = "service-account.json"',
         f"api_root = {json.dumps(emulator.api_root)}",
     ]
+    if push:  # the daemon's own web server takes the emulator's notifications
+        lines.append(f'webhook_url = "http://127.0.0.1:{port}/hooks/google"')
     path = directory / "syncd.toml"
     path.write_text("\n".join(lines) + "\n")
     return path

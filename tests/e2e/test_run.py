@@ -111,3 +111,35 @@ def test_run_serves_syncs_stops_cleanly_on_sigterm_and_restarts_without_writes(
         assert again.terminate(signal.SIGTERM) == 0
     finally:
         again.close()
+
+
+def test_run_opens_channels_writes_on_push_alone_and_stops_channels_when_asked(
+    emulator: GoogleEmulator, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = google_config(
+        tmp_path,
+        emulator,
+        PEOPLE,
+        database=f"sqlite:///{tmp_path / 'syncd.db'}",
+        port=port,
+        push=True,  # and polling only hourly: a write now can only come from a push
+    )
+
+    def requests(suffix: str) -> int:
+        return sum(1 for r in emulator.requests if r.method == "POST" and r.path.endswith(suffix))
+
+    daemon = Daemon(config, "--stop-channels")
+    try:
+        daemon.wait_ready()
+        wait_until(lambda: requests("/events/watch") == len(PEOPLE), 60, "a channel each", daemon)
+        wait_until(lambda: set(daemon.synced()) == set(PEOPLE), 60, "every calendar", daemon)
+
+        start = datetime.now(UTC) + timedelta(days=1)
+        uid = emulator.create_event(CY, [CY, DEE], "Cy / Dee", start, start + timedelta(minutes=30))
+        text = wait_until(lambda: _block(emulator, CY, uid), 60, "the pushed 1:1's block", daemon)
+        assert "/m/" in text
+        assert daemon.terminate(signal.SIGTERM) == 0
+    finally:
+        daemon.close()
+    assert requests("/channels/stop") == len(PEOPLE)
