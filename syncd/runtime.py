@@ -109,11 +109,7 @@ class Worker:
         self.on_sync = on_sync
         self.clock = clock
         self.beat = beat
-        self.cadence = scheduler.Cadence(
-            poll=timedelta(seconds=sync_settings.poll_seconds),
-            max_poll=timedelta(seconds=sync_settings.max_poll_seconds),
-            lease=timedelta(seconds=sync_settings.lease_seconds),
-        )
+        self.cadence = scheduler.Cadence.from_settings(sync_settings)
         self.concurrency = sync_settings.concurrency
         self.grace = float(sync_settings.shutdown_grace_seconds)
         self.totals = Totals()

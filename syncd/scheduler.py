@@ -35,6 +35,7 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
+from syncd import config
 from syncd.engine import CalendarSync, Report
 from syncd.store import transaction
 from syncd.store.models import Calendar, Occurrence, PushChannel
@@ -58,6 +59,14 @@ class Cadence:
     max_poll: timedelta = MAX_POLL_INTERVAL
     jitter: float = JITTER
     lease: timedelta = LEASE
+
+    @classmethod
+    def from_settings(cls, sync: config.Sync) -> Cadence:
+        return cls(
+            poll=timedelta(seconds=sync.poll_seconds),
+            max_poll=timedelta(seconds=sync.max_poll_seconds),
+            lease=timedelta(seconds=sync.lease_seconds),
+        )
 
     def interval(self, calendar_id: int, pushed: bool) -> timedelta:
         """This calendar's poll interval: shortened by its own fixed share of the jitter."""
