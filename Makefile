@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Runs until Ctrl-C; e.g. make demo DEMO_ARGS="--listen 127.0.0.1:8123"
 demo: $(STAMP)
-	$(BIN)/syncd demo
+	$(BIN)/syncd demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check syncd providers tests bench

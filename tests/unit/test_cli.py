@@ -126,17 +126,6 @@ def test_an_account_on_a_provider_not_built_yet_is_refused_in_one_line(
     assert len(err.splitlines()) == 1 and "'caldav'" in err
 
 
-def test_demo_seeds_syncs_and_settles(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--dir", str(tmp_path / "demo")]) == 0
-    out = capsys.readouterr().out
-    assert "errors: none" in out and "writes: 0" not in out
-    assert "/m/" in out and "── 1:1 agenda" in out
-    assert "out-of-office 1" in out
-
-    assert main(["demo", "--dir", str(tmp_path / "demo")]) == 0
-    assert "writes: 0" in capsys.readouterr().out
-
-
 def test_web_serves_the_app_from_the_config_and_keeps_tokens_out_of_its_log(
     tmp_path: Path,
 ) -> None:

@@ -1,0 +1,235 @@
+"""``make demo`` in a fresh copy of the repository, as a newcomer would run it.
+
+The copy holds what ``git ls-files --cached --others --exclude-standard``
+lists, read from the working tree: exactly what a clone would hold once the
+work in progress is committed (a ``git clone`` would test the last commit
+instead, and the ignored files, the virtualenv, caches and databases, are
+left out as a clone leaves them out).
+
+The virtualenv is this test run's own, linked into the copy, so the test
+does not spend minutes on pip; ``make -o .venv/.installed`` keeps make from
+re-bootstrapping it (which would re-point the shared editable install at the
+copy). The editable install maps ``syncd`` to the original checkout, so
+``PYTHONPATH`` puts the copy first, and the test checks that the copy's code
+is the code that runs.
+
+Ctrl-C in a terminal signals make and syncd together, and make then reports
+"Interrupt" whatever syncd did; so SIGINT goes to syncd alone, and make's
+exit status is syncd's.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from syncd import assemble, config
+from syncd.model import Window
+
+REPO = Path(__file__).resolve().parents[2]
+FIRST_SYNC_WITHIN = 120.0  # seconds; it takes about two on an idle machine
+STOP_WITHIN = 60.0
+LINK = re.compile(r"^\s+\w{3} \d\d \w{3} \d\d:\d\d UTC\s+(\S+) \+ (\S+)\s+(http://\S+/m/\S+)$")
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("git") is None
+    or shutil.which("make") is None
+    or sys.prefix == sys.base_prefix
+    or not (REPO / ".git").exists(),
+    reason="needs git, make, a git checkout and a virtualenv to reuse",
+)
+
+
+def fresh_copy(target: Path) -> Path:
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():  # a tracked file deleted in the working tree is not copied
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    (target / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    return target
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, from /proc: make may run syncd through a shell."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def syncd_pid(make: int) -> int:
+    for pid in descendants(make):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg.endswith(b"/syncd") for arg in argv) and b"demo" in argv:
+            return pid
+    raise AssertionError("no syncd process under make")
+
+
+@dataclass
+class Output:
+    """The demo's output, read on a thread so that every wait is bounded."""
+
+    process: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
+
+    def __post_init__(self) -> None:
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def until(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {text!r} within {timeout:.0f}s:\n{self.text}") from None
+            if line is None:
+                raise AssertionError(f"the demo ended before {text!r}:\n{self.text}")
+            self.lines.append(line)
+
+    def rest(self) -> None:
+        while (line := self._queue.get(timeout=STOP_WITHIN)) is not None:
+            self.lines.append(line)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@pytest.fixture
+def clone(tmp_path: Path) -> Path:
+    return fresh_copy(tmp_path / "syncd")
+
+
+@pytest.fixture
+def demo(clone: Path) -> Iterator[tuple[Output, int]]:
+    env = {**os.environ, "PYTHONPATH": str(clone)}
+    for outer in ("SYNCD_TEST_POSTGRES_URL", "MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
+        env.pop(outer, None)  # the demo is SQLite; an outer `make test` is not this make's parent
+    python = str(clone / ".venv" / "bin" / "python")
+    where = subprocess.run(
+        [python, "-c", "import providers, syncd; print(syncd.__file__, providers.__file__)"],
+        cwd=clone,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert all(Path(path).is_relative_to(clone) for path in where), where
+
+    port = free_port()
+    process = subprocess.Popen(
+        ["make", "-o", ".venv/.installed", "demo", f"DEMO_ARGS=--listen 127.0.0.1:{port}"],
+        cwd=clone,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own group, so cleanup reaches everything it started
+    )
+    try:
+        yield Output(process), port
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def google_descriptions(clone: Path) -> list[str]:
+    """Every description in the Google emulator's calendars, read as syncd reads them."""
+    settings = config.load(clone / "demo" / "syncd.toml")
+    account = next(a for a in settings.accounts if a.provider is config.ProviderName.GOOGLE)
+    provider = assemble.google(account, settings)
+    now = datetime.now(UTC)
+    window = Window(now - timedelta(days=1), now + timedelta(days=28))
+    return [
+        event.description
+        for address in account.calendars
+        for page in provider.changes(address, None, window)
+        for event in page.events
+    ]
+
+
+def test_make_demo_syncs_serves_the_agenda_and_stops_cleanly(
+    clone: Path, demo: tuple[Output, int]
+) -> None:
+    output, port = demo
+    output.until("first sync complete", FIRST_SYNC_WITHIN)
+    output.until("Ctrl-C stops", 30)
+
+    assert "first sync complete: 8 calendars" in output.text and ", 0 errors" in output.text
+    links = {
+        (a, b): url
+        for line in output.lines
+        if (m := LINK.match(line))
+        for a, b, url in [m.groups()]
+    }
+    assert {("ana", "bo"), ("ana", "cy"), ("ana", "gus"), ("gus", "hal")} <= set(links)
+    ana_cy = links[("ana", "cy")]
+    assert ana_cy.startswith(f"http://127.0.0.1:{port}/m/")
+
+    page = httpx.get(ana_cy, timeout=10)
+    assert page.status_code == 200
+    template = (clone / "config" / "templates" / "default.md").read_text(encoding="utf-8")
+    points = [line[2:] for line in template.splitlines() if line.startswith("- ")]
+    assert len(points) == 6
+    for point in points:
+        assert html.escape(point) in page.text
+
+    # the invite in the calendar (Ana organizes it in Google) carries the same link
+    assert any(ana_cy in body for body in google_descriptions(clone))
+
+    os.kill(syncd_pid(output.process.pid), signal.SIGINT)
+    assert output.process.wait(STOP_WITHIN) == 0
+    output.rest()
+    assert output.lines[-1] == "demo stopped"
+    assert "Traceback" not in output.text
