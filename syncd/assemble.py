@@ -7,6 +7,7 @@ which provider it talks to.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,7 +28,14 @@ from providers.microsoft import MicrosoftProvider, app_token_source, error_for
 from syncd import config, detect, secrets
 from syncd.engine import Policy
 from syncd.store import connect, migrate
-from syncd.web.settings import WebSettings
+from syncd.web.settings import (
+    MIN_SESSION_SECRET,
+    GoogleSignIn,
+    MicrosoftSignIn,
+    OidcSettings,
+    SignIn,
+    WebSettings,
+)
 
 
 def policy(settings: config.Settings) -> Policy:
@@ -288,14 +296,94 @@ def connected(
 
 
 def web_settings(settings: config.Settings) -> WebSettings:
-    """The web app's settings from ``[web]`` (and the agenda links' base URL)."""
+    """The web app's settings from ``[web]`` (and the agenda links' base URL).
+
+    With ``sign_in = "oidc"`` the secrets it names are read here, when the
+    web app starts; a missing or unusable one is a ``SecretError`` line.
+    """
     web = settings.web
+    sign_ins: dict[config.SignIn, SignIn] = {
+        config.SignIn.LINK: "link",
+        config.SignIn.PROXY_HEADER: "proxy-header",
+        config.SignIn.OIDC: "oidc",
+    }
     return WebSettings(
-        sign_in="proxy-header" if web.sign_in is config.SignIn.PROXY_HEADER else "link",
+        sign_in=sign_ins[web.sign_in],
         proxy_header=web.proxy_header,
         trusted_proxies=web.trusted_proxies,
         admins=web.admins,
         base_url=settings.syncd.base_url,
         secure_cookies=web.secure_cookies,
         zone=web.timezone or settings.syncd.timezone,
+        oidc=_oidc_settings(settings) if web.sign_in is config.SignIn.OIDC else None,
     )
+
+
+def _oidc_settings(settings: config.Settings) -> OidcSettings:
+    oidc = settings.web.oidc
+    google = microsoft = None
+    if "google" in oidc.providers:
+        google = _google_sign_in(settings)
+    if "microsoft" in oidc.providers:
+        secret = _secret_file(settings, "microsoft_client_secret_file")
+        microsoft = MicrosoftSignIn(
+            tenant=oidc.microsoft_tenant,
+            client_id=oidc.microsoft_client_id,
+            client_secret=secret.decode("utf-8", "replace"),
+        )
+    session_secret = _secret_file(settings, "session_secret_file", private=True)
+    if len(session_secret) < MIN_SESSION_SECRET:
+        raise secrets.SecretError(
+            f"{settings.path}: web.oidc.session_secret_file: holds fewer than "
+            f"{MIN_SESSION_SECRET} bytes; write a long random value into it, e.g. "
+            "`head -c 48 /dev/urandom | base64`"
+        )
+    return OidcSettings(
+        session_secret=session_secret,
+        session_hours=oidc.session_hours,
+        google=google,
+        microsoft=microsoft,
+    )
+
+
+def _google_sign_in(settings: config.Settings) -> GoogleSignIn:
+    """The "Web application" client from the JSON the Google Cloud console hands out."""
+    where = f"{settings.path}: web.oidc.google_client_file"
+    try:
+        client = json.loads(_secret_file(settings, "google_client_file"))["web"]
+        fields = {
+            name: client[name] for name in ("client_id", "client_secret", "auth_uri", "token_uri")
+        }
+    except (ValueError, KeyError, TypeError):
+        raise secrets.SecretError(
+            f'{where}: not the JSON of a Google OAuth client of type "Web application"'
+        ) from None
+    if not all(isinstance(value, str) and value for value in fields.values()):
+        raise secrets.SecretError(f"{where}: the client JSON lacks an id, secret or endpoint")
+    callback = f"{settings.syncd.base_url}/auth/callback/google"
+    registered = client.get("redirect_uris")
+    if isinstance(registered, list) and registered and callback not in registered:
+        raise secrets.SecretError(
+            f"{where}: the client does not list {callback} among its redirect URIs; add it "
+            'under "Authorized redirect URIs" and download the JSON again'
+        )
+    return GoogleSignIn(**fields, certs_url=settings.web.oidc.google_certs_url)
+
+
+def _secret_file(settings: config.Settings, key: str, *, private: bool = False) -> bytes:
+    """The stripped content of the file ``web.oidc.<key>`` names; never shown in an error."""
+    value = getattr(settings.web.oidc, key)
+    where = f"{settings.path}: web.oidc.{key}"
+    path = secrets.resolve(value, settings.directory, where)
+    try:
+        if private and config.credential_name(value) is None and path.stat().st_mode & 0o007:
+            raise secrets.SecretError(
+                f"{where}: {path} is accessible to others; run `chmod 600 {path}`, and "
+                "replace the secret if others may have read it"
+            )
+        content = path.read_bytes().strip()
+    except OSError as error:
+        raise secrets.SecretError(f"{where}: {path}: {error.strerror or error}") from None
+    if not content:
+        raise secrets.SecretError(f"{where}: {path} is empty")
+    return content

@@ -159,6 +159,34 @@ class SignIn(enum.StrEnum):
     LINK = "link"
     #: An authenticating proxy in front of syncd names the person in a header.
     PROXY_HEADER = "proxy-header"
+    #: People sign in with Google or Microsoft (``[web.oidc]``).
+    OIDC = "oidc"
+
+
+#: Where Google publishes the certificates its ID tokens are signed with.
+GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+OIDC_PROVIDERS = ("google", "microsoft")
+_TENANT_ID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+@dataclass(frozen=True, slots=True)
+class WebOidc:
+    """``[web.oidc]``: sign-in with Google and/or Microsoft (``sign_in = "oidc"``).
+
+    Secrets are named (a path or ``credential:NAME``), never held: they are
+    read when the web app starts (``syncd.assemble.web_settings``).
+    """
+
+    providers: tuple[str, ...] = ()
+    session_secret_file: str = ""
+    session_hours: int = 12
+    #: The "Web application" OAuth client's JSON from the Google Cloud console.
+    google_client_file: str = ""
+    google_certs_url: str = GOOGLE_CERTS_URL
+    #: The directory (tenant) id: one organization's accounts only.
+    microsoft_tenant: str = ""
+    microsoft_client_id: str = ""
+    microsoft_client_secret_file: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +201,7 @@ class Web:
     secure_cookies: bool = True
     #: IANA zone the pages show times in; "" means ``[syncd] timezone``.
     timezone: str = ""
+    oidc: WebOidc = field(default_factory=WebOidc)
 
 
 class AccountMode(enum.StrEnum):
@@ -485,10 +514,7 @@ class _Parser:
             self.fail("web.proxy_header", f"not a header name: {_show(header)}")
         proxies = self.strings(table, p, "trusted_proxies", d.trusted_proxies)
         for i, proxy in enumerate(proxies):
-            try:
-                ipaddress.ip_address(proxy)
-            except ValueError:
-                self.fail(f"web.trusted_proxies[{i}]", f"not an IP address: {_show(proxy)}")
+            self.proxy(f"web.trusted_proxies[{i}]", proxy)
         admins = tuple(
             self.address(f"web.admins[{i}]", admin)
             for i, admin in enumerate(self.strings(table, p, "admins", d.admins))
@@ -503,14 +529,87 @@ class _Parser:
                     f"unknown time zone {_show(timezone)} (expected an IANA name such as "
                     "'Europe/Berlin', or \"\" for [syncd] timezone)",
                 )
+        sign_in = self.choice(table, p, "sign_in", d.sign_in, "sign-in mode")
+        oidc_table = table.get("oidc", {})
+        if not isinstance(oidc_table, dict):
+            self.fail("web.oidc", f"expected a table ([web.oidc]), got {_show(oidc_table)}")
         return Web(
             listen=listen,
-            sign_in=self.choice(table, p, "sign_in", d.sign_in, "sign-in mode"),
+            sign_in=sign_in,
             proxy_header=header,
             trusted_proxies=proxies,
             admins=admins,
             secure_cookies=self.boolean(table, p, "secure_cookies", d.secure_cookies),
             timezone=timezone,
+            oidc=self.web_oidc(oidc_table, required=sign_in is SignIn.OIDC),
+        )
+
+    def proxy(self, name: str, raw: str) -> None:
+        """One trusted proxy: an address, or a CIDR range of them."""
+        try:
+            ipaddress.ip_network(raw.strip(), strict=True)
+        except ValueError:
+            try:
+                network = ipaddress.ip_network(raw.strip(), strict=False)
+            except ValueError:
+                self.fail(
+                    name,
+                    f"not an IP address or CIDR range (such as '10.0.0.0/8'): {_show(raw)}",
+                )
+            self.fail(name, f"{_show(raw)} has host bits set; did you mean '{network}'?")
+
+    def web_oidc(self, table: Mapping[str, object], *, required: bool) -> WebOidc:
+        """``[web.oidc]``; what a provider needs is required only when it is listed."""
+        d, p = WebOidc(), "web.oidc"
+        self.check_keys(table, p, _fields(WebOidc))
+        providers = self.strings(table, p, "providers", d.providers)
+        for i, provider in enumerate(providers):
+            if provider not in OIDC_PROVIDERS:
+                self.fail(
+                    f"web.oidc.providers[{i}]",
+                    f"unknown provider {_show(provider)}; expected one of "
+                    f"{', '.join(OIDC_PROVIDERS)}",
+                )
+        if required and not providers:
+            self.fail(
+                "web.oidc.providers",
+                'sign_in = "oidc" needs at least one of google, microsoft',
+            )
+
+        def secret(key: str, needed: bool, what: str) -> str:
+            value = self.secret_source(f"{p}.{key}", self.string(table, p, key, ""))
+            if needed and not value:
+                self.fail(f"{p}.{key}", f"required: {what}, a path or credential:NAME")
+            return value
+
+        google = required and "google" in providers
+        microsoft = required and "microsoft" in providers
+        tenant = self.string(table, p, "microsoft_tenant", d.microsoft_tenant).strip()
+        if microsoft and not _TENANT_ID.match(tenant):
+            self.fail(
+                "web.oidc.microsoft_tenant",
+                f"expected the directory (tenant) id, a GUID, got {_show(tenant)}; sign-in "
+                "trusts the addresses of one organization's accounts only",
+            )
+        client_id = self.string(table, p, "microsoft_client_id", d.microsoft_client_id).strip()
+        if microsoft and not client_id:
+            self.fail("web.oidc.microsoft_client_id", "required: the application (client) id")
+        certs_url = self.string(table, p, "google_certs_url", d.google_certs_url)
+        return WebOidc(
+            providers=providers,
+            session_secret_file=secret(
+                "session_secret_file", required, "the file holding the session secret"
+            ),
+            session_hours=self.integer(table, p, "session_hours", d.session_hours, 1, 720),
+            google_client_file=secret(
+                "google_client_file", google, "the Web application client's JSON"
+            ),
+            google_certs_url=self.url("web.oidc.google_certs_url", certs_url),
+            microsoft_tenant=tenant,
+            microsoft_client_id=client_id,
+            microsoft_client_secret_file=secret(
+                "microsoft_client_secret_file", microsoft, "the app registration's client secret"
+            ),
         )
 
     def section(self, data: Mapping[str, object], name: str) -> Mapping[str, object]:

@@ -101,6 +101,7 @@ class GoogleEmulator(WorldEdits, Served):
         self.api_root = self.base_url + "calendar/v3/"
         self.token_uri = self.base_url + "token"
         self.auth_uri = self.base_url + "o/oauth2/auth"
+        self.certs_url = self.base_url + "oauth2/v1/certs"  # where ID-token keys are published
         self._app.api_root = self.api_root
         self._authority.token_uri = self.token_uri
         self._authority.auth_uri = self.auth_uri
@@ -126,6 +127,14 @@ class GoogleEmulator(WorldEdits, Served):
     def client_config(self) -> dict[str, Any]:
         """An installed-app OAuth client, for google-auth-oauthlib's flows."""
         return self._authority.client_config()
+
+    def web_client_config(self, redirect_uris: Iterable[str]) -> dict[str, Any]:
+        """A "Web application" OAuth client (sign-in), these redirect URIs registered."""
+        return self._authority.web_client_config(redirect_uris)
+
+    def tamper_next_id_token(self, **claims: Any) -> None:
+        """The next ID token issued carries these claims instead (None removes one)."""
+        self._authority.tamper_next_id_token(**claims)
 
     def revoke(self, user: str) -> None:
         """The grant for ``user`` is withdrawn: invalid_grant on refresh, 401 on old tokens."""

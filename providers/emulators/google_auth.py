@@ -12,6 +12,18 @@
   user, and redirects to the loopback ``redirect_uri`` with ``code`` and
   ``state``; ``POST /token`` exchanges the code (PKCE checked when the
   client sent a challenge) and later refresh tokens.
+* A "Web application" client (``web_client_config``) signs people in: its
+  redirect URIs are the ones registered with it (exactly, any scheme), where
+  the installed-app client takes loopback addresses only. A code granted
+  with the ``openid`` scope is exchanged for an ``id_token`` too, as Google's
+  sign-in issues it: RS256 under a key of its own (``kid`` in the header),
+  ``iss`` https://accounts.google.com, ``azp`` and ``aud`` the client id,
+  ``sub`` a stable numeric id, ``email`` and ``email_verified`` (with the
+  ``email`` scope), ``at_hash``, the request's ``nonce``, ``iat`` and
+  ``exp`` an hour later. ``GET /oauth2/v1/certs`` (``{kid: PEM certificate}``)
+  and ``GET /oauth2/v3/certs`` (a JWK set) publish that key, as Google does.
+  ``tamper_next_id_token(**claims)`` changes the claims of the next one, for
+  tests of a client's checks (another audience, another nonce, unverified).
 * Bearer tokens on API calls are resolved to one user and their scopes.
 
 ``revoke(user)`` is the user (or an admin) withdrawing the grant: every token
@@ -36,14 +48,17 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
 
 from .google_errors import ApiError, OAuthError
 
@@ -64,6 +79,8 @@ GOOGLE_TOKEN_AUDIENCES = (
     "https://accounts.google.com/o/oauth2/token",
 )
 TOKEN_LIFETIME = 3600
+ID_TOKEN_ISSUER = "https://accounts.google.com"
+_EMAIL_SCOPES = frozenset({"email", _SCOPE_ROOT + "userinfo.email"})
 _MAX_ASSERTION_LIFETIME = 3600
 _CLOCK_SKEW = 300
 _CODE_LIFETIME = 600
@@ -94,6 +111,7 @@ class _Code:
     challenge: str | None
     method: str
     expires: float
+    nonce: str | None = None
 
 
 class Authority:
@@ -114,6 +132,13 @@ class Authority:
             f"{secrets.randbelow(10**12):012d}-emulator.apps.googleusercontent.com"
         )
         self.oauth_client_secret = "GOCSPX-" + secrets.token_urlsafe(21)
+        self.web_client_id = f"{secrets.randbelow(10**12):012d}-web.apps.googleusercontent.com"
+        self.web_client_secret = "GOCSPX-" + secrets.token_urlsafe(21)
+        self._web_redirect_uris: set[str] = set()
+        self.id_key_id = secrets.token_hex(20)
+        self._id_key: rsa.RSAPrivateKey | None = None
+        self._id_certificate: bytes | None = None
+        self._id_token_overrides: dict[str, Any] = {}
         self.token_uri = ""
         self.auth_uri = ""
         self._known_user = known_user
@@ -166,6 +191,102 @@ class Authority:
                 "redirect_uris": ["http://localhost"],
             }
         }
+
+    def web_client_config(self, redirect_uris: Iterable[str]) -> dict[str, Any]:
+        """The "Web application" client's JSON, its redirect URIs registered with it."""
+        uris = list(redirect_uris)
+        with self._lock:
+            self._web_redirect_uris.update(uris)
+        return {
+            "web": {
+                "client_id": self.web_client_id,
+                "client_secret": self.web_client_secret,
+                "project_id": self.project_id,
+                "auth_uri": self.auth_uri,
+                "token_uri": self.token_uri,
+                "auth_provider_x509_cert_url": self.token_uri.removesuffix("token")
+                + "oauth2/v1/certs",
+                "redirect_uris": uris,
+            }
+        }
+
+    def tamper_next_id_token(self, **claims: Any) -> None:
+        """The next ID token carries these claims instead (a value of None removes one)."""
+        with self._lock:
+            self._id_token_overrides = dict(claims)
+
+    # ------------------------------------------------------------ ID tokens
+
+    def _signing_key(self) -> rsa.RSAPrivateKey:
+        with self._lock:
+            if self._id_key is None:
+                self._id_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            return self._id_key
+
+    def certs_pem(self) -> dict[str, str]:
+        """``/oauth2/v1/certs``: each signing key as a self-signed X.509 certificate."""
+        key = self._signing_key()
+        with self._lock:
+            if self._id_certificate is None:
+                name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "accounts.google.com")])
+                now = datetime.now(UTC)
+                certificate = (
+                    x509.CertificateBuilder()
+                    .subject_name(name)
+                    .issuer_name(name)
+                    .public_key(key.public_key())
+                    .serial_number(x509.random_serial_number())
+                    .not_valid_before(now - timedelta(days=1))
+                    .not_valid_after(now + timedelta(days=14))
+                    .sign(key, hashes.SHA256())
+                )
+                self._id_certificate = certificate.public_bytes(serialization.Encoding.PEM)
+            return {self.id_key_id: self._id_certificate.decode("ascii")}
+
+    def certs_jwks(self) -> dict[str, Any]:
+        """``/oauth2/v3/certs``: the same keys as a JWK set."""
+        numbers = self._signing_key().public_key().public_numbers()
+
+        def unsigned(value: int) -> str:
+            return _b64(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+        key = {
+            "kty": "RSA",
+            "alg": "RS256",
+            "use": "sig",
+            "kid": self.id_key_id,
+            "n": unsigned(numbers.n),
+            "e": unsigned(numbers.e),
+        }
+        return {"keys": [key]}
+
+    def _id_token(self, code: _Code, access_token: str) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": ID_TOKEN_ISSUER,
+            "azp": code.client_id,
+            "aud": code.client_id,
+            "sub": _subject(code.user),
+            "at_hash": _b64(hashlib.sha256(access_token.encode("ascii")).digest()[:16]),
+            "iat": now,
+            "exp": now + TOKEN_LIFETIME,
+        }
+        if code.scopes & _EMAIL_SCOPES:
+            claims.update(email=code.user, email_verified=True)
+        if code.nonce is not None:
+            claims["nonce"] = code.nonce
+        overrides, self._id_token_overrides = self._id_token_overrides, {}
+        for name, value in overrides.items():
+            if value is None:
+                claims.pop(name, None)
+            else:
+                claims[name] = value
+        header = {"alg": "RS256", "kid": self.id_key_id, "typ": "JWT"}
+        signing_input = f"{_segment(header)}.{_segment(claims)}".encode("ascii")
+        key = self._id_key
+        assert key is not None, "the key is made before any code is granted"
+        signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+        return f"{signing_input.decode('ascii')}.{_b64(signature)}"
 
     def revoke(self, user: str) -> None:
         folded = user.casefold()
@@ -292,7 +413,10 @@ class Authority:
                 if _challenge(verifier, code.method) != code.challenge:
                     raise OAuthError(400, "invalid_grant", "Invalid code verifier.")
             self._refuse_revoked(code.user)
-            return self._issue(code.user, code.scopes, client_id, refresh=True)
+            answer = self._issue(code.user, code.scopes, client_id, refresh=True)
+            if "openid" in code.scopes:
+                answer["id_token"] = self._id_token(code, answer["access_token"])
+            return answer
 
     def _refresh_grant(self, form: Mapping[str, str], authorization: str | None) -> dict[str, Any]:
         client_id = self._client(form, authorization)
@@ -311,7 +435,11 @@ class Authority:
                 client_id, _, secret = base64.b64decode(encoded).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 client_id = secret = ""
-        if client_id != self.oauth_client_id or secret != self.oauth_client_secret:
+        known = {
+            self.oauth_client_id: self.oauth_client_secret,
+            self.web_client_id: self.web_client_secret,
+        }
+        if client_id not in known or not secrets.compare_digest(secret, known[client_id]):
             raise OAuthError(401, "invalid_client", "The OAuth client was not found.")
         return client_id
 
@@ -351,12 +479,19 @@ class Authority:
             values = query.get(name)
             return values[-1] if values else ""
 
-        if one("client_id") != self.oauth_client_id:
+        client_id = one("client_id")
+        if client_id not in (self.oauth_client_id, self.web_client_id):
             raise OAuthError(401, "invalid_client", "The OAuth client was not found.")
         redirect_uri = one("redirect_uri")
-        target = urlsplit(redirect_uri)
-        if target.scheme != "http" or target.hostname not in ("localhost", "127.0.0.1", "::1"):
-            raise OAuthError(400, "redirect_uri_mismatch", "Bad Request")
+        if client_id == self.web_client_id:
+            with self._lock:
+                registered = redirect_uri in self._web_redirect_uris
+            if not registered:
+                raise OAuthError(400, "redirect_uri_mismatch", "Bad Request")
+        else:
+            target = urlsplit(redirect_uri)
+            if target.scheme != "http" or target.hostname not in ("localhost", "127.0.0.1", "::1"):
+                raise OAuthError(400, "redirect_uri_mismatch", "Bad Request")
         state = one("state")
         extra = {"state": state} if state else {}
         if one("response_type") != "code":
@@ -368,17 +503,20 @@ class Authority:
         scopes = frozenset(one("scope").split())
         challenge = one("code_challenge") or None
         method = one("code_challenge_method") or "plain"
+        if "openid" in scopes:
+            self._signing_key()  # made now, outside the lock the exchange holds
         code = "4/emu-" + secrets.token_urlsafe(32)
         with self._lock:
             self._revoked.discard(user.casefold())
             self._codes[code] = _Code(
                 user=user,
-                client_id=self.oauth_client_id,
+                client_id=client_id,
                 redirect_uri=redirect_uri,
                 scopes=scopes,
                 challenge=challenge,
                 method=method,
                 expires=time.time() + _CODE_LIFETIME,
+                nonce=one("nonce") or None,
             )
         return _redirect(redirect_uri, code=code, scope=" ".join(sorted(scopes)), **extra)
 
@@ -392,6 +530,20 @@ def _challenge(verifier: str, method: str) -> str:
         digest = hashlib.sha256(verifier.encode("ascii")).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
     return verifier
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _segment(value: Mapping[str, Any]) -> str:
+    return _b64(json.dumps(value, separators=(",", ":")).encode("utf-8"))
+
+
+def _subject(user: str) -> str:
+    """A stable 21-digit account id per address, shaped like Google's ``sub``."""
+    digest = hashlib.sha256(user.casefold().encode("utf-8")).digest()
+    return str(100_000_000_000_000_000_000 + int.from_bytes(digest[:8], "big"))
 
 
 def _unb64(part: str) -> bytes:

@@ -110,6 +110,12 @@ class ApiApp:
         if segments == ["o", "oauth2", "auth"] and method == "GET":
             record.op = "auth"
             return self._authorize(record)
+        if segments[:1] == ["oauth2"] and segments[2:] == ["certs"] and method == "GET":
+            record.op = "certs"
+            if segments[1] == "v1":
+                return Response.json(200, self._authority.certs_pem())
+            if segments[1] == "v3":
+                return Response.json(200, self._authority.certs_jwks())
         if segments[:2] != ["calendar", "v3"]:
             raise ApiError(404, "notFound")
         rest = segments[2:]

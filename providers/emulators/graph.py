@@ -125,7 +125,7 @@ class GraphEmulator(WorldEdits, Served):
             raise ValueError("page_size must be at least 1")
         self.tenant = tenant
         self._store: MailboxStore = MailboxStore(tenant)
-        self._authority = Authority(tenant)
+        self._authority = Authority(tenant, directory=self._person)
         self.client_id = self._authority.client_id
         self.client_secret = self._authority.client_secret
         self.authority = f"https://{LOGIN_HOST}/{tenant}"
@@ -187,6 +187,22 @@ class GraphEmulator(WorldEdits, Served):
     def approve_device_code(self, user_code: str | None, user: str) -> None:
         """``user`` signs in at the verification page and approves the code (newest if None)."""
         self._authority.approve_device_code(user_code, user, self.user_id(user))
+
+    def add_redirect_uri(self, uri: str) -> None:
+        """Register a web app's sign-in redirect URI with the app registration."""
+        self._authority.add_redirect_uri(uri)
+
+    def sign_in_as(self, user: str) -> None:
+        """``user`` is the person signed in at the sign-in page (``/authorize``)."""
+        self._authority.sign_in_as(user, self.user_id(user))
+
+    def tamper_next_id_token(self, **claims: Any) -> None:
+        """The next sign-in ID token carries these claims instead (None removes one)."""
+        self._authority.tamper_next_id_token(**claims)
+
+    def _person(self, identifier: str) -> tuple[str, str] | None:
+        mailbox = self._store.mailbox(identifier)
+        return None if mailbox is None else (mailbox.address, mailbox.user_id)
 
     def revoke_user_grant(self, user: str) -> None:
         """The person's refresh tokens are revoked: later refreshes answer invalid_grant."""

@@ -136,6 +136,14 @@ class GraphApp:
                 segments[0], {str(k): str(v) for k, v in form.items()}
             )
             return _json(200, answer, _LOGIN_JSON)
+        if len(segments) == 4 and segments[1:] == ["oauth2", "v2.0", "authorize"]:
+            record.op = "authorize"
+            sign_in = self._authority.authorize(segments[0], record.query)
+            if sign_in.form_post:
+                page = sign_in.page().encode("utf-8")
+                return Response(200, page, {"Content-Type": "text/html; charset=utf-8"})
+            location = sign_in.location()
+            return Response(302, b"", {"Location": location, "Content-Type": "text/html"})
         if len(segments) == 4 and segments[1:] == ["oauth2", "v2.0", "token"] and method == "POST":
             record.op = "token"
             self._pause("token")

@@ -42,24 +42,54 @@ client: no secret) is served as well:
   ``revoke_user_grant`` it answers 400 ``invalid_grant`` (AADSTS50173).
 
 A delegated token reaches that user's own mailbox only (403 elsewhere).
+
+Sign-in to a web app (the authorization code flow with OpenID Connect, for a
+confidential client: the app registration's secret) is served too:
+
+* ``GET /{tenant}/oauth2/v2.0/authorize`` stands for the sign-in page: the
+  person named by ``login_hint``, else the one signed in at the emulator
+  (``sign_in_as``), consents at once and is sent to ``redirect_uri`` with
+  ``code``, ``state``, ``session_state`` and, when ``client_info=1`` was
+  asked for, ``client_info``: by a redirect with them in the query, or with
+  ``response_mode=form_post`` by a page whose form posts them there (the
+  browser submits it by script). An unknown tenant (AADSTS90002), app
+  (AADSTS700016) or a ``redirect_uri`` not registered with the app
+  (AADSTS50011, ``add_redirect_uri``) is an error page, never a redirect;
+  another ``response_type`` and nobody to sign in are redirected errors
+  (``unsupported_response_type``, ``interaction_required``).
+* the token endpoint's ``authorization_code`` grant checks, in this order:
+  the client secret (AADSTS7000218 missing, AADSTS7000215 wrong); the code,
+  which is redeemable once (a second time AADSTS54005 "already redeemed"),
+  for 10 minutes (AADSTS70008), by the app it was issued to; the same
+  ``redirect_uri`` (AADSTS70000, a number chosen here); the PKCE verifier
+  (AADSTS50148). It answers an access token, a refresh token only with
+  ``offline_access``, and a v2.0 ``id_token``: ``iss``
+  ``https://login.microsoftonline.com/{tenant}/v2.0``, ``aud`` the client id,
+  ``iat``/``nbf``/``exp``, the request's ``nonce``, ``name``, ``oid``,
+  ``preferred_username``, ``email`` (with the ``email`` scope), ``sub``
+  (pairwise: one per user and app), ``tid``, ``ver`` 2.0, ``uti``.
+  ``tamper_next_id_token(**claims)`` changes the claims of the next one, for
+  tests of a client's own checks (another audience, tenant or nonce).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import html
 import json
 import secrets
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .graph_errors import EntraError, GraphError
 
-__all__ = ["DEVICE_CODE_GRANT", "LOGIN_HOST", "Authority", "Grant"]
+__all__ = ["DEVICE_CODE_GRANT", "LOGIN_HOST", "Authority", "Grant", "SignInAnswer"]
 
 LOGIN_HOST = "login.microsoftonline.com"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
@@ -68,6 +98,7 @@ TOKEN_LIFETIME = 3599
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 DEVICE_CODE_LIFETIME = 900
 DEVICE_CODE_INTERVAL = 1
+AUTH_CODE_LIFETIME = 600
 _OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
 _SCOPES = {f"{GRAPH_RESOURCE}/.default", f"{GRAPH_APP_ID}/.default"}
 _WWW_AUTHENTICATE = (
@@ -99,6 +130,45 @@ class _DeviceCode:
 
 
 @dataclass(frozen=True)
+class SignInAnswer:
+    """Where the sign-in page sends the browser, with what, and how."""
+
+    redirect_uri: str
+    params: dict[str, str]
+    form_post: bool = False
+
+    def location(self) -> str:
+        return _redirect(self.redirect_uri, **self.params)
+
+    def page(self) -> str:
+        """The auto-submitting form Entra answers ``response_mode=form_post`` with."""
+        fields = "".join(
+            f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}" />'
+            for name, value in self.params.items()
+        )
+        return (
+            "<html><head><title>Working...</title></head><body>"
+            f'<form method="POST" name="hiddenform" action="{html.escape(self.redirect_uri)}">'
+            f"{fields}<noscript><p>Script is disabled. Click Submit to continue.</p>"
+            '<input type="submit" value="Submit" /></noscript></form>'
+            "<script>document.forms[0].submit();</script></body></html>"
+        )
+
+
+@dataclass(frozen=True)
+class _AuthCode:
+    client_id: str
+    redirect_uri: str
+    scope: str
+    user: str
+    user_id: str
+    nonce: str | None
+    challenge: str | None
+    method: str
+    expires: float
+
+
+@dataclass(frozen=True)
 class _Refresh:
     client_id: str
     scope: str
@@ -109,8 +179,17 @@ class _Refresh:
 class Authority:
     """One tenant with one app registration whose secret the token endpoint checks."""
 
-    def __init__(self, tenant: str) -> None:
+    def __init__(
+        self, tenant: str, directory: Callable[[str], tuple[str, str] | None] | None = None
+    ) -> None:
+        """``directory``: a user's (address, object id) by address, for sign-in."""
         self.tenant = tenant
+        self._directory = directory or (lambda address: None)
+        self._redirect_uris: set[str] = set()
+        self._signed_in: tuple[str, str] | None = None
+        self._auth_codes: dict[str, _AuthCode] = {}
+        self._redeemed: set[str] = set()
+        self._id_token_overrides: dict[str, Any] = {}
         self.client_id = str(uuid.uuid4())
         self.client_secret = secrets.token_urlsafe(30)
         self.service_principal_id = str(uuid.uuid4())
@@ -190,6 +269,8 @@ class Authority:
             return self._device_code_token(form)
         if grant_type == "refresh_token":
             return self._refresh_token(form)
+        if grant_type == "authorization_code":
+            return self._authorization_code(form, client_id, secret)
         if grant_type != "client_credentials":
             raise EntraError(
                 400,
@@ -269,6 +350,82 @@ class Authority:
                 f"{user_code} to authenticate."
             ),
         }
+
+    def authorize(self, tenant: str, query: Mapping[str, list[str]]) -> SignInAnswer:
+        """The sign-in page: consent at once, answer where the browser goes next."""
+
+        def one(name: str) -> str:
+            values = query.get(name)
+            return values[-1] if values else ""
+
+        self._require_tenant(tenant)
+        client_id = one("client_id")
+        self._require_client(client_id)
+        redirect_uri = one("redirect_uri")
+        with self._lock:
+            registered = redirect_uri in self._redirect_uris
+            signed_in = self._signed_in
+        if not registered:
+            raise EntraError(
+                400,
+                "invalid_request",
+                50011,
+                f"The redirect URI '{redirect_uri}' specified in the request does not match the "
+                f"redirect URIs configured for the application '{client_id}'. Make sure the "
+                "redirect URI sent in the request matches one added to your application in the "
+                "Azure portal.",
+            )
+        state = {"state": one("state")} if one("state") else {}
+        form_post = one("response_mode") == "form_post"
+        if one("response_type") != "code":
+            error = {
+                "error": "unsupported_response_type",
+                "error_description": "AADSTS700054: response_type is not enabled for the "
+                "application.",
+            }
+            return SignInAnswer(redirect_uri, {**error, **state}, form_post)
+        hint = one("login_hint")
+        person = self._directory(hint) if hint else signed_in
+        if person is None:
+            error = {
+                "error": "interaction_required",
+                "error_description": "AADSTS50058: A silent sign-in request was sent but no "
+                "user is signed in.",
+            }
+            return SignInAnswer(redirect_uri, {**error, **state}, form_post)
+        user, user_id = person
+        code = "1.emu-" + secrets.token_urlsafe(48)
+        with self._lock:
+            self._auth_codes[code] = _AuthCode(
+                client_id=client_id,
+                redirect_uri=redirect_uri,
+                scope=one("scope"),
+                user=user,
+                user_id=user_id,
+                nonce=one("nonce") or None,
+                challenge=one("code_challenge") or None,
+                method=one("code_challenge_method") or "plain",
+                expires=time.time() + AUTH_CODE_LIFETIME,
+            )
+        answer = {"code": code, **state, "session_state": str(uuid.uuid4())}
+        if one("client_info") == "1":
+            answer["client_info"] = _segment({"uid": user_id, "utid": self.tenant})
+        return SignInAnswer(redirect_uri, answer, form_post)
+
+    def add_redirect_uri(self, uri: str) -> None:
+        """Register a web redirect URI with the app, as in the app registration's Authentication."""
+        with self._lock:
+            self._redirect_uris.add(uri)
+
+    def sign_in_as(self, user: str, user_id: str) -> None:
+        """The person signed in at the sign-in page, for authorize requests without a hint."""
+        with self._lock:
+            self._signed_in = (user, user_id)
+
+    def tamper_next_id_token(self, **claims: Any) -> None:
+        """The next sign-in ID token carries these claims instead (None removes one)."""
+        with self._lock:
+            self._id_token_overrides = dict(claims)
 
     def approve_device_code(self, user_code: str | None, user: str, user_id: str) -> None:
         """``user`` signs in and consents to the pending code (the newest if ``None``)."""
@@ -372,6 +529,123 @@ class Authority:
         grant = _Refresh(pending.client_id, pending.scope, pending.user, pending.user_id)
         return self._delegated(grant, form)
 
+    def _authorization_code(
+        self, form: Mapping[str, str], client_id: str, secret: str
+    ) -> dict[str, Any]:
+        self._require_client(client_id)
+        if not secret:
+            raise EntraError(
+                401,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or "
+                "'client_secret'.",
+            )
+        if not secrets.compare_digest(secret, self.client_secret):
+            raise EntraError(
+                401,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is "
+                f"the client secret value, not the client secret ID, for a secret added to app "
+                f"'{self.client_id}'.",
+            )
+        presented = form.get("code", "")
+        with self._lock:
+            code = self._auth_codes.pop(presented, None)
+            redeemed = presented in self._redeemed
+            if code is not None:
+                self._redeemed.add(presented)
+        if code is None and redeemed:
+            raise EntraError(
+                400,
+                "invalid_grant",
+                54005,
+                "OAuth2 Authorization code was already redeemed, please retry with a new valid "
+                "code or use an existing refresh token.",
+            )
+        if code is None or code.client_id != client_id:
+            raise EntraError(
+                400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid."
+            )
+        if code.expires <= time.time():
+            raise EntraError(
+                400,
+                "invalid_grant",
+                70008,
+                "The provided authorization code or refresh token has expired due to "
+                "inactivity. Send a new interactive authorization request for this user and "
+                "resource.",
+            )
+        if form.get("redirect_uri", "") != code.redirect_uri:
+            raise EntraError(
+                400,
+                "invalid_grant",
+                70000,
+                "The provided value for the 'redirect_uri' is not valid. The value must exactly "
+                "match the redirect URI used to obtain the authorization code.",
+            )
+        if code.challenge is not None and not secrets.compare_digest(
+            _challenge(form.get("code_verifier", ""), code.method), code.challenge
+        ):
+            raise EntraError(
+                400,
+                "invalid_grant",
+                50148,
+                "The code_verifier does not match the code_challenge supplied in the "
+                "authorization request for PKCE.",
+            )
+        grant = _Refresh(code.client_id, code.scope, code.user, code.user_id)
+        scopes = set(code.scope.split())
+        answer: dict[str, Any] = {
+            "token_type": "Bearer",
+            "scope": " ".join(sorted(scopes - {"openid", "offline_access"})),
+            "expires_in": TOKEN_LIFETIME,
+            "ext_expires_in": TOKEN_LIFETIME,
+            "access_token": self._issue(grant),
+        }
+        if "offline_access" in scopes:
+            refresh = secrets.token_urlsafe(48)
+            with self._lock:
+                self._refresh_tokens[refresh] = grant
+            answer["refresh_token"] = refresh
+        if "openid" in scopes:
+            answer["id_token"] = self._sign_in_id_token(code, scopes)
+        if form.get("client_info") == "1":
+            answer["client_info"] = _segment({"uid": code.user_id, "utid": self.tenant})
+        return answer
+
+    def _sign_in_id_token(self, code: _AuthCode, scopes: set[str]) -> str:
+        now = int(time.time())
+        pairwise = hashlib.sha256(f"{code.client_id}:{code.user_id}".encode()).digest()
+        claims: dict[str, Any] = {
+            "aud": code.client_id,
+            "iss": f"https://{LOGIN_HOST}/{self.tenant}/v2.0",
+            "iat": now,
+            "nbf": now,
+            "exp": now + TOKEN_LIFETIME,
+            "name": code.user,
+            "oid": code.user_id,
+            "preferred_username": code.user,
+            "sub": _b64(pairwise),
+            "tid": self.tenant,
+            "uti": secrets.token_urlsafe(16),
+            "ver": "2.0",
+        }
+        if code.nonce is not None:
+            claims["nonce"] = code.nonce
+        if "email" in scopes:
+            claims["email"] = code.user
+        with self._lock:
+            overrides, self._id_token_overrides = self._id_token_overrides, {}
+        for name, value in overrides.items():
+            if value is None:
+                claims.pop(name, None)
+            else:
+                claims[name] = value
+        header = {"typ": "JWT", "alg": "RS256", "kid": "emulator"}
+        return ".".join([_segment(header), _segment(claims), _b64(secrets.token_bytes(64))])
+
     def _refresh_token(self, form: Mapping[str, str]) -> dict[str, Any]:
         with self._lock:
             grant = self._refresh_tokens.pop(form.get("refresh_token", ""), None)
@@ -464,6 +738,16 @@ class Authority:
         with self._lock:
             self._grants[token] = Grant(token, time.time() + TOKEN_LIFETIME, user)
         return token
+
+
+def _redirect(uri: str, **params: str) -> str:
+    return uri + ("&" if "?" in uri else "?") + urlencode(params)
+
+
+def _challenge(verifier: str, method: str) -> str:
+    if method == "S256":
+        return _b64(hashlib.sha256(verifier.encode("ascii", "replace")).digest())
+    return verifier
 
 
 def _b64(raw: bytes) -> str:

@@ -9,11 +9,16 @@ A ``Viewer`` is resolved once per request by the configured ``Authenticator``:
   pages say so.
 * ``proxy-header``: an authenticating proxy in front of syncd puts the
   person's address in a header. The header is believed only when the TCP
-  peer is one of the configured proxies; from anyone else it is ignored,
-  so a client talking to syncd directly has no identity at all.
-* ``oidc`` (later): an authenticator that also contributes its own routes
-  (sign-in, callback) through ``Authenticator.routes`` and reads a session
-  cookie in ``identify``. Nothing else needs to change.
+  peer is one of the configured proxies (an address, or a CIDR range for a
+  pool of them); from anyone else it is ignored, so a client talking to
+  syncd directly has no identity at all.
+* ``oidc`` (``syncd.web.oidc``): people sign in with Google or Microsoft; the
+  authenticator contributes its own routes (sign-in, callbacks, sign-out)
+  through ``Authenticator.routes`` and reads a session cookie in
+  ``identify``. A request without a session raises ``SignInRequired``: the
+  app sends a page request to the sign-in page (and back afterwards) and
+  answers an API call with 401. Whether the agenda exists plays no part in
+  that, so the redirect says nothing about a token.
 
 ``access`` turns a viewer into what they may do with one pair's agenda, or
 ``None``: and ``None`` is answered with the same 404 as an unknown token.
@@ -24,6 +29,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.routing import BaseRoute
@@ -61,6 +67,25 @@ class Access:
         return self.viewer.address if self.private_notes else None
 
 
+class SignInRequired(Exception):
+    """Nobody is signed in, and this sign-in mode needs somebody (``oidc``)."""
+
+
+def sign_in_location(request: Request) -> str:
+    """The sign-in page, told to come back to what was asked for.
+
+    A GET comes back to itself; a form post comes back to the page it was
+    posted from (``/m/{token}``), since a redirect can only be followed with
+    a GET and the form must be submitted again anyway.
+    """
+    path = request.url.path
+    if request.method in ("GET", "HEAD"):
+        back = path + (f"?{request.url.query}" if request.url.query else "")
+    else:
+        back = "/".join(path.split("/")[:3])
+    return f"/signin?next={quote(back, safe='/')}"
+
+
 class Authenticator(Protocol):
     def identify(self, request: Request) -> Viewer: ...
 
@@ -81,11 +106,29 @@ class LinkAuthenticator:
         return []
 
 
-def _normal_ip(value: str) -> str:
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def proxy_network(entry: str) -> Network | None:
+    """``entry`` as a network ("10.0.0.0/8"; an address is a network of one), or None.
+
+    Host bits set ("10.0.0.1/8") are an error rather than silently widened:
+    whoever wrote it meant something, and trust must not be guessed.
+    """
     try:
-        return str(ipaddress.ip_address(value))
+        return ipaddress.ip_network(entry.strip(), strict=True)
     except ValueError:
-        return value  # not an IP (e.g. a unix socket or a test client's name)
+        return None
+
+
+def _peer_address(peer: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return None  # not an IP (e.g. a unix socket or a test client's name)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped  # ::ffff:10.1.2.3 on a dual-stack socket is 10.1.2.3
+    return address
 
 
 class ProxyHeaderAuthenticator:
@@ -93,11 +136,19 @@ class ProxyHeaderAuthenticator:
 
     def __init__(self, header: str, trusted_proxies: tuple[str, ...]) -> None:
         self.header = header
-        self.trusted = frozenset(_normal_ip(peer) for peer in trusted_proxies)
+        networks = [(entry, proxy_network(entry)) for entry in trusted_proxies]
+        self.networks = tuple(network for _, network in networks if network is not None)
+        self.names = frozenset(entry for entry, network in networks if network is None)
+
+    def trusted(self, peer: str) -> bool:
+        address = _peer_address(peer)
+        if address is None:
+            return peer in self.names
+        return any(address in network for network in self.networks)
 
     def identify(self, request: Request) -> Viewer:
         peer = request.client.host if request.client is not None else None
-        if peer is None or _normal_ip(peer) not in self.trusted:
+        if peer is None or not self.trusted(peer):
             return Viewer(None, "proxy-header")
         values = request.headers.getlist(self.header)
         if len(values) != 1:
@@ -116,6 +167,10 @@ def authenticator_for(settings: WebSettings) -> Authenticator:
         return LinkAuthenticator()
     if settings.sign_in == "proxy-header":
         return ProxyHeaderAuthenticator(settings.proxy_header, settings.trusted_proxies)
+    if settings.sign_in == "oidc":
+        from syncd.web.oidc import OidcAuthenticator  # it imports this module
+
+        return OidcAuthenticator(settings)
     raise ValueError(f"unknown sign-in mode {settings.sign_in!r}")
 
 

@@ -35,7 +35,7 @@ CONFIG = Path("/etc/syncd/syncd.toml")
 
 #: In the example, "# key = value" (one space after "#") is a default, and so
 #: is a commented "# [[accounts]]" header; prose and indented examples are not.
-COMMENTED_SETTING = re.compile(r"^# (\[\[?[a-z_]+\]\]?|[a-z_]+ = .*)$")
+COMMENTED_SETTING = re.compile(r"^# (\[\[?[a-z_.]+\]\]?|[a-z_]+ = .*)$")
 
 DEFAULT_QUESTIONS = 6
 GOOGLE_KEYS = {f.name for f in dataclasses.fields(GoogleAccount)}
@@ -866,3 +866,133 @@ def test_the_pages_show_times_in_the_web_zone_else_the_syncd_zone() -> None:
     assert own.web.timezone == "Europe/Berlin"
     assert web_settings(own).zone == "Europe/Berlin"
     assert web_settings(parse("", Path("/etc/syncd.toml"))).zone == "UTC"
+
+
+# --------------------------------------------------------------------------- sign-in
+
+
+def test_trusted_proxies_take_addresses_and_cidr_ranges() -> None:
+    settings = parse(
+        '[web]\nsign_in = "proxy-header"\n'
+        'trusted_proxies = ["10.0.0.0/8", "fd00::/8", "192.0.2.7", "::1"]\n',
+        Path("/etc/syncd.toml"),
+    )
+    assert settings.web.trusted_proxies == ("10.0.0.0/8", "fd00::/8", "192.0.2.7", "::1")
+    assert web_settings(settings).trusted_proxies == settings.web.trusted_proxies
+
+
+@pytest.mark.parametrize(
+    ("proxy", "problem"),
+    [
+        ("proxy.local", "not an IP address or CIDR range"),
+        ("10.0.0.0/33", "not an IP address or CIDR range"),
+        ("10.0.0.1/8", "did you mean '10.0.0.0/8'?"),
+        ("fd00::1/8", "did you mean 'fd00::/8'?"),
+    ],
+)
+def test_a_bad_trusted_proxy_is_one_line_naming_the_entry(proxy: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(f'[web]\ntrusted_proxies = ["::1", "{proxy}"]\n', Path("/etc/syncd.toml"))
+    assert caught.value.key == "web.trusted_proxies[1]"
+    assert problem in str(caught.value) and len(str(caught.value).splitlines()) == 1
+
+
+TENANT = "11111111-2222-3333-4444-555555555555"
+OIDC = '[web]\nsign_in = "oidc"\n[web.oidc]\nsession_secret_file = "credential:session"\n'
+
+
+def test_oidc_sign_in_is_read_with_both_providers() -> None:
+    settings = parse(
+        OIDC + 'providers = ["google", "microsoft"]\ngoogle_client_file = "google.json"\n'
+        f'microsoft_tenant = "{TENANT}"\nmicrosoft_client_id = "app"\n'
+        'microsoft_client_secret_file = "credential:graph"\nsession_hours = 8\n',
+        Path("/etc/syncd/syncd.toml"),
+    )
+    oidc = settings.web.oidc
+    assert settings.web.sign_in is config.SignIn.OIDC
+    assert oidc.providers == ("google", "microsoft") and oidc.session_hours == 8
+    assert oidc.google_client_file == "google.json"
+    assert oidc.google_certs_url == "https://www.googleapis.com/oauth2/v1/certs"
+    assert (oidc.microsoft_tenant, oidc.microsoft_client_id) == (TENANT, "app")
+
+
+def test_oidc_keys_are_not_required_in_another_sign_in_mode() -> None:
+    settings = parse('[web.oidc]\nproviders = ["google"]\n', Path("/etc/syncd.toml"))
+    assert settings.web.sign_in is config.SignIn.LINK
+    assert web_settings(settings).oidc is None
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[web]\nsign_in = "oidc"\n', "web.oidc.providers"),
+        (
+            '[web]\nsign_in = "oidc"\n[web.oidc]\nproviders = ["google"]\n',
+            "web.oidc.session_secret_file",
+        ),
+        (OIDC + 'providers = ["github"]\n', "web.oidc.providers[0]"),
+        (OIDC + 'providers = ["google"]\n', "web.oidc.google_client_file"),
+        (OIDC + 'providers = ["microsoft"]\n', "web.oidc.microsoft_tenant"),
+        (
+            OIDC + 'providers = ["microsoft"]\nmicrosoft_tenant = "common"\n',
+            "web.oidc.microsoft_tenant",
+        ),
+        (
+            OIDC + f'providers = ["microsoft"]\nmicrosoft_tenant = "{TENANT}"\n',
+            "web.oidc.microsoft_client_id",
+        ),
+        (
+            OIDC + f'providers = ["microsoft"]\nmicrosoft_tenant = "{TENANT}"\n'
+            'microsoft_client_id = "app"\n',
+            "web.oidc.microsoft_client_secret_file",
+        ),
+        ("[web.oidc]\nsession_hours = 0\n", "web.oidc.session_hours"),
+        ('[web.oidc]\ngoogle_certs_url = "http://certs.example/"\n', "web.oidc.google_certs_url"),
+        (OIDC + 'client_id = "x"\n', "web.oidc.client_id"),
+        ('[web]\noidc = "google"\n', "web.oidc"),
+        (
+            OIDC + 'providers = ["google"]\ngoogle_client_file = "{\\"web\\": {}}"\n',
+            "web.oidc.google_client_file",
+        ),
+    ],
+)
+def test_oidc_mistakes_are_one_line_naming_the_key(text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(text, Path("/etc/syncd.toml"))
+    assert caught.value.key == key and len(str(caught.value).splitlines()) == 1
+
+
+def test_example_documents_every_oidc_key() -> None:
+    data = tomllib.loads(uncommented(EXAMPLE.read_text(encoding="utf-8"), microsoft=True))
+    assert set(data["web"]["oidc"]) == {f.name for f in dataclasses.fields(config.WebOidc)}
+
+
+def test_oidc_secrets_are_read_when_the_web_app_starts(tmp_path: Path) -> None:
+    from syncd.secrets import SecretError
+
+    path = tmp_path / "syncd.toml"
+    path.write_text(
+        '[web]\nsign_in = "oidc"\n[web.oidc]\nproviders = ["microsoft"]\n'
+        f'session_secret_file = "session.secret"\nmicrosoft_tenant = "{TENANT}"\n'
+        'microsoft_client_id = "app"\nmicrosoft_client_secret_file = "graph.secret"\n',
+        encoding="utf-8",
+    )
+    settings = load(path)  # loading reads no secret: `syncd doctor` works without them
+    (tmp_path / "graph.secret").write_text("s3cr3t-value\n", encoding="utf-8")
+    with pytest.raises(SecretError, match=r"web\.oidc\.session_secret_file: .*No such file"):
+        web_settings(settings)
+    secret = tmp_path / "session.secret"
+    secret.write_text("too short\n", encoding="utf-8")
+    secret.chmod(0o600)
+    with pytest.raises(SecretError, match="fewer than 32 bytes"):
+        web_settings(settings)
+    secret.write_text("x" * 48 + "\n", encoding="utf-8")
+    secret.chmod(0o644)
+    with pytest.raises(SecretError, match="accessible to others") as caught:
+        web_settings(settings)
+    assert "x" * 48 not in str(caught.value)
+    secret.chmod(0o600)
+    web = web_settings(settings)
+    assert web.sign_in == "oidc" and web.oidc is not None and web.oidc.microsoft is not None
+    assert web.oidc.microsoft.client_secret == "s3cr3t-value"
+    assert "s3cr3t-value" not in repr(web) and "x" * 48 not in repr(web)
