@@ -126,7 +126,7 @@ def document() -> dict[str, Any]:
         viewer=_object(
             ["address", "sign_in", "can_edit", "private_notes"],
             address=_NULLABLE_STRING,
-            sign_in={"type": "string", "enum": ["link", "proxy-header"]},
+            sign_in={"type": "string", "enum": ["link", "proxy-header", "oidc"]},
             can_edit={"type": "boolean"},
             private_notes={"type": "boolean"},
         ),

@@ -234,6 +234,7 @@ def test_google_sign_in_brings_ana_back_to_her_page_with_her_private_note(
     assert "httponly" in cookie and "secure" in cookie and "samesite=lax" in cookie
     page = ana.get(f"/m/{meeting}")
     assert page.status_code == 200 and "Ana / Bo 1:1" in page.text
+    assert "Signed in as ana@example.org" in page.text and 'action="/signout"' in page.text
     csrf = _CSRF.search(page.text)
     assert csrf is not None
     saved = ana.client.post(
