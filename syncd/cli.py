@@ -16,15 +16,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
-
 from providers.base import ProviderError
-from providers.memory import MemoryProvider
-from syncd import assemble, config, detect, secrets
+from syncd import assemble, config, detect, logs, secrets
 from syncd.engine import CalendarSync, Report
 from syncd.model import Event, Window
-from syncd.store import sessions, transaction
-from syncd.store.models import Calendar, Meeting, WriteLog
+from syncd.progress import Progress
+from syncd.store import sessions
 
 log = logging.getLogger("syncd")
 EXIT_CONFIG = 2
@@ -33,11 +30,7 @@ EXIT_CONFIG = 2
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(args.verbose)
     try:
         return int(args.func(args))
     except config.ConfigError as error:
@@ -95,6 +88,17 @@ def _parser() -> argparse.ArgumentParser:
     migrate = command("migrate", "Create or upgrade the database schema.")
     migrate.set_defaults(func=cmd_migrate)
 
+    status = command(
+        "status",
+        "Show every calendar's sync state from the database (exit 1: a calendar needs "
+        "re-authorisation or failed its last syncs in a row).",
+    )
+    status.add_argument("--json", action="store_true", help="a machine-readable list")
+    status.set_defaults(func=cmd_status)
+
+    doctor = command("doctor", "Check config, key file, database and providers (exit 1: a FAIL).")
+    doctor.set_defaults(func=cmd_doctor)
+
     keygen = command("keygen", "Write a new key for secrets at rest to syncd.key_file.")
     keygen.set_defaults(func=cmd_keygen)
 
@@ -106,8 +110,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     auth.set_defaults(func=cmd_auth)
 
-    demo = commands.add_parser("demo", help="Sync a small seeded organization and show it.")
-    demo.add_argument("--dir", type=Path, default=Path("demo"), help="where the demo keeps state")
+    demo = commands.add_parser(
+        "demo",
+        help="Run syncd on a seeded organization on the bundled Google and Graph emulators.",
+    )
+    demo.add_argument(
+        "--dir", type=Path, default=Path("demo"), help="where it writes its config and database"
+    )
+    demo.add_argument(
+        "--listen", default="127.0.0.1:8080", metavar="HOST:PORT", help="where to serve the agendas"
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 
@@ -116,7 +128,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def sync_all(settings: config.Settings, now: datetime) -> Report:
+def sync_all(settings: config.Settings, now: datetime, progress: Progress | None = None) -> Report:
     """One pass over every calendar of every account; failures stay per calendar."""
     policy = assemble.policy(settings)
     factory = sessions(assemble.store(settings))
@@ -124,13 +136,19 @@ def sync_all(settings: config.Settings, now: datetime) -> Report:
     for account in settings.require_accounts():
         with assemble.connected(account, settings) as conn:
             syncer = CalendarSync(conn.provider, factory, policy, account=account.name)
+            if progress is not None:
+                progress.expect(len(conn.calendars))
             for address in conn.calendars:
                 try:
-                    total.merge(syncer.sync(address, now))
+                    report = syncer.sync(address, now)
                 except Exception as error:  # one calendar's bug never stops the others
                     log.exception("sync of %s failed", address)
-                    total.calendars += 1
-                    total.errors.append(f"{address}: {type(error).__name__}: {error}")
+                    report = Report(calendars=1)
+                    report.errors.append(f"{address}: {type(error).__name__}: {error}")
+                    report.error_kinds[type(error).__name__] += 1
+                total.merge(report)
+                if progress is not None:
+                    progress.update(report)
     return total
 
 
@@ -156,7 +174,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sync_once(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
-    report = sync_all(settings, _now())
+    with Progress() as progress:  # a bar if stderr is a terminal, else log lines
+        report = sync_all(settings, _now(), progress)
     print(format_report(report))
     return 1 if report.errors else 0
 
@@ -205,26 +224,10 @@ def explain_line(event: Event, verdict: detect.Verdict) -> str:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    import uvicorn
+    """The web role alone: pages, API and webhooks, no sync (``syncd run --role web``)."""
+    from syncd import runtime
 
-    from syncd.web import security
-    from syncd.web.app import create_app
-
-    settings = config.load(args.config)
-    factory = sessions(assemble.store(settings))
-    app = create_app(factory, web=assemble.web_settings(settings))
-    host, _, port = settings.web.listen.rpartition(":")
-    server = uvicorn.Config(
-        app,
-        host=host.strip("[]"),
-        port=int(port),
-        proxy_headers=False,  # the peer must be the proxy itself (proxy-header sign-in)
-        server_header=False,
-        log_level="info",
-    )
-    security.redact_logs("uvicorn.access", "uvicorn.error")  # after uvicorn set up logging
-    uvicorn.Server(server).run()
-    return 0
+    return runtime.run(config.load(args.config), role="web")
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -232,6 +235,37 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     assemble.store(settings)
     print("database schema is current")
     return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Reads the database only: no provider call, no migration (see ``syncd/status.py``)."""
+    import json
+
+    from syncd import status
+
+    settings = config.load(args.config)
+    now = _now()
+    try:
+        calendars = status.collect(settings, now)
+    except status.Unavailable as error:
+        print(f"syncd: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.json:
+        print(json.dumps([calendar.as_json() for calendar in calendars], indent=2))
+    else:
+        print(status.format_table(calendars, now))
+    return status.exit_status(calendars)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Prints each check as it completes; a config that does not parse is one FAIL line."""
+    from syncd import doctor
+
+    checks: list[doctor.Check] = []
+    for check in doctor.run(args.config, _now()):
+        checks.append(check)
+        print(check.line(), flush=True)
+    return 1 if doctor.failed(checks) else 0
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -356,29 +390,12 @@ _MICROSOFT_HTTP_CLIENT: object = None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Runs until Ctrl-C: the daemon on a seeded organization (see ``syncd/demo.py``)."""
     from syncd import demo
 
-    path = demo.prepare(args.dir, _now())
-    settings = config.load(path)
-    report = sync_all(settings, _now())
-    print(format_report(report))
-    factory = sessions(assemble.store(settings))
-    with transaction(factory) as session:
-        upcoming = session.scalars(
-            select(Meeting).where(Meeting.start > _now()).order_by(Meeting.start).limit(6)
-        ).all()
-        print("\nagenda links of the next meetings:")
-        for meeting in upcoming:
-            people = f"{meeting.pair.person_a} + {meeting.pair.person_b}"
-            print(f"  {meeting.start:%a %d %b %H:%M}Z  {people:<40} /m/{meeting.token}")
-        first = session.scalars(select(WriteLog).order_by(WriteLog.id).limit(1)).first()
-        if first is not None:
-            address = session.get_one(Calendar, first.calendar_id).address
-            memory = MemoryProvider.load(args.dir / "calendars.json")
-            print(f"\nthe invite in {address}'s calendar now reads:\n")
-            print(memory.description(address, first.event_id))
-    print(f"\nstate kept in {args.dir}/ (run `make demo` again: the second pass writes nothing)")
-    return 0
+    if not args.verbose:  # the demo prints a line per sync itself; the log would repeat it
+        logging.getLogger("syncd.runtime").setLevel(logging.WARNING)
+    return demo.run(args.dir, args.listen)
 
 
 if __name__ == "__main__":

@@ -30,14 +30,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from types import FrameType
 from typing import Protocol, TextIO
 
 from sqlalchemy import Engine, func, select
@@ -289,7 +287,7 @@ def agenda_links(session: Session, base_url: str, now: datetime) -> tuple[list[L
     return [link(m) for m in upcoming], [link(m) for m in ended]
 
 
-class Progress:
+class Narration:
     """``runtime.run``'s ``on_sync``: what the demo prints as the daemon works.
 
     Syncs may finish on several scheduler threads at once, so every call runs
@@ -406,28 +404,6 @@ class Progress:
         self._engine.dispose()
 
 
-@contextlib.contextmanager
-def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
-    """Ctrl-C (or a service manager's SIGTERM) asks the daemon to stop, not to die.
-
-    Only the main thread may install handlers; elsewhere (a test calling
-    ``run`` in a thread) the caller sets ``stop`` itself.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def run(
     directory: Path,
     listen: str = DEFAULT_LISTEN,
@@ -440,9 +416,9 @@ def run(
 
     stream = out if out is not None else sys.stdout
     stop = stop if stop is not None else threading.Event()
-    with _stopped_by_signals(stop), organization(datetime.now(UTC)) as (google, graph):
+    with runtime.stop_on_signals(stop), organization(datetime.now(UTC)) as (google, graph):
         settings = config.load(prepare(directory, google, graph, listen))
-        progress = Progress(settings, {GOOGLE_ACCOUNT: google, MICROSOFT_ACCOUNT: graph}, stream)
+        progress = Narration(settings, {GOOGLE_ACCOUNT: google, MICROSOFT_ACCOUNT: graph}, stream)
         progress.say(
             f"demo: {len(GOOGLE_PEOPLE)} people on the Google emulator ({google.base_url}), "
             f"{len(OUTLOOK_PEOPLE)} on the Graph emulator ({graph.base_url})",

@@ -106,7 +106,9 @@ class Report:
     conflicts: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
+    error_kinds: Counter[str] = field(default_factory=Counter)  # failed syncs by error class
     full_syncs: int = 0
+    push_lags: list[float] = field(default_factory=list)  # seconds from a push to its write
 
     def merge(self, other: Report) -> None:
         self.calendars += other.calendars
@@ -118,7 +120,9 @@ class Report:
         self.conflicts += other.conflicts
         self.skipped.update(other.skipped)
         self.errors.extend(other.errors)
+        self.error_kinds.update(other.error_kinds)
         self.full_syncs += other.full_syncs
+        self.push_lags.extend(other.push_lags)
 
 
 BACKOFF_BASE = timedelta(minutes=1)
@@ -218,9 +222,11 @@ class CalendarSync:
             self._sync(calendar_id, address, now, report)
         except AuthRevoked as error:
             report.errors.append(f"{address}: needs re-authorisation ({error})")
+            report.error_kinds[type(error).__name__] += 1
             self._record_failure(calendar_id, now, error, needs_reauth=True)
         except ProviderError as error:
             report.errors.append(f"{address}: {type(error).__name__}: {error}")
+            report.error_kinds[type(error).__name__] += 1
             self._record_failure(calendar_id, now, error, needs_reauth=False)
         return report
 
@@ -255,7 +261,7 @@ class CalendarSync:
         with transaction(self.factory) as session:
             row = session.get_one(Calendar, calendar_id)
             cursor = row.cursor if row.cursor_version == CURSOR_VERSION else None
-            mark = row.next_sync_at
+            mark, pushed = row.next_sync_at, row.pushed_at
             if cursor is not None and self._window_outgrown(row.cursor_at, now):
                 log.info("the window of %s's cursor no longer covers the horizon", address)
                 cursor = None
@@ -280,14 +286,21 @@ class CalendarSync:
             row.last_sync_at = now
             row.last_error, row.error_count = None, 0
             row.needs_reauth = False
-            if mark is not None:
+            if pushed is not None and report.writes:
+                # what the push asked for is now in the invites (times on the sync's clock)
+                report.push_lags.append(max(0.0, (now - pushed).total_seconds()))
+            if mark is not None or pushed is not None:
                 # Done what was asked. Compare-and-clear in one statement: a
                 # notification judged meanwhile moved the mark, and must keep
-                # the calendar due even if it lands between our read and write.
+                # the calendar due (and its push time) even if it lands
+                # between our read and write.
+                due = Calendar.next_sync_at
                 session.execute(
                     update(Calendar)
-                    .where(Calendar.id == calendar_id, Calendar.next_sync_at == mark)
-                    .values(next_sync_at=None)
+                    .where(
+                        Calendar.id == calendar_id, due.is_(None) if mark is None else due == mark
+                    )
+                    .values(next_sync_at=None, pushed_at=None)
                     .execution_options(synchronize_session=False)
                 )
 

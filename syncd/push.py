@@ -170,8 +170,13 @@ def mark_due(calendar: Calendar, now: datetime) -> None:
     A mark already due may belong to a sync running now, which cannot have
     seen this change: move it, so that sync leaves the calendar due (its
     compare-and-clear no longer matches).
+
+    ``pushed_at`` keeps the oldest change not yet synced, for the
+    push-to-write lag; the sync that clears the mark clears it too.
     """
     due = now + DEBOUNCE
     mark = calendar.next_sync_at
     if mark is None or mark > due or mark <= now:
         calendar.next_sync_at = due
+    if calendar.pushed_at is None:
+        calendar.pushed_at = now

@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
@@ -36,7 +37,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from providers.base import ProviderError, Watchable
 from syncd import assemble, config, push, scheduler
 from syncd.engine import CalendarSync, Report, retry_at
+from syncd.health import Heartbeat
+from syncd.metrics import Metrics, metered
 from syncd.notify import Notifier
+from syncd.progress import Progress
 from syncd.store import sessions, transaction
 from syncd.store.models import Calendar
 
@@ -101,6 +105,8 @@ class Worker:
         on_sync: OnSync | None = None,
         clock: Callable[[], datetime] = _now,
         beat: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.factory = factory
         self.syncers = dict(syncers)
@@ -109,6 +115,8 @@ class Worker:
         self.on_sync = on_sync
         self.clock = clock
         self.beat = beat
+        self.metrics = metrics
+        self.progress = progress  # the first pass over every calendar, then gone
         self.cadence = scheduler.Cadence.from_settings(sync_settings)
         self.concurrency = sync_settings.concurrency
         self.grace = float(sync_settings.shutdown_grace_seconds)
@@ -122,6 +130,7 @@ class Worker:
 
     def _sync_one(self, claim: scheduler.Claim) -> Report:
         syncer = self.syncers[claim.account]
+        started = time.monotonic()
         report = Report()
         for attempt in range(1, DB_RACE_ATTEMPTS + 1):
             try:
@@ -136,6 +145,8 @@ class Worker:
                 log.exception("sync of %s failed", claim.address)
                 report = self._crashed(claim, error)
                 break
+        if self.metrics is not None:
+            self.metrics.record(report, claim.provider, time.monotonic() - started)
         self._keep_channel(claim)
         return report
 
@@ -146,7 +157,11 @@ class Worker:
             row.last_error = f"{type(error).__name__}: {error}"[:2000]
             row.error_count += 1
             row.next_sync_at = retry_at(ProviderError(str(error)), row.error_count, self.clock())
-        return Report(calendars=1, errors=[f"{claim.address}: {type(error).__name__}: {error}"])
+        return Report(
+            calendars=1,
+            errors=[f"{claim.address}: {type(error).__name__}: {error}"],
+            error_kinds=Counter({type(error).__name__: 1}),
+        )
 
     def _keep_channel(self, claim: scheduler.Claim) -> None:
         """Push channels are kept by whoever holds the calendar's lease: never two at once."""
@@ -189,7 +204,11 @@ class Worker:
         for future, claimed in zip(done, finished, strict=True):
             report = future.result()
             self.totals.add(report)
-            log.info(
+            # While the first pass draws its bar on a terminal, a line per sync would
+            # break it; the bar says the same (the journal gets every line).
+            drawing = self.progress is not None and self.progress.terminal
+            log.log(
+                logging.DEBUG if drawing else logging.INFO,
                 "synced %s: %d events, %d writes%s",
                 claimed.address,
                 report.events_seen,
@@ -197,6 +216,11 @@ class Worker:
                 f", error: {report.errors[0]}" if report.errors else "",
                 extra={"account": claimed.account, "calendar": claimed.address},
             )
+            if self.progress is not None:
+                self.progress.update(report)
+                if self.progress.complete:
+                    self.progress.finish()
+                    self.progress = None
             if self.on_sync is not None:
                 try:
                     self.on_sync(claimed.account, claimed.address, report)
@@ -302,6 +326,10 @@ class WebServer:
             )
         )
         self.thread = threading.Thread(target=self.server.run, name="web", daemon=True)
+        for name in ("uvicorn.error", "uvicorn.access"):  # start-up and the access log
+            server_log = logging.getLogger(name)
+            if server_log.getEffectiveLevel() > logging.INFO:
+                server_log.setLevel(logging.INFO)
 
     def start(self, timeout: float = 30.0) -> bool:
         self.thread.start()
@@ -318,7 +346,7 @@ class WebServer:
 
 
 @contextmanager
-def _signals(stop: threading.Event) -> Iterator[None]:
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """SIGTERM and SIGINT set ``stop``; only the main thread may install handlers."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -351,19 +379,26 @@ def run(
     stop_channels: bool = False,
     notifier: Notifier | None = None,
 ) -> int:
-    """Serve and sync until stopped; the exit status."""
+    """Serve and sync until stopped; the exit status.
+
+    The first pass over every calendar shows a progress bar on a terminal
+    (periodic log lines elsewhere); afterwards one log line per sync.
+    """
     stop = stop or threading.Event()
     notifier = notifier or Notifier()
     daemon_log = logging.getLogger("syncd")
     if daemon_log.getEffectiveLevel() > logging.INFO:
         daemon_log.setLevel(logging.INFO)  # a daemon says what it does; -v adds detail
     factory = sessions(assemble.store(settings))  # migrations first: READY means usable
-    with _signals(stop), ExitStack() as stack:
+    metrics = Metrics(factory)
+    heartbeat: Heartbeat | None = None
+    with stop_on_signals(stop), ExitStack() as stack:
         worker: Worker | None = None
         if role in ("all", "worker"):
             policy = assemble.policy(settings)
             syncers: dict[str, CalendarSync] = {}
             webhooks: dict[str, str] = {}
+            calendars: dict[str, list[str]] = {}
             for account in settings.require_accounts():
                 conn = stack.enter_context(
                     assemble.connected(
@@ -371,17 +406,34 @@ def run(
                     )
                 )
                 syncers[account.name] = CalendarSync(
-                    conn.provider, factory, policy, account=account.name
+                    metered(conn.provider, metrics), factory, policy, account=account.name
                 )
                 webhooks[account.name] = _webhook(account)
                 scheduler.enroll(factory, account.name, conn.provider.name, conn.calendars)
-            worker = Worker(factory, syncers, webhooks, settings.sync, on_sync=on_sync)
+                calendars[account.name] = list(conn.calendars)
+            heartbeat = Heartbeat()
+            enrolled = sum(len(listed) for listed in calendars.values())
+            worker = Worker(
+                factory,
+                syncers,
+                webhooks,
+                settings.sync,
+                on_sync=on_sync,
+                metrics=metrics,
+                progress=Progress(enrolled) if enrolled else None,
+            )
         server: WebServer | None = None
         if role in ("all", "web"):
             from syncd.web.app import create_app
 
             host, port = _listen(settings)
-            server = WebServer(create_app(factory, web=assemble.web_settings(settings)), host, port)
+            app = create_app(
+                factory,
+                web=assemble.web_settings(settings),
+                heartbeat=heartbeat,
+                registry=metrics.registry,
+            )
+            server = WebServer(app, host, port)
             if not server.start():
                 print(f"syncd: web.listen: cannot serve on {settings.web.listen}", flush=True)
                 return 1
@@ -394,6 +446,8 @@ def run(
         else:
 
             def beat() -> None:
+                if heartbeat is not None:
+                    heartbeat.beat()
                 notifier.watchdog()
 
             worker.beat = beat

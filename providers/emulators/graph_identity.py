@@ -296,15 +296,7 @@ class Authority:
                 "'client_assertion', 'client_secret' or 'request' is required for the "
                 "'client_credentials' grant type.",
             )
-        if not secrets.compare_digest(secret, self.client_secret):
-            raise EntraError(
-                401,
-                "invalid_client",
-                7000215,
-                "Invalid client secret provided. Ensure the secret being sent in the request is "
-                f"the client secret value, not the client secret ID, for a secret added to app "
-                f"'{self.client_id}'.",
-            )
+        self._require_secret(secret)
         scope = form.get("scope", "")
         if scope.strip() not in _SCOPES:
             raise EntraError(
@@ -481,6 +473,17 @@ class Authority:
 
     # ------------------------------------------------------------ internals
 
+    def _require_secret(self, secret: str) -> None:
+        if not secrets.compare_digest(secret, self.client_secret):
+            raise EntraError(
+                401,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is "
+                f"the client secret value, not the client secret ID, for a secret added to app "
+                f"'{self.client_id}'.",
+            )
+
     def _require_client(self, client_id: str) -> None:
         if client_id != self.client_id or not self._consented:
             raise EntraError(
@@ -541,15 +544,7 @@ class Authority:
                 "The request body must contain the following parameter: 'client_assertion' or "
                 "'client_secret'.",
             )
-        if not secrets.compare_digest(secret, self.client_secret):
-            raise EntraError(
-                401,
-                "invalid_client",
-                7000215,
-                "Invalid client secret provided. Ensure the secret being sent in the request is "
-                f"the client secret value, not the client secret ID, for a secret added to app "
-                f"'{self.client_id}'.",
-            )
+        self._require_secret(secret)
         presented = form.get("code", "")
         with self._lock:
             code = self._auth_codes.pop(presented, None)

@@ -156,6 +156,9 @@ class Calendar(Base):
     cursor_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     last_sync_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     next_sync_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # when the oldest change heard of (webhook, agenda edit) and not yet synced
+    # arrived: the start of the push-to-write lag
+    pushed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     error_count: Mapped[int] = mapped_column(Integer, default=0)
     needs_reauth: Mapped[bool] = mapped_column(Boolean, default=False)

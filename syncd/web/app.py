@@ -1,8 +1,9 @@
 """The ASGI application served by ``syncd run`` (and alone by ``syncd web``).
 
 Routes: the provider webhooks (``/hooks/...``), the agenda pages (``/m/...``,
-``/p/...``), the JSON API (``/api/v1/...``) and the stylesheet and the small
-script (``/static``).
+``/p/...``), the JSON API (``/api/v1/...``), the stylesheet and the small
+script (``/static``), and the probes and metrics (``/healthz``, ``/readyz``,
+``/metrics``).
 Every response carries the security headers; agenda tokens are redacted
 from uvicorn's access log.
 """
@@ -13,17 +14,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from syncd.web import api, hooks, pages, security
-from syncd.web.identity import authenticator_for
+from syncd import metrics
+from syncd.health import Heartbeat
+from syncd.web import api, health, hooks, pages, security
+from syncd.web.identity import Authenticator, SignInRequired, authenticator_for, sign_in_location
 from syncd.web.service import Agendas
 from syncd.web.settings import WebSettings
 
@@ -34,13 +38,25 @@ def create_app(
     factory: sessionmaker[Session],
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     web: WebSettings | None = None,
+    *,
+    heartbeat: Heartbeat | None = None,
+    registry: CollectorRegistry | None = None,
+    authenticator: Authenticator | None = None,
 ) -> Starlette:
+    """``heartbeat``: the scheduler's, when this process runs one (``/readyz`` checks it).
+    ``registry``: the process's metrics; by default a new one, where only the calendar
+    gauges (read from the database) have values: a web-only process syncs nothing.
+    ``authenticator``: instead of the one ``web`` names (tests hand msal's transport to it).
+    """
     settings = web or WebSettings()
-    authenticator = authenticator_for(settings)
+    authenticator = authenticator or authenticator_for(settings)
     agendas = Agendas(factory, clock, settings)
     page_routes = pages.Pages(agendas, authenticator, settings)
     api_routes = api.Api(agendas, authenticator, settings)
+    if registry is None:
+        registry = metrics.Metrics(factory).registry
     routes: list[BaseRoute] = [
+        *health.routes(factory, registry, heartbeat),
         *hooks.routes(factory, clock),
         *page_routes.routes(),
         *api_routes.routes(),
@@ -53,6 +69,11 @@ def create_app(
             return api.error(404, api.NOT_FOUND)
         return page_routes.not_found(request)
 
+    async def sign_in_required(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith(api.PREFIX + "/"):
+            return api.error(401, "sign in first")
+        return RedirectResponse(sign_in_location(request), status_code=303)
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if request.url.path.startswith(api.PREFIX + "/"):
@@ -63,5 +84,9 @@ def create_app(
     return Starlette(
         routes=routes,
         middleware=[Middleware(security.SecurityHeaders)],
-        exception_handlers={404: not_found, HTTPException: http_error},
+        exception_handlers={
+            404: not_found,
+            HTTPException: http_error,
+            SignInRequired: sign_in_required,
+        },
     )

@@ -1,4 +1,4 @@
-"""CSRF tokens, security headers, and keeping agenda tokens out of logs.
+"""CSRF tokens, security headers, and keeping agenda tokens out of logs (``syncd.logs``).
 
 CSRF is a double-submit token: a random value per browser in a cookie that
 pages cannot read (HttpOnly), SameSite=Strict and, when cookies are secure,
@@ -14,7 +14,6 @@ to treat the same way.
 from __future__ import annotations
 
 import hmac
-import logging
 import re
 import secrets
 
@@ -22,6 +21,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# One redaction for every log line, syncd's own and uvicorn's, re-exported here.
+from syncd.logs import RedactTokens as RedactTokens
+from syncd.logs import redact as redact
+from syncd.logs import redact_logs as redact_logs
 from syncd.web.settings import WebSettings
 
 CSRF_FIELD = "csrf"
@@ -102,30 +105,3 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-_TOKEN_PATH = re.compile(r"/(m|p|api/v1/meetings)/[^/?#\s\"]+")
-
-
-def redact(text: str) -> str:
-    """``/m/<token>/...`` -> ``/m/…/...``: a token in a log is a leaked agenda."""
-    return _TOKEN_PATH.sub(lambda match: f"/{match.group(1)}/…", text)
-
-
-class RedactTokens(logging.Filter):
-    """Redacts agenda tokens from any log record (uvicorn's access log among them)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        return True
-
-
-def redact_logs(*names: str) -> None:
-    """Install ``RedactTokens`` on the named loggers, once each."""
-    for name in names:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactTokens) for f in logger.filters):
-            logger.addFilter(RedactTokens())

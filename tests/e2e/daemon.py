@@ -131,15 +131,21 @@ class Daemon:
             return any(key in m and (value is None or m[key] == value) for m in self.messages)
 
     def synced(self) -> list[str]:
-        """The calendars this daemon synced, one entry per sync, in order."""
+        """The calendars this daemon synced, one entry per sync, in order.
+
+        Off a terminal syncd logs one JSON object per line; each sync's line
+        names its calendar in a field of its own.
+        """
         with self._lock:
             lines = list(self.lines)
-        marker = "synced "
-        return [
-            line.split(marker, 1)[1].split(":", 1)[0]
-            for line in lines
-            if marker in line and ": " in line.split(marker, 1)[1]
-        ]
+        done = []
+        for line in lines:
+            if not line.startswith("{"):
+                continue
+            entry = json.loads(line)
+            if entry.get("logger") == "syncd.runtime" and "calendar" in entry:
+                done.append(entry["calendar"])
+        return done
 
     def log(self) -> str:
         with self._lock:

@@ -65,6 +65,14 @@ def test_run_serves_syncs_stops_cleanly_on_sigterm_and_restarts_without_writes(
         page = httpx.get(f"http://127.0.0.1:{port}/m/{token[1]}")
         assert page.status_code == 200 and "Ana / Bo" in page.text
         wait_until(lambda: set(daemon.synced()) == set(PEOPLE), 60, "every calendar", daemon)
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        assert httpx.get(f"{base}/readyz").json() == {"status": "ready"}
+        exposition = httpx.get(f"{base}/metrics").text
+        assert re.search(r'syncd_syncs_total\{outcome="ok",provider="google"\} [1-9]', exposition)
+        assert re.search(r'syncd_writes_total\{provider="google"\} [1-9]', exposition)
+        assert re.search(r'syncd_provider_calls_total\{[^}]*method="changes"', exposition)
+        assert token[1] not in exposition and ANA not in exposition
         assert daemon.notified("WATCHDOG", "1")
         assert daemon.notified("STATUS")
 

@@ -1,7 +1,7 @@
 """The demo's organization and what it prints, synced the way the daemon syncs it.
 
 The emulators run for real (loopback); each calendar is synced by the same
-``CalendarSync`` the runtime uses and its report handed to ``Progress`` as
+``CalendarSync`` the runtime uses and its report handed to ``Narration`` as
 the runtime's ``on_sync`` would, so the order and the moment of each sync
 are the test's. ``tests/e2e/test_demo.py`` runs the whole of ``make demo``.
 """
@@ -35,7 +35,7 @@ class Run:
     settings: config.Settings
     factory: sessionmaker[Session]
     syncers: dict[str, CalendarSync]
-    progress: demo.Progress
+    progress: demo.Narration
     out: io.StringIO
     now: datetime
 
@@ -70,7 +70,7 @@ def run(tmp_path: Path) -> Iterator[Run]:
             ),
         }
         out = io.StringIO()
-        progress = demo.Progress(
+        progress = demo.Narration(
             settings,
             {demo.GOOGLE_ACCOUNT: google, demo.MICROSOFT_ACCOUNT: graph},
             out,
