@@ -185,18 +185,28 @@ class Worker:
     # -- the loop --------------------------------------------------------------------
 
     def _slots(self) -> scheduler.Slots:
+        """Free slots per account: its provider's cap, and never every slot of the process.
+
+        With several accounts, one account may hold at most all slots but one,
+        so an account whose calls hang until they time out cannot starve the
+        others.
+        """
         running: dict[str, int] = {}
         busy: set[str] = set()
         for claimed in self._in_flight.values():
-            running[claimed.provider] = running.get(claimed.provider, 0) + 1
+            running[claimed.account] = running.get(claimed.account, 0) + 1
             busy.add(claimed.address)
         free = self.concurrency - len(self._in_flight)
-        providers = {syncer.provider.name for syncer in self.syncers.values()}
-        per_provider = {
-            name: min(free, scheduler.PROVIDER_CONCURRENCY.get(name, 2) - running.get(name, 0))
-            for name in providers
+        share = self.concurrency - 1 if len(self.syncers) > 1 else self.concurrency
+        per_account = {
+            name: min(
+                free,
+                min(share, scheduler.PROVIDER_CONCURRENCY.get(syncer.provider.name, 2))
+                - running.get(name, 0),
+            )
+            for name, syncer in self.syncers.items()
         }
-        return scheduler.Slots(per_provider, frozenset(busy), limit=free)
+        return scheduler.Slots(per_account, frozenset(busy), limit=free)
 
     def _finish(self, done: set[Future[Report]]) -> None:
         finished = [self._in_flight.pop(future) for future in done]

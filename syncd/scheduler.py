@@ -45,9 +45,9 @@ MAX_POLL_INTERVAL = timedelta(hours=1)
 JITTER = 0.2
 LEASE = timedelta(minutes=2)
 
-#: How many calendars of one provider a process syncs at once: Graph allows
-#: four concurrent requests per mailbox and throttles apps that push harder;
-#: the memory provider is a single in-process structure.
+#: How many calendars of one account a process syncs at once, by provider:
+#: Graph allows four concurrent requests per mailbox and throttles apps that
+#: push harder; the memory provider is a single in-process structure.
 PROVIDER_CONCURRENCY: Mapping[str, int] = {"google": 8, "microsoft": 4, "caldav": 2, "memory": 1}
 
 
@@ -89,14 +89,19 @@ class Claim:
 
 @dataclass(frozen=True)
 class Slots:
-    """What a claimer may take on now: per provider, and mailboxes already busy."""
+    """What a claimer may take on now: per account, and mailboxes already busy.
 
-    per_provider: Mapping[str, int]
+    Caps are per account because that is what a provider's limits are per
+    (one credential, one tenant or domain): a slow or failing account uses
+    up its own slots, never another account's.
+    """
+
+    per_account: Mapping[str, int]
     busy: frozenset[str] = field(default_factory=frozenset)
-    limit: int | None = None  # all providers together
+    limit: int | None = None  # all accounts together
 
     def total(self) -> int:
-        total = sum(max(0, n) for n in self.per_provider.values())
+        total = sum(max(0, n) for n in self.per_account.values())
         return total if self.limit is None else min(total, self.limit)
 
 
@@ -210,14 +215,14 @@ def claim(
     cadence = cadence or Cadence()
     if slots.total() <= 0:
         return []
-    left = dict(slots.per_provider)
+    left = dict(slots.per_account)
     room = slots.total()
     busy = set(slots.busy)
     claims: list[Claim] = []
     until = now + cadence.lease
     with transaction(factory) as session:
         for row in _select_due(session, now, cadence, accounts, lock=True, unleased=True):
-            if left.get(row.provider, 0) <= 0 or row.address in busy:
+            if left.get(row.account, 0) <= 0 or row.address in busy:
                 continue
             won = session.execute(
                 update(Calendar)
@@ -230,7 +235,7 @@ def claim(
             )
             if won.rowcount != 1:  # type: ignore[attr-defined]
                 continue  # another claimer got there between our read and write
-            left[row.provider] -= 1
+            left[row.account] -= 1
             busy.add(row.address)
             claims.append(Claim(row.id, row.account, row.provider, row.address, until))
             room -= 1
@@ -299,7 +304,7 @@ def tick(
         factory,
         owner,
         now,
-        Slots(dict.fromkeys({s.provider.name for s in syncers.values()}, 1000000)),
+        Slots(dict.fromkeys(syncers, 1_000_000)),
         cadence,
         accounts=list(syncers),
     )

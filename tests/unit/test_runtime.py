@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -62,3 +63,49 @@ def test_a_crashing_calendar_is_recorded_and_backed_off_while_the_others_sync(
     assert rows[CY].last_error is None and rows[CY].last_sync_at == NOW
     assert {row.lease_owner for row in rows.values()} == {None}
     assert worker.totals.errors == 1 and worker.totals.writes >= 1
+
+
+class Hanging(MemoryProvider):
+    """Every read waits until released: an account whose API stopped answering."""
+
+    def __init__(self, calendars: list[str], release: threading.Event) -> None:
+        super().__init__(calendars)
+        self.release = release
+
+    def changes(self, calendar: str, cursor: str | None, window: Window) -> Iterator[ChangePage]:
+        self.release.wait(30)
+        return super().changes(calendar, cursor, window)
+
+
+def test_an_account_that_hangs_does_not_hold_up_another(db_engine: Engine) -> None:
+    world = World(db_engine)
+    factory = sessions(db_engine)
+    release = threading.Event()
+    stuck = ["x1@stuck.example", "x2@stuck.example"]
+    syncers = {
+        "stuck": CalendarSync(Hanging(stuck, release), factory, world.policy, account="stuck"),
+        "acme": CalendarSync(world.provider, factory, world.policy, account="acme"),
+    }
+    scheduler.enroll(factory, "stuck", "memory", stuck)
+    scheduler.enroll(factory, "acme", "memory", PEOPLE)
+    synced: list[str] = []
+    worker = Worker(
+        factory,
+        syncers,
+        {},
+        config.Sync(concurrency=2),
+        owner="w",
+        clock=lambda: NOW,
+        on_sync=lambda account, calendar, report: synced.append(calendar),
+    )
+    try:
+        for _ in range(40):
+            worker.step(0.1)
+            if set(PEOPLE) <= set(synced):
+                break
+        assert set(PEOPLE) <= set(synced)  # all of acme's, one at a time in the other slot
+        assert not set(stuck) & set(synced)
+    finally:
+        release.set()
+        worker.drain()
+    assert set(synced) >= {stuck[0]}

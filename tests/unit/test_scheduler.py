@@ -48,7 +48,8 @@ MEMORY = Slots({"memory": 10})
 def _calendars(engine: Engine, *names: str, provider: str = "memory", **fields: object) -> None:
     with transaction(sessions(engine)) as session:
         for name in names:
-            session.add(Calendar(account="a", provider=provider, address=name, **fields))
+            # one account per provider here: slots are per account
+            session.add(Calendar(account=provider, provider=provider, address=name, **fields))
 
 
 def _addresses(claims: list[Claim]) -> list[str]:
@@ -89,7 +90,7 @@ def test_renew_and_release_only_touch_the_owners_own_leases(db_engine: Engine) -
     assert owners == {"ana": "w2", "bo": None}
 
 
-def test_slots_bound_each_provider_the_total_and_a_busy_mailbox(db_engine: Engine) -> None:
+def test_slots_bound_each_account_the_total_and_a_busy_mailbox(db_engine: Engine) -> None:
     factory = sessions(db_engine)
     _calendars(db_engine, "g1", "g2", "g3", provider="google")
     _calendars(db_engine, "m1", "m2", provider="microsoft")
