@@ -124,7 +124,6 @@ class Worker:
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="sync")
         self._in_flight: dict[Future[Report], scheduler.Claim] = {}
         self._renewed = time.monotonic()
-        self._lock = threading.Lock()
 
     # -- one calendar ------------------------------------------------------------
 
@@ -266,7 +265,7 @@ class Worker:
         shown = ""
         while not stop.is_set():
             try:
-                self.step(0 if stop.is_set() else IDLE_WAIT)
+                self.step()
             except db_errors.DBAPIError as error:  # the database went away: keep trying
                 log.error("scheduler: database error: %s", error.orig)
                 stop.wait(5)
