@@ -24,6 +24,14 @@ How the Provider terms map onto the Calendar API:
   email for our edit). Our meeting token goes into
   ``extendedProperties.private``, which belongs to the organizer's copy only.
 
+* **directory** – an organization can have ``calendars()`` list everyone:
+  the Admin SDK Directory API's ``users.list`` (``customer=my_customer``, or
+  one ``domain``), paged with ``pageToken``, suspended and archived users
+  left out, ``primaryEmail`` lowercased. Only administrators may call it, so
+  it runs on a credential delegated to one (``directory_admin``) with the one
+  scope it needs, admin.directory.user.readonly; a refusal (scope not in the
+  domain-wide delegation, subject not an admin) is ``AuthRevoked``.
+
 Every HTTP failure becomes a ``providers.base`` error in ``error_for`` and
 nowhere else. Retrying is the caller's business (the engine retries
 ``Transient`` and ``RateLimited`` with backoff), so requests here are sent
@@ -35,6 +43,7 @@ service per person (``threading.local``).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import socket
@@ -69,6 +78,12 @@ from syncd.model import Attendee, ChangePage, Event, EventType, Response, Window
 
 DEFAULT_API_ROOT = "https://www.googleapis.com/calendar/v3/"
 TAG_PROPERTY = "syncdMeeting"  # our key in extendedProperties.private
+#: The Admin SDK's root (its discovery document's servicePath is empty: the
+#: method paths start with ``admin/directory/v1/``).
+DEFAULT_DIRECTORY_ROOT = "https://admin.googleapis.com/"
+#: The one scope the directory listing asks for; domain-wide delegation must grant it.
+DIRECTORY_SCOPE = "https://www.googleapis.com/auth/admin.directory.user.readonly"
+DIRECTORY_PAGE_SIZE = 500  # users.list's maximum maxResults
 
 _EVENT_TYPES = {
     "default": EventType.DEFAULT,
@@ -138,6 +153,19 @@ def error_for(error: Exception) -> ProviderError:
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
+
+
+def directory_error_for(error: Exception) -> ProviderError:
+    """``error_for``, except that a 403 from the Admin SDK is a grant a person must fix.
+
+    users.list answers 403 ``forbidden`` when the delegated subject is no
+    administrator and ``insufficientPermissions`` when the token lacks the
+    scope; neither goes away by retrying.
+    """
+    mapped = error_for(error)
+    if type(mapped) is ProviderError and isinstance(error, HttpError) and error.resp.status == 403:
+        return AuthRevoked(f"directory: {mapped}")
+    return mapped
 
 
 # --------------------------------------------------------------------------- mapping
@@ -221,6 +249,98 @@ def _is_removal(item: Mapping[str, Any]) -> bool:
 # --------------------------------------------------------------------------- provider
 
 
+# --------------------------------------------------------------------------- directory
+
+
+def directory_root(api_root: str) -> str:
+    """Where the Admin SDK is, given where the Calendar API is.
+
+    Production has its own host for it; an emulator (or proxy) serves both
+    under one root, which is the Calendar root without ``calendar/v3/``.
+    """
+    if api_root == DEFAULT_API_ROOT:
+        return DEFAULT_DIRECTORY_ROOT
+    return api_root.removesuffix("calendar/v3/")
+
+
+def watched(configured: Sequence[str], listed: Sequence[str], exclude: Sequence[str]) -> list[str]:
+    """The configured calendars, then the directory's people not excluded and not yet named.
+
+    Excludes are case-insensitive fnmatch patterns for the directory only:
+    what the config names explicitly is always watched.
+    """
+    found = list(dict.fromkeys(configured))
+    seen = {address.casefold() for address in found}
+    for address in listed:
+        folded = address.casefold()
+        if folded in seen or any(fnmatch.fnmatchcase(folded, p) for p in exclude):
+            continue
+        seen.add(folded)
+        found.append(address)
+    return found
+
+
+class GoogleDirectory:
+    """The people of one Workspace customer (or one of its domains), from users.list.
+
+    A service is built per listing: listings are rare (at start, then about
+    hourly) and may come from any thread, and httplib2 is not thread-safe.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        domain: str = "",
+        root: str = DEFAULT_DIRECTORY_ROOT,
+        page_size: int = DIRECTORY_PAGE_SIZE,
+        timeout: float = 30.0,
+    ) -> None:
+        self._credentials = credentials
+        self._domain = domain
+        self._root = root
+        self._page_size = page_size
+        self._timeout = timeout
+
+    def addresses(self) -> list[str]:
+        """Every active user's primary address, lowercased, in the order listed."""
+        try:
+            http = AuthorizedHttp(self._credentials, http=httplib2.Http(timeout=self._timeout))
+            users = build(
+                "admin",
+                "directory_v1",
+                http=http,
+                static_discovery=True,
+                cache_discovery=False,
+                client_options={"api_endpoint": self._root},
+            ).users()
+        except Exception as error:
+            raise directory_error_for(error) from error
+        where = {"domain": self._domain} if self._domain else {"customer": "my_customer"}
+        found: list[str] = []
+        page_token: str | None = None
+        while True:
+            request = users.list(
+                **where, maxResults=self._page_size, projection="basic", pageToken=page_token
+            )
+            try:
+                page = cast(dict[str, Any], request.execute(num_retries=0))
+            except Exception as error:  # every failure is mapped; none escapes raw
+                raise directory_error_for(error) from error
+            for user in page.get("users") or ():
+                if user.get("suspended") or user.get("archived"):
+                    continue
+                address = str(user.get("primaryEmail") or "").strip().lower()
+                if address:
+                    found.append(address)
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                return found
+
+
+# --------------------------------------------------------------------------- provider
+
+
 class GoogleProvider:
     """One Google Workspace domain (organization mode) or one person (single-user)."""
 
@@ -235,8 +355,12 @@ class GoogleProvider:
         send_updates: str = "none",
         page_size: int = 250,
         timeout: float = 30.0,
+        directory: GoogleDirectory | None = None,
+        directory_exclude: Sequence[str] = (),
     ) -> None:
         self._calendars = list(calendars)
+        self._directory = directory
+        self._exclude = [pattern.casefold() for pattern in directory_exclude]
         self._credentials_for = credentials_for
         self._api_root = api_root
         self._send_updates = send_updates
@@ -295,7 +419,10 @@ class GoogleProvider:
     # -- the Provider protocol ------------------------------------------------------
 
     def calendars(self) -> list[str]:
-        return list(self._calendars)
+        """The configured calendars and, with a directory, everyone it lists now."""
+        if self._directory is None:
+            return list(self._calendars)
+        return watched(self._calendars, self._directory.addresses(), self._exclude)
 
     def changes(self, calendar: str, cursor: str | None, window: Window) -> Iterator[ChangePage]:
         params: dict[str, Any] = {

@@ -61,6 +61,14 @@ How the Provider terms map onto Graph:
   ``missed``) go to the same address: they carry ``lifecycleEvent`` in the
   body, so one route tells them apart and one URL needs validating.
 
+* **directory** – an organization can have ``calendars()`` list everyone:
+  ``GET /users`` with ``$select=id,mail,userPrincipalName,accountEnabled``
+  and ``$filter=accountEnabled eq true`` (a filter Graph serves without
+  advanced query headers), following ``@odata.nextLink``; a user without
+  ``mail`` has no mailbox and is left out. The app needs the application
+  permission User.Read.All; without it Graph answers 403
+  ``Authorization_RequestDenied``: ``AuthRevoked``.
+
 Every failure becomes a ``providers.base`` error in ``error_for`` and nowhere
 else (an id Exchange cannot parse, 400 ``ErrorInvalidIdMalformed``, names no
 event: ``NotFound``). Retrying is the caller's business (the engine retries ``Transient`` and
@@ -72,6 +80,7 @@ notices.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import logging
 import re
@@ -123,6 +132,12 @@ _EXPAND_TAG = f"singleValueExtendedProperties($filter=id eq '{TAG_PROPERTY}')"
 SUBSCRIPTION_LIFETIME = timedelta(minutes=4_230)
 _LIFETIME_MARGIN = timedelta(minutes=10)
 MAX_CLIENT_STATE = 128
+
+#: users.list's largest page; the directory is listed rarely, in as few calls as possible.
+DIRECTORY_PAGE_SIZE = 999
+_DIRECTORY_SELECT = "id,mail,userPrincipalName,accountEnabled"
+#: The concurrency gate directory requests hold: no mailbox is named so.
+_DIRECTORY_GATE = "/users"
 
 #: How far the caller's window may run past a delta round's end, as a fraction
 #: of the round's length, before the cursor is treated as expired.
@@ -536,8 +551,14 @@ class MicrosoftProvider:
         transport: httpx.BaseTransport | None = None,
         cache_size: int = 50_000,
         subscription_lifetime: timedelta = SUBSCRIPTION_LIFETIME,
+        directory: bool = False,
+        directory_exclude: Sequence[str] = (),
+        directory_page_size: int = DIRECTORY_PAGE_SIZE,
     ) -> None:
         self._calendars = list(calendars)
+        self._directory = directory
+        self._exclude = [pattern.casefold() for pattern in directory_exclude]
+        self._directory_page_size = directory_page_size
         self._token = token
         self._fresh_token: Callable[[], str] = (
             token.refresh if isinstance(token, RefreshableToken) else token
@@ -702,7 +723,52 @@ class MicrosoftProvider:
     # -- the Provider protocol ------------------------------------------------------
 
     def calendars(self) -> list[str]:
-        return list(self._calendars)
+        """The configured mailboxes and, with the directory on, everyone it lists now.
+
+        What the config names is always watched; ``directory_exclude``
+        (case-insensitive fnmatch patterns) filters the directory only.
+        """
+        if not self._directory:
+            return list(self._calendars)
+        found = list(dict.fromkeys(self._calendars))
+        seen = {address.casefold() for address in found}
+        for address in self.directory():
+            folded = address.casefold()
+            if folded in seen or any(fnmatch.fnmatchcase(folded, p) for p in self._exclude):
+                continue
+            seen.add(folded)
+            found.append(address)
+        return found
+
+    def directory(self) -> list[str]:
+        """The mailbox address of every enabled user of the tenant, lowercased."""
+        query = {
+            "$select": _DIRECTORY_SELECT,
+            "$filter": "accountEnabled eq true",
+            "$top": str(self._directory_page_size),
+        }
+        url = f"{self._root}users?{_query(query)}"
+        found: list[str] = []
+        while True:
+            try:
+                page = self._json(_DIRECTORY_GATE, "GET", url)
+            except AuthRevoked as error:
+                raise AuthRevoked(
+                    f"directory: listing users needs the application permission "
+                    f"User.Read.All, admin-consented: {error}"
+                ) from error
+            for user in page.get("value") or ():
+                mail = user.get("mail") if isinstance(user, dict) else None
+                if not mail or user.get("accountEnabled") is False:
+                    continue  # no mailbox, or disabled after all
+                found.append(str(mail).strip().lower())
+            next_link = page.get("@odata.nextLink")
+            if not next_link:
+                return found
+            try:
+                url = self._link(str(next_link))
+            except CursorExpired as error:
+                raise ProviderError(f"directory: {error}") from error
 
     def changes(self, calendar: str, cursor: str | None, window: Window) -> Iterator[ChangePage]:
         if cursor is None:

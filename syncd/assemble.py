@@ -8,6 +8,7 @@ which provider it talks to.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from google.oauth2 import service_account
 from sqlalchemy import Engine
 
 from providers.base import AuthRevoked, Provider, ProviderError, Transient
-from providers.google import GoogleProvider
+from providers.google import DIRECTORY_SCOPE, GoogleDirectory, GoogleProvider, directory_root
 from providers.memory import MemoryProvider
 from providers.microsoft import MicrosoftProvider, app_token_source, error_for
 from syncd import config, detect, secrets
@@ -60,6 +61,9 @@ def store(settings: config.Settings) -> Engine:
     return engine
 
 
+log = logging.getLogger(__name__)
+
+
 @dataclass
 class Connected:
     """One account's provider and the calendars it watches."""
@@ -67,6 +71,38 @@ class Connected:
     account: config.Account
     provider: Provider
     calendars: list[str]
+    #: Why the account's directory could not be listed last time it was asked
+    #: (``calendars`` then kept what it had); None once a listing succeeds.
+    directory_error: ProviderError | None = None
+
+
+def refresh_calendars(conn: Connected) -> list[str]:
+    """List a directory account's calendars again; the whole list, now in ``conn.calendars``.
+
+    People join and leave an organization while the daemon runs, so the
+    runtime calls this now and then (hourly is plenty) and enrolls what it
+    returns. Accounts without a directory keep their configured list without
+    any request. A failed listing (a revoked permission, an outage) keeps the
+    previous list, is logged as one line and kept in ``conn.directory_error``:
+    one account's directory never stops the daemon.
+    """
+    if not conn.account.directory:
+        return list(conn.calendars)
+    try:
+        listed = conn.provider.calendars()
+    except ProviderError as error:
+        conn.directory_error = error
+        log.warning(
+            "account %s: cannot list the directory (%s: %s); still watching %d calendars",
+            conn.account.name,
+            type(error).__name__,
+            error,
+            len(conn.calendars),
+        )
+        return list(conn.calendars)
+    conn.directory_error = None
+    conn.calendars = listed
+    return list(listed)
 
 
 class UnsupportedProvider(Exception):
@@ -79,6 +115,7 @@ def google(account: config.Account, settings: config.Settings) -> GoogleProvider
     assert options is not None, "the config parser sets google options on google accounts"
     index = settings.accounts.index(account)
     key = f"accounts[{index}]"
+    directory: GoogleDirectory | None = None
     if options.mode is config.GoogleMode.ORGANIZATION:
         path = secrets.resolve(
             options.service_account_file, settings.directory, f"{key}.service_account_file"
@@ -97,6 +134,15 @@ def google(account: config.Account, settings: config.Settings) -> GoogleProvider
             return cast(Credentials, delegating.with_subject(person))
 
         calendars: Sequence[str] = account.calendars
+        if account.directory:
+            # Only the admin's credential asks for the directory scope, so that
+            # everyone else's tokens stay calendar-only.
+            admin = delegating.with_scopes([DIRECTORY_SCOPE]).with_subject(options.directory_admin)
+            directory = GoogleDirectory(
+                cast(Credentials, admin),
+                domain=options.directory_domain,
+                root=directory_root(options.api_root),
+            )
     else:
         assert options.token_file is not None
         grant = secrets.load_google_grant(
@@ -119,6 +165,8 @@ def google(account: config.Account, settings: config.Settings) -> GoogleProvider
         api_root=options.api_root,
         send_updates=options.send_updates.value,
         page_size=settings.sync.page_size,
+        directory=directory,
+        directory_exclude=account.directory_exclude,
     )
 
 
@@ -253,6 +301,8 @@ def microsoft(
         graph_root=options.graph_root,
         page_size=min(settings.sync.page_size, 1000),
         subscription_lifetime=timedelta(minutes=options.subscription_minutes),
+        directory=account.directory,
+        directory_exclude=account.directory_exclude,
     )
 
 
@@ -267,12 +317,12 @@ def connected(
     """
     if account.provider is config.ProviderName.GOOGLE:
         provider: Provider = google(account, settings)
-        yield Connected(account, provider, provider.calendars())
+        yield _listed(account, provider)
         return
     if account.provider is config.ProviderName.MICROSOFT:
         graph = microsoft(account, settings, http_client=microsoft_http_client)
         try:
-            yield Connected(account, graph, graph.calendars())
+            yield _listed(account, graph)
         finally:
             graph.close()
         return
@@ -293,6 +343,19 @@ def connected(
     finally:
         if state is not None:
             memory.save(state)
+
+
+def _listed(account: config.Account, provider: Provider) -> Connected:
+    """The connection with its calendars; a directory that cannot be listed yet is logged.
+
+    Until a listing succeeds, a directory account watches what the config
+    names (perhaps nothing); ``refresh_calendars`` tries again later.
+    """
+    if not account.directory:
+        return Connected(account, provider, provider.calendars())
+    conn = Connected(account, provider, list(account.calendars))
+    refresh_calendars(conn)
+    return conn
 
 
 def web_settings(settings: config.Settings) -> WebSettings:

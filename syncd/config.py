@@ -245,6 +245,12 @@ class GoogleAccount:
     api_root: str = GOOGLE_API_ROOT
     send_updates: SendUpdates = SendUpdates.NONE
     webhook_url: str = ""
+    #: With ``Account.directory``: the administrator the Admin SDK is called as
+    #: (the Directory API answers administrators only), case-folded.
+    directory_admin: str = ""
+    #: With ``Account.directory``: one domain's users; empty means the whole
+    #: customer (``customer=my_customer``).
+    directory_domain: str = ""
 
 
 GRAPH_ROOT = "https://graph.microsoft.com/v1.0/"
@@ -284,6 +290,13 @@ class Account:
     provider: ProviderName = ProviderName.MEMORY
     calendars: tuple[str, ...] = ()
     state_file: Path | None = None
+    #: Google and Microsoft organization mode: also watch every active person
+    #: the organization's directory lists (re-listed by the daemon), so that
+    #: ``calendars`` need not name everyone.
+    directory: bool = False
+    #: Case-insensitive fnmatch patterns of directory addresses not to watch
+    #: (rooms, shared and no-reply mailboxes); ``calendars`` is never filtered.
+    directory_exclude: tuple[str, ...] = ()
     #: Set exactly when ``provider`` is google.
     google: GoogleAccount | None = None
     #: Set exactly when ``provider`` is microsoft.
@@ -959,26 +972,57 @@ class _Parser:
                             f"{p}.{key}",
                             f"only {owners} accounts use this key (this account is {provider})",
                         )
+            directory, exclude = self.directory_keys(entry, p, provider)
             google = None
             microsoft = None
             if provider is ProviderName.GOOGLE:
-                google = self.google(entry, p, name, calendars)
+                google = self.google(entry, p, name, calendars, directory=directory)
             elif provider is ProviderName.MICROSOFT:
-                microsoft = self.microsoft(entry, p, name, calendars)
+                microsoft = self.microsoft(entry, p, name, calendars, directory=directory)
             accounts.append(
                 Account(
                     name=name,
                     provider=provider,
                     calendars=tuple(calendars),
                     state_file=self.file_path(state_text) if state_text else None,
+                    directory=directory,
+                    directory_exclude=exclude,
                     google=google,
                     microsoft=microsoft,
                 )
             )
         return tuple(accounts)
 
+    def directory_keys(
+        self, entry: Mapping[str, object], p: str, provider: ProviderName
+    ) -> tuple[bool, tuple[str, ...]]:
+        """``directory`` and ``directory_exclude``; the mode is checked per provider."""
+        directory = self.boolean(entry, p, "directory", False)
+        patterns = self.strings(entry, p, "directory_exclude", ())
+        listed = provider in (ProviderName.GOOGLE, ProviderName.MICROSOFT)
+        if (directory or patterns) and not listed:
+            key = "directory" if directory else "directory_exclude"
+            self.fail(
+                f"{p}.{key}",
+                f"only google and microsoft accounts use this key (this account is {provider})",
+            )
+        if patterns and not directory:
+            self.fail(f"{p}.directory_exclude", "only used with directory = true")
+        exclude: list[str] = []
+        for i, pattern in enumerate(patterns):
+            if not pattern.strip():
+                self.fail(f"{p}.directory_exclude[{i}]", "must not be empty")
+            exclude.append(pattern.strip().casefold())
+        return directory, tuple(exclude)
+
     def microsoft(
-        self, entry: Mapping[str, object], p: str, name: str, calendars: Sequence[str]
+        self,
+        entry: Mapping[str, object],
+        p: str,
+        name: str,
+        calendars: Sequence[str],
+        *,
+        directory: bool = False,
     ) -> MicrosoftAccount:
         d = MicrosoftAccount()
         mode = self.choice(entry, p, "mode", d.mode, "mode")
@@ -1006,12 +1050,14 @@ class _Parser:
             if not values[key]:
                 self.fail(f"{p}.{key}", f"required for provider 'microsoft' in {mode} mode: {what}")
         token_file: Path | None = None
+        if directory and not organization:
+            self.fail(f"{p}.directory", f"organization mode only (this account is {mode})")
         if organization:
-            if not calendars:
+            if not calendars and not directory:
                 self.fail(
                     f"{p}.calendars",
                     "required for provider 'microsoft': list the mailboxes whose calendars "
-                    "to watch",
+                    "to watch (or set directory = true)",
                 )
             secret = self.secret_source(f"{p}.client_secret_file", secret_text)
         else:
@@ -1058,7 +1104,13 @@ class _Parser:
         )
 
     def google(
-        self, entry: Mapping[str, object], p: str, name: str, calendars: Sequence[str]
+        self,
+        entry: Mapping[str, object],
+        p: str,
+        name: str,
+        calendars: Sequence[str],
+        *,
+        directory: bool = False,
     ) -> GoogleAccount:
         d = GoogleAccount()
         mode = self.choice(entry, p, "mode", d.mode, "mode")
@@ -1093,12 +1145,14 @@ class _Parser:
                     "required for provider 'google' in organization mode: the service account "
                     "key file (a path or credential:NAME)",
                 )
-            if not calendars:
+            if not calendars and not directory:
                 self.fail(
                     f"{p}.calendars",
                     "required for provider 'google' in organization mode: list the addresses "
-                    "of the calendars to watch",
+                    "of the calendars to watch (or set directory = true)",
                 )
+        elif directory:
+            self.fail(f"{p}.directory", f"organization mode only (this account is {mode})")
         else:
             if not client_secrets:
                 self.fail(
@@ -1126,6 +1180,21 @@ class _Parser:
         webhook_url = self.string(entry, p, "webhook_url", d.webhook_url).strip()
         if webhook_url:
             webhook_url = self.url(f"{p}.webhook_url", webhook_url)
+        admin = self.string(entry, p, "directory_admin", d.directory_admin).strip()
+        domain = self.string(entry, p, "directory_domain", d.directory_domain).strip()
+        if directory:
+            if not admin:
+                self.fail(
+                    f"{p}.directory_admin",
+                    "required with directory = true: an administrator's address the service "
+                    "account may act as (the Directory API answers administrators only)",
+                )
+            admin = self.address(f"{p}.directory_admin", admin)
+            domain = self.domain(f"{p}.directory_domain", domain) if domain else ""
+        else:
+            for key, value in (("directory_admin", admin), ("directory_domain", domain)):
+                if value:
+                    self.fail(f"{p}.{key}", "only used with directory = true")
         return GoogleAccount(
             mode=mode,
             service_account_file=service_account,
@@ -1134,4 +1203,6 @@ class _Parser:
             api_root=api_root,
             send_updates=self.choice(entry, p, "send_updates", d.send_updates, "value"),
             webhook_url=webhook_url,
+            directory_admin=admin,
+            directory_domain=domain,
         )

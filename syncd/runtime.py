@@ -52,6 +52,8 @@ OnSync = Callable[[str, str, Report], None]
 #: How often the loop wakes when nothing finishes: the latency of a push mark
 #: or of a webhook-marked calendar, at worst.
 IDLE_WAIT = 1.0
+#: How often a directory account's people are listed again (joiners, leavers).
+DIRECTORY_REFRESH = 3600.0
 #: Channels are (re)opened at most this often per calendar, when synced.
 CHANNEL_TTL = timedelta(days=7)
 #: A sync that lost a database race (two workers creating the same pair or
@@ -124,6 +126,8 @@ class Worker:
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="sync")
         self._in_flight: dict[Future[Report], scheduler.Claim] = {}
         self._renewed = time.monotonic()
+        #: The calendars each account watches now; a directory refresh replaces a set.
+        self.watching: dict[str, frozenset[str]] | None = None
 
     # -- one calendar ------------------------------------------------------------
 
@@ -249,7 +253,13 @@ class Worker:
         """Claim what is due and fits, then wait for a sync to end or ``wait_seconds``."""
         self.beat()
         claims = scheduler.claim(
-            self.factory, self.owner, self.clock(), self._slots(), self.cadence, list(self.syncers)
+            self.factory,
+            self.owner,
+            self.clock(),
+            self._slots(),
+            self.cadence,
+            list(self.syncers),
+            self.watching,
         )
         for claimed in claims:
             self._in_flight[self._pool.submit(self._sync_one, claimed)] = claimed
@@ -373,6 +383,27 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _refresh_directories(
+    factory: sessionmaker[Session],
+    worker: Worker,
+    conns: Mapping[str, assemble.Connected],
+    stop: threading.Event,
+) -> None:
+    """List directory accounts' people again, hourly: enroll joiners, stop claiming leavers."""
+    while not stop.wait(DIRECTORY_REFRESH):
+        for name, conn in conns.items():
+            if not conn.account.directory:
+                continue
+            listed = assemble.refresh_calendars(conn)
+            try:
+                scheduler.enroll(factory, name, conn.provider.name, listed)
+            except db_errors.DBAPIError as error:  # e.g. two workers enrolling at once
+                log.warning("account %s: enrolling the directory failed: %s", name, error.orig)
+                continue
+            if worker.watching is not None:
+                worker.watching = {**worker.watching, name: frozenset(listed)}
+
+
 def _webhook(account: config.Account) -> str:
     options = account.google or account.microsoft
     return options.webhook_url if options is not None else ""
@@ -408,6 +439,7 @@ def run(
             syncers: dict[str, CalendarSync] = {}
             webhooks: dict[str, str] = {}
             calendars: dict[str, list[str]] = {}
+            conns: dict[str, assemble.Connected] = {}
             for account in settings.require_accounts():
                 conn = stack.enter_context(
                     assemble.connected(
@@ -420,6 +452,7 @@ def run(
                 webhooks[account.name] = _webhook(account)
                 scheduler.enroll(factory, account.name, conn.provider.name, conn.calendars)
                 calendars[account.name] = list(conn.calendars)
+                conns[account.name] = conn
             heartbeat = Heartbeat()
             enrolled = sum(len(listed) for listed in calendars.values())
             worker = Worker(
@@ -431,6 +464,14 @@ def run(
                 metrics=metrics,
                 progress=Progress(enrolled) if enrolled else None,
             )
+            worker.watching = {name: frozenset(listed) for name, listed in calendars.items()}
+            if any(conn.account.directory for conn in conns.values()):
+                threading.Thread(
+                    target=_refresh_directories,
+                    args=(factory, worker, conns, stop),
+                    name="directory",
+                    daemon=True,
+                ).start()
         server: WebServer | None = None
         if role in ("all", "web"):
             from syncd.web.app import create_app

@@ -210,8 +210,14 @@ def claim(
     slots: Slots,
     cadence: Cadence | None = None,
     accounts: Collection[str] | None = None,
+    watching: Mapping[str, Collection[str]] | None = None,
 ) -> list[Claim]:
-    """Lease due calendars to ``owner``, within ``slots``; the leases are committed."""
+    """Lease due calendars to ``owner``, within ``slots``; the leases are committed.
+
+    ``watching``: the calendars each account watches now, when that can change
+    while running (a directory account): someone who left keeps their row,
+    history and agendas, but is no longer claimed.
+    """
     cadence = cadence or Cadence()
     if slots.total() <= 0:
         return []
@@ -223,6 +229,8 @@ def claim(
     with transaction(factory) as session:
         for row in _select_due(session, now, cadence, accounts, lock=True, unleased=True):
             if left.get(row.account, 0) <= 0 or row.address in busy:
+                continue
+            if watching is not None and row.address not in watching.get(row.account, ()):
                 continue
             won = session.execute(
                 update(Calendar)

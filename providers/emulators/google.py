@@ -33,6 +33,10 @@ docstring; in short:
   organizer-only fields (403 ``forbiddenForNonOrganizer``).
 * ``syncToken`` with a filter parameter is 400 ``invalid`` naming the
   parameter; an unknown, foreign or expired token is 410 ``fullSyncRequired``.
+* The Admin SDK's ``users.list`` (google_directory) lists the users, answers
+  administrators only (``add_user(..., admin=True)``) and needs an
+  admin.directory.user scope; ``delegate_scopes`` models the domain-wide
+  delegation an admin configured.
 """
 
 from __future__ import annotations
@@ -46,12 +50,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from providers.memory import Recurrence
+from providers.calendar_model import Recurrence
 from syncd.model import Attendee, EventType
 
 from ._server import Served
 from ._world import WorldEdits
 from .google_auth import Authority
+from .google_directory import Directory
 from .google_faults import OPS, GoogleFaults
 from .google_http import ApiApp, Recorded, serve
 from .google_listing import Queries
@@ -86,6 +91,8 @@ class GoogleEmulator(WorldEdits, Served):
         self._push = PushHub(project_id=self._authority.project_id)
         self._store.listener = self._push.changed
         self.faults = GoogleFaults(self._store, self._push)
+        self._directory = Directory(self._store, self._authority, self.faults)
+        self.customer_id = self._directory.customer_id
         self.requests: list[Recorded] = []
         self._app = ApiApp(
             store=self._store,
@@ -94,6 +101,7 @@ class GoogleEmulator(WorldEdits, Served):
             push=self._push,
             faults=self.faults,
             requests=self.requests,
+            directory=self._directory,
         )
         self._server = serve(self._app, host, port)
         bound_host, bound_port = self._server.server_address[:2]
@@ -111,9 +119,40 @@ class GoogleEmulator(WorldEdits, Served):
 
     # ------------------------------------------------------------ accounts
 
-    def add_user(self, address: str) -> None:
-        """A person in the domain: a primary calendar, and a subject for delegation."""
+    def add_user(
+        self,
+        address: str,
+        *,
+        suspended: bool = False,
+        archived: bool = False,
+        admin: bool = False,
+    ) -> None:
+        """A person in the domain: a primary calendar, and a subject for delegation.
+
+        The flags are what the Admin SDK's users.list says of them; the address
+        is their ``primaryEmail`` as given (any case).
+        """
         self._store.add_calendar(address)
+        self._directory.set_flags(address, suspended=suspended, archived=archived, admin=admin)
+
+    def set_directory_flags(
+        self,
+        address: str,
+        *,
+        suspended: bool | None = None,
+        archived: bool | None = None,
+        admin: bool | None = None,
+    ) -> None:
+        """Suspend, archive or make an admin of a person already added (None: unchanged)."""
+        self._directory.set_flags(address, suspended=suspended, archived=archived, admin=admin)
+
+    def delegate_scopes(self, scopes: Iterable[str] | None) -> None:
+        """The scopes domain-wide delegation grants the service account (None: any).
+
+        A delegated token request for any other scope is refused with
+        ``unauthorized_client``, as Google refuses it.
+        """
+        self._authority.delegated_scopes = None if scopes is None else frozenset(scopes)
 
     add_calendar = add_user  # the memory provider's name for the same thing
 

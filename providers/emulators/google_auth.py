@@ -35,8 +35,11 @@ grants anew; refresh tokens from before the revocation stay dead.
 Choices where Google documents nothing exact: an unknown ``iss`` is
 ``invalid_grant`` "Invalid grant: account not found"; a jwt-bearer request
 without a scope is ``invalid_scope``; API calls check scopes (read needs one of
-the calendar or calendar.events scopes, readonly or not; patch a read-write one)
-and answer 403 ``insufficientPermissions`` otherwise.
+the calendar or calendar.events scopes, readonly or not; patch a read-write one;
+the directory one of the admin.directory.user scopes) and answer 403
+``insufficientPermissions`` otherwise. With ``delegated_scopes`` set (the
+domain-wide delegation an admin configured), a delegated token asking for
+any other scope is 401 ``unauthorized_client``, as Google answers it.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ from cryptography.x509.oid import NameOID
 
 from .google_errors import ApiError, OAuthError
 
-__all__ = ["READ_SCOPES", "WRITE_SCOPES", "Authority", "Grant"]
+__all__ = ["DIRECTORY_SCOPES", "READ_SCOPES", "WRITE_SCOPES", "Authority", "Grant"]
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _SCOPE_ROOT = "https://www.googleapis.com/auth/"
@@ -71,6 +74,14 @@ READ_SCOPES = WRITE_SCOPES | {
     _SCOPE_ROOT + "calendar.readonly",
     _SCOPE_ROOT + "calendar.events.readonly",
 }
+#: The Admin SDK's users.list accepts either (users.list's documented scopes).
+DIRECTORY_SCOPES = frozenset(
+    {_SCOPE_ROOT + "admin.directory.user", _SCOPE_ROOT + "admin.directory.user.readonly"}
+)
+_UNDELEGATED = (
+    "Client is unauthorized to retrieve access tokens using this method, or client not "
+    "authorized for any of the scopes requested."
+)
 # google-auth signs every assertion for Google's token endpoint whatever token_uri
 # it posts to, and Google also accepts its older token URIs as audience.
 GOOGLE_TOKEN_AUDIENCES = (
@@ -150,6 +161,9 @@ class Authority:
         self._codes: dict[str, _Code] = {}
         self._revoked: set[str] = set()
         self._generation: dict[str, int] = {}
+        #: The scopes the Workspace admin delegated to the service account
+        #: (Admin console, domain-wide delegation); None: whatever it asks for.
+        self.delegated_scopes: frozenset[str] | None = None
 
     # --------------------------------------------------------------- credentials
 
@@ -328,6 +342,11 @@ class Authority:
         if not grant.scopes & (WRITE_SCOPES if write else READ_SCOPES):
             raise ApiError(403, "insufficientPermissions")
 
+    @staticmethod
+    def require_directory_scope(grant: Grant) -> None:
+        if not grant.scopes & DIRECTORY_SCOPES:
+            raise ApiError(403, "insufficientPermissions")
+
     # ---------------------------------------------------------- token endpoint
 
     def token(self, form: Mapping[str, str], authorization: str | None) -> dict[str, Any]:
@@ -369,6 +388,9 @@ class Authority:
             if known is None:
                 raise OAuthError(400, "invalid_grant", "Invalid email or User ID")
             user = known
+            delegated = self.delegated_scopes
+            if delegated is not None and not scopes <= delegated:
+                raise OAuthError(401, "unauthorized_client", _UNDELEGATED)
         with self._lock:
             self._refuse_revoked(user)
             return self._issue(user, scopes, self.service_client_id, refresh=False)

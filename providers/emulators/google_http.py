@@ -10,7 +10,8 @@ answered and whose token it carried.
 Per API request: route (404 for anything else), latency, bearer token (401),
 scripted fault, scope (403), calendar (``primary`` or the token owner's own
 address; anyone else's calendar is a 404 as for calendars one cannot see),
-then the operation.
+then the operation. The Admin SDK's ``/admin/directory/v1/users`` is routed
+to google_directory after the bearer token is checked.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from . import _server
+from ._recording import Recorded
 from ._server import RequestHandler
 from .google_auth import Authority, Grant
+from .google_directory import Directory
 from .google_errors import ApiError, OAuthError
 from .google_faults import GoogleFaults
 from .google_listing import Queries
@@ -35,20 +38,6 @@ __all__ = ["ApiApp", "Recorded", "Response", "serve"]
 
 _SEND_UPDATES = frozenset({"all", "externalOnly", "none"})
 _JSON = "application/json; charset=UTF-8"
-
-
-@dataclass
-class Recorded:
-    """One HTTP request the emulator received, and what it answered."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: Any
-    status: int = 0
-    user: str | None = None
-    op: str | None = None
 
 
 @dataclass
@@ -76,8 +65,10 @@ class ApiApp:
         push: PushHub,
         faults: GoogleFaults,
         requests: list[Recorded],
+        directory: Directory | None = None,
     ) -> None:
         self.api_root = ""
+        self._directory = directory
         self._store = store
         self._queries = queries
         self._authority = authority
@@ -116,6 +107,8 @@ class ApiApp:
                 return Response.json(200, self._authority.certs_pem())
             if segments[1] == "v3":
                 return Response.json(200, self._authority.certs_jwks())
+        if segments[:3] == ["admin", "directory", "v1"] and self._directory is not None:
+            return self._users(record, segments[3:])
         if segments[:2] != ["calendar", "v3"]:
             raise ApiError(404, "notFound")
         rest = segments[2:]
@@ -161,6 +154,16 @@ class ApiApp:
             {str(k): str(v) for k, v in form.items()}, record.headers.get("authorization")
         )
         return Response.json(200, answer, {"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    def _users(self, record: Recorded, rest: list[str]) -> Response:
+        """The Admin SDK's users.list; the directory checks scope, admin and parameters."""
+        if rest != ["users"] or record.method != "GET" or self._directory is None:
+            raise ApiError(404, "notFound")
+        record.op = "users"
+        self._pause(record.op)
+        grant = self._authority.authenticate(record.headers.get("authorization"))
+        record.user = grant.user
+        return Response.json(200, self._directory.list_users(grant, record.query))
 
     def _authorize(self, record: Recorded) -> Response:
         location = self._authority.authorize(record.query)

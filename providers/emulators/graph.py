@@ -43,6 +43,8 @@ reference leaves room is in its docstring; in short:
   (412 ``ErrorIrresolvableConflict``); attendees may PATCH their own copy.
 * Subscriptions validate their URLs, live at most 10,080 minutes and notify
   from a background thread after every change, our own PATCHes included.
+* ``GET /users`` (graph_directory) lists the mailboxes and the users without
+  one, for an app-only token holding User.Read.All (``app_roles``).
 """
 
 from __future__ import annotations
@@ -59,11 +61,12 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from providers.memory import Recurrence
+from providers.calendar_model import Recurrence
 from syncd.model import Attendee, EventType
 
 from ._server import Served
 from ._world import WorldEdits
+from .graph_directory import Directory
 from .graph_faults import OPS, GraphFaults
 from .graph_http import GraphApp, Recorded, serve
 from .graph_identity import LOGIN_HOST, Authority
@@ -107,6 +110,9 @@ class GraphEmulator(WorldEdits, Served):
 
     The socket is bound at construction, so every URL and the app registration
     are valid before ``start``; requests are served between ``start`` and ``stop``.
+    ``app_roles`` are the application permissions an admin consented to for the
+    app registration: ``Calendars.ReadWrite`` alone unless given (listing users
+    needs ``User.Read.All`` too).
     """
 
     _thread_name = "graph-emulator"
@@ -120,12 +126,15 @@ class GraphEmulator(WorldEdits, Served):
         page_size: int = 50,
         host: str = "127.0.0.1",
         port: int = 0,
+        app_roles: Iterable[str] | None = None,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         self.tenant = tenant
         self._store: MailboxStore = MailboxStore(tenant)
         self._authority = Authority(tenant, directory=self._person)
+        if app_roles is not None:
+            self.set_app_roles(app_roles)
         self.client_id = self._authority.client_id
         self.client_secret = self._authority.client_secret
         self.authority = f"https://{LOGIN_HOST}/{tenant}"
@@ -138,6 +147,7 @@ class GraphEmulator(WorldEdits, Served):
         )
         self._store.listener = self._changed
         self.faults = GraphFaults(self._store, self._push)
+        self._directory = Directory(self._store, tenant, self.faults)
         self.requests: list[Recorded] = []
         self._app = GraphApp(
             store=self._store,
@@ -146,6 +156,7 @@ class GraphEmulator(WorldEdits, Served):
             push=self._push,
             faults=self.faults,
             requests=self.requests,
+            directory=self._directory,
         )
         self._server = serve(self._app, host, port)
         bound_host, bound_port = self._server.server_address[:2]
@@ -179,6 +190,10 @@ class GraphEmulator(WorldEdits, Served):
 
     def grant_consent(self) -> None:
         self._authority.grant_consent()
+
+    def set_app_roles(self, roles: Iterable[str]) -> None:
+        """The application permissions an admin consented to; tokens issued later carry them."""
+        self._authority.roles = frozenset(roles)
 
     def expire_tokens(self) -> None:
         """Every access token issued so far is now expired (401 on use)."""
@@ -225,6 +240,10 @@ class GraphEmulator(WorldEdits, Served):
         if mailbox is None:
             raise KeyError(f"no user {address!r}")
         return mailbox.user_id
+
+    def add_user_without_mailbox(self, principal: str, *, enabled: bool = True) -> None:
+        """A directory user without a mailbox (no Exchange licence): listed without ``mail``."""
+        self._directory.add_user_without_mailbox(principal, enabled=enabled)
 
     def disable_user(self, user: str) -> None:
         """The account is disabled (or this app barred from it): 403 on its mailbox."""

@@ -12,7 +12,8 @@ segment" as Graph answers unknown paths; ``/me`` is refused for app-only
 tokens), latency, bearer token (401), scripted fault, mailbox (404
 ``ErrorInvalidUser``, 403 ``ErrorAccessDenied`` when disabled), then the
 operation. Graph answers carry ``request-id`` and ``client-request-id`` (the
-client's, when it sent one) and OData's JSON content type.
+client's, when it sent one) and OData's JSON content type. ``GET /users``
+(list users) goes to graph_directory once the token is checked.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import _server
+from ._recording import Recorded
 from ._server import RequestHandler
+from .graph_directory import Directory
 from .graph_errors import EntraError, GraphError
 from .graph_faults import GraphFaults
 from .graph_identity import Authority, Grant
@@ -48,20 +51,6 @@ _DELTA_NAMES = frozenset({"delta", "delta()", "microsoft.graph.delta", "microsof
 
 
 @dataclass
-class Recorded:
-    """One HTTP request the emulator received, and what it answered."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: Any
-    status: int = 0
-    op: str | None = None
-    mailbox: str | None = None
-
-
-@dataclass
 class Response:
     status: int
     body: bytes = b""
@@ -80,8 +69,10 @@ class GraphApp:
         push: PushHub,
         faults: GraphFaults,
         requests: list[Recorded],
+        directory: Directory | None = None,
     ) -> None:
         self.base_url = ""
+        self._directory = directory
         self._store = store
         self._views = views
         self._authority = authority
@@ -171,6 +162,13 @@ class GraphApp:
             )
         if rest[:1] == ["subscriptions"]:
             return self._subscriptions(record, rest[1:])
+        if rest == ["users"] and self._directory is not None:
+            _allow(method, "GET")
+            grant = self._authorized(record, "users")
+            graph_root = f"{self.base_url}v1.0/"
+            return _json(
+                200, self._directory.list_users(grant, record.query, graph_root), _ODATA_JSON
+            )
         if len(rest) < 3 or rest[0] != "users":
             raise _no_segment(rest[0] if rest else "")
         user, tail = rest[1], rest[2:]

@@ -19,8 +19,9 @@ principal is gone) 400 ``unauthorized_client`` (AADSTS700016); no secret 401
 ``invalid_client`` (AADSTS7000216); a wrong one 401 ``invalid_client``
 (AADSTS7000215); a scope other than Graph's ``/.default`` 400
 ``invalid_scope`` (AADSTS1002012). Tokens are JWT-shaped (Graph's audience,
-the ``Calendars.ReadWrite`` role, a random signature) and live 3599 s, so a
-client that decodes them sees what it would in production; API calls
+the app registration's ``roles``, by default ``Calendars.ReadWrite`` alone, a
+random signature) and live 3599 s, so a client that decodes them sees what
+it would in production; API calls
 check that the bearer token is one issued here and not expired or expired by
 ``expire_tokens``. Withdrawing consent leaves outstanding tokens working
 until they expire, as with the real service.
@@ -116,6 +117,8 @@ class Grant:
     expires: float
     #: The user a delegated token acts as; ``None`` for an app-only token.
     user: str | None = None
+    #: An app-only token's application permissions (its ``roles`` claim).
+    roles: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -198,6 +201,9 @@ class Authority:
         self._consented = True
         self._device_codes: dict[str, _DeviceCode] = {}
         self._refresh_tokens: dict[str, _Refresh] = {}
+        #: The application permissions an admin consented to for the app
+        #: registration; each app-only token carries those of its issue time.
+        self.roles: frozenset[str] = frozenset({"Calendars.ReadWrite"})
 
     # ------------------------------------------------------------- endpoints
 
@@ -467,7 +473,7 @@ class Authority:
     def expire_tokens(self) -> None:
         with self._lock:
             self._grants = {
-                token: Grant(token, time.time() - 1, grant.user)
+                token: Grant(token, time.time() - 1, grant.user, grant.roles)
                 for token, grant in self._grants.items()
             }
 
@@ -712,15 +718,17 @@ class Authority:
             "appid": self.client_id,
             "idtyp": "app",
             "oid": self.service_principal_id,
-            "roles": ["Calendars.ReadWrite"],
+            "roles": sorted(self.roles),
             "sub": self.service_principal_id,
             "tid": self.tenant,
             "uti": secrets.token_urlsafe(16),
             "ver": "1.0",
         }
         user = None
+        roles = self.roles
         if delegated is not None:
             del claims["roles"]
+            roles = frozenset()
             claims.update(
                 idtyp="user",
                 oid=delegated.user_id,
@@ -731,7 +739,7 @@ class Authority:
             user = delegated.user
         token = ".".join([_segment(header), _segment(claims), _b64(secrets.token_bytes(64))])
         with self._lock:
-            self._grants[token] = Grant(token, time.time() + TOKEN_LIFETIME, user)
+            self._grants[token] = Grant(token, time.time() + TOKEN_LIFETIME, user, roles)
         return token
 
 

@@ -1,19 +1,16 @@
-"""The emulated Exchange mailboxes as plain data, their identifiers, and recurrence arithmetic.
+"""The emulated Exchange mailboxes as plain data, and their identifiers.
 
-Kept apart from the store (locking, change logs) and from rendering (JSON) so
-each reads as one concern. The shapes follow what Exchange keeps:
+Items, copies, shifts and the recurrence arithmetic are
+``providers.calendar_model``; this module adds what Exchange keeps on top:
 
-* An ``Item`` is one meeting or series as its organizer defined it. Every
-  mailbox that holds it has a ``Copy`` with its *own* event id (unlike
-  Google), its own change key and extended properties and, because an
-  attendee may type into their copy, its own body. All copies share the
-  iCalUId.
+* Every mailbox that holds an ``Item`` has a ``Copy`` with its *own* event id
+  (unlike Google), its own change key and extended properties and, because
+  an attendee may type into their copy, its own body (``description``, kept
+  as Outlook stores it: HTML). All copies share the iCalUId.
 * An occurrence of a series has state of its own only once it became an
   exception (moved, cancelled or written) in that copy; the others are
   generated from the master on demand and carry the master's change key, as
   Graph shows them.
-* A ``Shift`` is the organizer moving or cancelling one occurrence: the same
-  in every copy.
 
 Identifiers look like Exchange's and are opaque to clients, but the emulator
 can read them back: a copy id is ``AAMkA`` + URL-safe base64 of a kind byte,
@@ -29,12 +26,14 @@ import base64
 import binascii
 import hashlib
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from providers.memory import Recurrence
-from syncd.model import Attendee, EventType
+from providers.calendar_model import Calendar as _Log
+from providers.calendar_model import Copy as _Copy
+from providers.calendar_model import Item as _Item
+from providers.calendar_model import Shift, is_occurrence, originals
+from providers.calendar_model import State as _State
 
 __all__ = [
     "Copy",
@@ -59,66 +58,30 @@ _GOID_ARRAY_ID = bytes.fromhex("040000008200E00074C5B7101A82E008")
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 
 
-@dataclass
-class State:
+@dataclass(kw_only=True)
+class State(_State):
     """One mailbox's version of an event, or of one occurrence of it.
 
-    ``body`` ``None`` on an occurrence means "shows the master's body"; ``props``
-    maps a case-folded extended property id to (id as written, value).
+    ``props`` maps a case-folded extended property id to (id as written, value).
     """
 
     change_key: str
     modified: datetime
-    body: str | None
     props: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-@dataclass
-class Copy:
+@dataclass(kw_only=True)
+class Copy(_Copy[State]):
     id: str
     mailbox: str
     created: datetime
-    main: State
-    occurrences: dict[datetime, State] = field(default_factory=dict)
 
 
-@dataclass
-class Shift:
-    """The organizer moved or cancelled one occurrence; the same in every copy."""
-
-    start: datetime
-    end: datetime
-    cancelled: bool = False
-
-
-@dataclass
-class Item:
-    ical_uid: str
+@dataclass(kw_only=True)
+class Item(_Item[Copy]):
     goid: bytes
-    organizer: str
-    attendees: tuple[Attendee, ...]
-    title: str
-    start: datetime
-    end: datetime
-    body: str
     html: bool
-    all_day: bool
-    event_type: EventType
-    recurrence: Recurrence | None
     created: datetime
-    shifts: dict[datetime, Shift] = field(default_factory=dict)
-    copies: dict[str, Copy] = field(default_factory=dict)
-
-    @property
-    def duration(self) -> timedelta:
-        return self.end - self.start
-
-    def slot(self, moment: datetime) -> Shift:
-        """Where the occurrence originally at ``moment`` is now."""
-        return self.shifts.get(moment) or Shift(moment, moment + self.duration)
-
-    def is_organizer(self, mailbox: str) -> bool:
-        return mailbox.casefold() == self.organizer.casefold()
 
 
 @dataclass
@@ -129,20 +92,16 @@ class Tombstone:
     copy: Copy
 
 
-@dataclass
-class Mailbox:
+@dataclass(kw_only=True)
+class Mailbox(_Log):
     """One user: their address, directory id, change log and delta epoch.
 
     ``items`` names (by iCalUId, oldest first) the items this mailbox holds a
     copy of, so a full sync does not look through everyone's calendars.
     """
 
-    address: str
     user_id: str
     key: bytes
-    epoch: int = 0
-    seq: int = 0
-    log: list[tuple[int, str]] = field(default_factory=list)
     items: dict[str, None] = field(default_factory=dict)
     tombstones: dict[str, Tombstone] = field(default_factory=dict)
     disabled: bool = False
@@ -220,37 +179,3 @@ def occurrence_ical_uid(goid: bytes, original_start: datetime) -> str:
     day = original_start.astimezone(UTC).date()
     instance = bytes([day.year >> 8, day.year & 0xFF, day.month, day.day])
     return (goid[:16] + instance + goid[20:]).hex().upper()
-
-
-# ----------------------------------------------------------------- recurrence
-
-
-def is_occurrence(item: Item, moment: datetime) -> bool:
-    rule = item.recurrence
-    if rule is None or moment < item.start:
-        return False
-    index, rest = divmod(moment - item.start, rule.step)
-    if rest:
-        return False
-    if rule.count is not None and index >= rule.count:
-        return False
-    return rule.until is None or moment <= rule.until
-
-
-def originals(item: Item, start: datetime, end: datetime) -> Iterator[datetime]:
-    """Original starts of the occurrences whose original slot overlaps [start, end)."""
-    rule = item.recurrence
-    if rule is None:
-        return
-    index = max(0, (start - item.duration - item.start) // rule.step)
-    while True:
-        moment = item.start + index * rule.step
-        if moment >= end:
-            return
-        if rule.count is not None and index >= rule.count:
-            return
-        if rule.until is not None and moment > rule.until:
-            return
-        if moment + item.duration > start:
-            yield moment
-        index += 1

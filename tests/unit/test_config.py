@@ -103,6 +103,8 @@ def test_example_shows_the_google_defaults() -> None:
         "api_root": GOOGLE_API_ROOT,
         "send_updates": defaults.send_updates.value,
         "webhook_url": defaults.webhook_url,
+        "directory_admin": defaults.directory_admin,
+        "directory_domain": defaults.directory_domain,
     }
     for old, new in [
         ('provider = "memory"', 'provider = "google"'),

@@ -190,3 +190,12 @@ def test_needs_reauth_is_never_due_and_never_claimed(db_engine: Engine) -> None:
     factory = sessions(db_engine)
     _calendars(db_engine, "revoked", needs_reauth=True, next_sync_at=NOW)
     assert claim(factory, "w", NOW, MEMORY, DAY) == []
+
+
+def test_a_calendar_no_longer_watched_keeps_its_row_but_is_not_claimed(db_engine: Engine) -> None:
+    factory = sessions(db_engine)
+    _calendars(db_engine, "stays", "left")  # "left" has left the directory
+    taken = claim(factory, "w", NOW, MEMORY, DAY, watching={"memory": {"stays"}})
+    assert _addresses(taken) == ["stays"]
+    with transaction(factory) as session:
+        assert {row.address for row in session.scalars(select(Calendar))} == {"stays", "left"}

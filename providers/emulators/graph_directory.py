@@ -1,0 +1,228 @@
+"""Graph's ``GET /v1.0/users`` (list users), as far as a client listing its people needs.
+
+The users are the emulator's mailboxes (``mail`` and ``userPrincipalName``
+the address as added, ``accountEnabled`` false once ``disable_user`` was
+called) and people without a mailbox (``add_user_without_mailbox``: no
+``mail``, as for an account without an Exchange licence).
+
+Per request, in this order: bearer token (401, in graph_http), scripted
+fault, permission (403 ``Authorization_RequestDenied`` "Insufficient
+privileges to complete the operation." unless an app-only token carries
+User.Read.All, User.ReadWrite.All, Directory.Read.All or
+Directory.ReadWrite.All, the application permissions the reference lists for
+this call), then the query options. Choices where the reference leaves room:
+
+* ``$select`` takes the user properties listed in ``USER_PROPERTIES``; another
+  is 400 ``Request_BadRequest``. Without it the reference's default set comes
+  back (which does not include ``accountEnabled``).
+* ``$filter`` understands ``accountEnabled eq true|false`` only; anything else
+  is 400 ``Request_UnsupportedQuery``.
+* ``$top`` is 1 to 999 (default 100; 400 outside, with Graph's message).
+  Users come sorted by ``userPrincipalName``; ``@odata.nextLink`` repeats the
+  query with an opaque ``$skiptoken`` bound to the filter it was issued for.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from .graph_errors import GraphError
+from .graph_faults import GraphFaults
+from .graph_identity import Grant
+from .graph_store import MailboxStore
+
+__all__ = ["DEFAULT_PAGE_SIZE", "USER_PROPERTIES", "USER_READ_ROLES", "Directory"]
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 999
+#: The application permissions that may list users, least privileged first.
+USER_READ_ROLES = frozenset(
+    {"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
+)
+DEFAULT_PROPERTIES = (
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+    "id",
+)
+USER_PROPERTIES = frozenset(
+    {*DEFAULT_PROPERTIES, "accountEnabled", "mailNickname", "userType", "otherMails"}
+)
+_FILTER = re.compile(r"^\s*accountEnabled\s+eq\s+(?P<value>true|false)\s*$")
+_USER_NAMESPACE = uuid.UUID("3f0c9b1e-8a52-4a55-9d0e-5b9b7d6c2a10")
+
+
+@dataclass
+class _Person:
+    """Someone the directory lists who has no mailbox."""
+
+    user_id: str
+    principal: str
+    enabled: bool
+
+
+class Directory:
+    """Who is in the emulated tenant, and ``GET /users`` over them."""
+
+    def __init__(self, store: MailboxStore, tenant: str, faults: GraphFaults) -> None:
+        self.faults = faults
+        self._store = store
+        self._tenant = tenant
+        self._lock = threading.Lock()
+        self._without_mailbox: dict[str, _Person] = {}
+
+    def add_user_without_mailbox(self, principal: str, *, enabled: bool = True) -> None:
+        user_id = str(uuid.uuid5(_USER_NAMESPACE, f"{self._tenant}/{principal.casefold()}"))
+        with self._lock:
+            self._without_mailbox[principal.casefold()] = _Person(user_id, principal, enabled)
+
+    def list_users(
+        self, grant: Grant, query: Mapping[str, list[str]], graph_root: str
+    ) -> dict[str, Any]:
+        """One page of users for a caller already authenticated as ``grant``."""
+        failure = self.faults.take("users")
+        if failure is not None:
+            raise failure
+        if grant.user is not None or not grant.roles & USER_READ_ROLES:
+            raise GraphError(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            )
+
+        def one(name: str) -> str | None:
+            values = query.get(name)
+            return values[-1] if values else None
+
+        selected = _select(one("$select"))
+        wanted = _filter(one("$filter"))
+        size = _top(one("$top"))
+        users = sorted(self._users(), key=lambda user: str(user["userPrincipalName"]).casefold())
+        if wanted is not None:
+            users = [user for user in users if user["accountEnabled"] is wanted]
+        bound = one("$filter") or ""
+        start = _offset(one("$skiptoken"), bound)
+        page = users[start : start + size]
+        shown = selected or DEFAULT_PROPERTIES
+        context = f"{graph_root}$metadata#users"
+        if selected:
+            context += f"({','.join(selected)})"
+        answer: dict[str, Any] = {"@odata.context": context}
+        if start + size < len(users):
+            options = {name: values[-1] for name, values in query.items() if name != "$skiptoken"}
+            options["$skiptoken"] = _token(start + size, bound)
+            answer["@odata.nextLink"] = (
+                f"{graph_root}users?{urlencode(options, quote_via=quote, safe='$(),')}"
+            )
+        answer["value"] = [{name: user.get(name) for name in shown} for user in page]
+        return answer
+
+    def _users(self) -> list[dict[str, Any]]:
+        users: list[dict[str, Any]] = []
+        for address in self._store.addresses():
+            box = self._store.mailbox(address)
+            if box is not None:
+                users.append(_user(box.user_id, address, address, not box.disabled))
+        with self._lock:
+            people = list(self._without_mailbox.values())
+        users.extend(_user(p.user_id, p.principal, None, p.enabled) for p in people)
+        return users
+
+
+def _user(user_id: str, principal: str, mail: str | None, enabled: bool) -> dict[str, Any]:
+    local = principal.split("@", 1)[0]
+    given, _, family = local.partition(".")
+    return {
+        "id": user_id,
+        "accountEnabled": enabled,
+        "businessPhones": [],
+        "displayName": f"{given.title()} {family.title()}".strip(),
+        "givenName": given.title(),
+        "jobTitle": None,
+        "mail": mail,
+        "mailNickname": local,
+        "mobilePhone": None,
+        "officeLocation": None,
+        "otherMails": [],
+        "preferredLanguage": None,
+        "surname": family.title() or None,
+        "userPrincipalName": principal,
+        "userType": "Member",
+    }
+
+
+def _select(raw: str | None) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    for name in names:
+        if name not in USER_PROPERTIES:
+            raise GraphError(
+                400,
+                "Request_BadRequest",
+                f"Parsing OData Select and Expand failed: Could not find a property named "
+                f"'{name}' on type 'microsoft.graph.user'.",
+            )
+    return names
+
+
+def _filter(raw: str | None) -> bool | None:
+    if raw is None:
+        return None
+    match = _FILTER.match(raw)
+    if match is None:
+        raise GraphError(400, "Request_UnsupportedQuery", "Unsupported Query.")
+    return match["value"] == "true"
+
+
+def _top(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_PAGE_SIZE
+    try:
+        size = int(raw)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise GraphError(
+            400,
+            "Request_BadRequest",
+            f"Invalid page size specified: '{raw}'. Must be between 1 and {MAX_PAGE_SIZE} "
+            "inclusive.",
+        )
+    return size
+
+
+def _token(offset: int, bound: str) -> str:
+    raw = json.dumps({"o": offset, "f": bound}, separators=(",", ":")).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _offset(token: str | None, bound: str) -> int:
+    if token is None:
+        return 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if not isinstance(data, dict) or data.get("f") != bound:
+            raise ValueError("a token of another listing")
+        offset = data["o"]
+        if not isinstance(offset, int) or offset < 0:
+            raise ValueError("not an offset")
+        return offset
+    except (ValueError, KeyError, binascii.Error, UnicodeDecodeError):
+        raise GraphError(400, "Request_BadRequest", "Invalid paging token.") from None
