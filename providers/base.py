@@ -28,7 +28,8 @@ what to do by type and never by matching message text.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import fnmatch
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -181,3 +182,20 @@ class Watchable(Protocol):
     def parse_notification(self, headers: Mapping[str, str]) -> Notification | None:
         """The notification in a webhook request's headers; None if it is not one."""
         ...
+
+
+def watched(configured: Sequence[str], listed: Sequence[str], exclude: Sequence[str]) -> list[str]:
+    """The configured calendars, then the directory's people not excluded and not yet named.
+
+    Excludes are case-insensitive fnmatch patterns for the directory only:
+    what the config names explicitly is always watched.
+    """
+    found = list(dict.fromkeys(configured))
+    seen = {address.casefold() for address in found}
+    for address in listed:
+        folded = address.casefold()
+        if folded in seen or any(fnmatch.fnmatchcase(folded, p) for p in exclude):
+            continue
+        seen.add(folded)
+        found.append(address)
+    return found

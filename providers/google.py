@@ -43,7 +43,6 @@ service per person (``threading.local``).
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 import socket
@@ -73,6 +72,7 @@ from providers.base import (
     RateLimited,
     Transient,
     retry_after,
+    watched,
 )
 from syncd.model import Attendee, ChangePage, Event, EventType, Response, Window
 
@@ -261,23 +261,6 @@ def directory_root(api_root: str) -> str:
     if api_root == DEFAULT_API_ROOT:
         return DEFAULT_DIRECTORY_ROOT
     return api_root.removesuffix("calendar/v3/")
-
-
-def watched(configured: Sequence[str], listed: Sequence[str], exclude: Sequence[str]) -> list[str]:
-    """The configured calendars, then the directory's people not excluded and not yet named.
-
-    Excludes are case-insensitive fnmatch patterns for the directory only:
-    what the config names explicitly is always watched.
-    """
-    found = list(dict.fromkeys(configured))
-    seen = {address.casefold() for address in found}
-    for address in listed:
-        folded = address.casefold()
-        if folded in seen or any(fnmatch.fnmatchcase(folded, p) for p in exclude):
-            continue
-        seen.add(folded)
-        found.append(address)
-    return found
 
 
 class GoogleDirectory:

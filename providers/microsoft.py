@@ -80,7 +80,6 @@ notices.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import json
 import logging
 import re
@@ -109,6 +108,7 @@ from providers.base import (
     RateLimited,
     Transient,
     retry_after,
+    watched,
 )
 from syncd.model import Attendee, ChangePage, Event, EventType, Response, Window
 
@@ -730,15 +730,7 @@ class MicrosoftProvider:
         """
         if not self._directory:
             return list(self._calendars)
-        found = list(dict.fromkeys(self._calendars))
-        seen = {address.casefold() for address in found}
-        for address in self.directory():
-            folded = address.casefold()
-            if folded in seen or any(fnmatch.fnmatchcase(folded, p) for p in self._exclude):
-                continue
-            seen.add(folded)
-            found.append(address)
-        return found
+        return watched(self._calendars, self.directory(), self._exclude)
 
     def directory(self) -> list[str]:
         """The mailbox address of every enabled user of the tenant, lowercased."""

@@ -280,6 +280,9 @@ def reachable(
         )
     try:
         with assemble.connected(account, settings) as conn:
+            if conn.directory_error is not None:
+                error = conn.directory_error
+                return Check(Level.FAIL, name, f"{kind}: directory: {first_line(error)}")
             if not conn.calendars:
                 return Check(Level.WARN, name, f"{kind}: no calendars to watch")
             first = conn.calendars[0]

@@ -297,3 +297,20 @@ def test_a_service_account_credential_is_not_probed_outside_the_service(
     assert lines["account workspace"].startswith("warn")
     assert "credential:google-sa" in lines["account workspace"]
     assert not emulator.requests
+
+
+def test_a_directory_that_cannot_be_listed_fails_even_when_calendars_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], emulator: GoogleEmulator
+) -> None:
+    (tmp_path / "sa.json").write_text(json.dumps(emulator.service_account_info()))
+    (tmp_path / "sa.json").chmod(0o600)
+    account = google_account("workspace", ANA, emulator)
+    path = setup(
+        tmp_path, account + f'directory = true\ndirectory_admin = "{BO}"\n'
+    )  # bo is no administrator: users.list answers 403
+
+    status, lines = doctor_says(path, capsys)
+
+    assert status == 1
+    assert lines["account workspace"].startswith("FAIL")
+    assert "directory" in lines["account workspace"]
