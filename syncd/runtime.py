@@ -383,25 +383,35 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _refresh_directories(
+def refresh_directories(
+    factory: sessionmaker[Session], worker: Worker, conns: Mapping[str, assemble.Connected]
+) -> None:
+    """List directory accounts' people again: enroll joiners, stop claiming leavers.
+
+    A leaver's calendar row stays, with the pair history and agendas it
+    belongs to; only syncing stops.
+    """
+    for name, conn in conns.items():
+        if not conn.account.directory:
+            continue
+        listed = assemble.refresh_calendars(conn)
+        try:
+            scheduler.enroll(factory, name, conn.provider.name, listed)
+        except db_errors.DBAPIError as error:  # e.g. two workers enrolling at once
+            log.warning("account %s: enrolling the directory failed: %s", name, error.orig)
+            continue
+        if worker.watching is not None:
+            worker.watching = {**worker.watching, name: frozenset(listed)}
+
+
+def _refresh_hourly(
     factory: sessionmaker[Session],
     worker: Worker,
     conns: Mapping[str, assemble.Connected],
     stop: threading.Event,
 ) -> None:
-    """List directory accounts' people again, hourly: enroll joiners, stop claiming leavers."""
     while not stop.wait(DIRECTORY_REFRESH):
-        for name, conn in conns.items():
-            if not conn.account.directory:
-                continue
-            listed = assemble.refresh_calendars(conn)
-            try:
-                scheduler.enroll(factory, name, conn.provider.name, listed)
-            except db_errors.DBAPIError as error:  # e.g. two workers enrolling at once
-                log.warning("account %s: enrolling the directory failed: %s", name, error.orig)
-                continue
-            if worker.watching is not None:
-                worker.watching = {**worker.watching, name: frozenset(listed)}
+        refresh_directories(factory, worker, conns)
 
 
 def _webhook(account: config.Account) -> str:
@@ -467,7 +477,7 @@ def run(
             worker.watching = {name: frozenset(listed) for name, listed in calendars.items()}
             if any(conn.account.directory for conn in conns.values()):
                 threading.Thread(
-                    target=_refresh_directories,
+                    target=_refresh_hourly,
                     args=(factory, worker, conns, stop),
                     name="directory",
                     daemon=True,

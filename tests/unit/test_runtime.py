@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, select
 
 from providers.memory import MemoryProvider
-from syncd import config, scheduler
+from syncd import assemble, config, scheduler
 from syncd.engine import CalendarSync, Report
 from syncd.model import ChangePage, Window
-from syncd.runtime import Worker
+from syncd.runtime import Worker, refresh_directories
 from syncd.store import sessions, transaction
 from syncd.store.models import Calendar
 from tests.unit.world import ANA, BO, CY, PEOPLE, World, weekly
@@ -109,3 +109,48 @@ def test_an_account_that_hangs_does_not_hold_up_another(db_engine: Engine) -> No
         release.set()
         worker.drain()
     assert set(synced) >= {stuck[0]}
+
+
+class Staff(MemoryProvider):
+    """A memory provider whose ``calendars()`` is the organization's directory right now."""
+
+    def __init__(self, people: list[str]) -> None:
+        super().__init__(people)
+        self.directory = list(people)
+
+    def calendars(self) -> list[str]:
+        return list(self.directory)
+
+
+def test_a_directory_refresh_enrolls_joiners_and_stops_claiming_leavers(
+    db_engine: Engine,
+) -> None:
+    world = World(db_engine)
+    factory = sessions(db_engine)
+    staff = Staff([ANA, BO])
+    account = config.Account(name="acme", calendars=(), directory=True)
+    conn = assemble.Connected(account, staff, staff.calendars())
+    scheduler.enroll(factory, "acme", "memory", conn.calendars)
+    synced: list[str] = []
+    worker = Worker(
+        factory,
+        {"acme": CalendarSync(staff, factory, world.policy, account="acme")},
+        {},
+        config.Sync(),
+        owner="w",
+        clock=lambda: NOW,
+        on_sync=lambda account, calendar, report: synced.append(calendar),
+    )
+    worker.watching = {"acme": frozenset(conn.calendars)}
+
+    staff.add_calendar(CY)
+    staff.directory = [ANA, CY]  # Cy joined, Bo left
+    refresh_directories(factory, worker, {"acme": conn})
+    for _ in range(10):
+        worker.step(0.1)
+    worker.drain()
+
+    assert sorted(synced) == sorted([ANA, CY])
+    with transaction(factory) as session:
+        rows = {row.address for row in session.scalars(select(Calendar))}
+    assert rows == {ANA, BO, CY}  # Bo's row (and history) stays; only syncing stops
