@@ -184,6 +184,8 @@ class Worker:
             )
         except ProviderError as error:
             log.warning("push channel for %s not opened: %s", claim.address, error)
+        except Exception:  # a bug here must not take the daemon down: polling still works
+            log.exception("push channel for %s not opened", claim.address)
 
     # -- the loop --------------------------------------------------------------------
 
@@ -212,10 +214,14 @@ class Worker:
         return scheduler.Slots(per_account, frozenset(busy), limit=free)
 
     def _finish(self, done: set[Future[Report]]) -> None:
-        finished = [self._in_flight.pop(future) for future in done]
-        scheduler.release(self.factory, self.owner, [c.calendar_id for c in finished])
-        for future, claimed in zip(done, finished, strict=True):
-            report = future.result()
+        finished = [(future, self._in_flight.pop(future)) for future in done]
+        scheduler.release(self.factory, self.owner, [c.calendar_id for _, c in finished])
+        for future, claimed in finished:
+            try:
+                report = future.result()
+            except Exception as error:  # _sync_one records failures; this is its own bug
+                log.exception("sync of %s failed outside the engine", claimed.address)
+                report = Report(calendars=1, errors=[f"{claimed.address}: {error!r}"])
             self.totals.add(report)
             # While the first pass draws its bar on a terminal, a line per sync would
             # break it; the bar says the same (the journal gets every line).

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select
 
+from providers.base import Channel, Notification
 from providers.memory import MemoryProvider
 from syncd import assemble, config, scheduler
 from syncd.engine import CalendarSync, Report
@@ -154,3 +155,44 @@ def test_a_directory_refresh_enrolls_joiners_and_stops_claiming_leavers(
     with transaction(factory) as session:
         rows = {row.address for row in session.scalars(select(Calendar))}
     assert rows == {ANA, BO, CY}  # Bo's row (and history) stays; only syncing stops
+
+
+class BuggyWatch(MemoryProvider):
+    """Push is on, but opening a channel trips over a bug (not a provider error)."""
+
+    def watch(
+        self, calendar: str, address: str, channel_id: str, token: str, ttl: timedelta
+    ) -> Channel:
+        raise KeyError("resourceId")
+
+    def stop(self, channel: Channel) -> None:
+        return None
+
+    def parse_notification(self, headers: Mapping[str, str]) -> Notification | None:
+        return None
+
+
+def test_a_bug_opening_a_push_channel_leaves_syncing_alone(db_engine: Engine) -> None:
+    world = World(db_engine, provider=BuggyWatch(PEOPLE))
+    uid = weekly(world, ANA, BO)
+    factory = sessions(db_engine)
+    scheduler.enroll(factory, "acme", "memory", PEOPLE)
+    synced: list[str] = []
+    worker = Worker(
+        factory,
+        {"acme": CalendarSync(world.provider, factory, world.policy, account="acme")},
+        {"acme": "https://agenda.example.org/hooks/google"},
+        config.Sync(),
+        owner="w",
+        clock=lambda: NOW,
+        on_sync=lambda account, calendar, report: synced.append(calendar),
+    )
+    for _ in range(20):
+        worker.step(0.1)
+        if len(synced) == len(PEOPLE):
+            break
+    worker.drain()
+
+    assert sorted(synced) == sorted(PEOPLE)
+    assert world.block_in(ANA, uid, world.now + timedelta(days=1, hours=2)) is not None
+    assert worker.totals.errors == 0  # the sync itself went fine; polling covers for push
