@@ -4,6 +4,10 @@ Prints, for a first sync and for a steady-state pass with nothing changed:
 wall time, time per calendar, provider calls per calendar and writes. The
 steady state is what an organization pays every poll interval, so it is the
 figure to watch: one changes call per calendar and no write.
+
+Then the scheduler's own cost (``bench/scheduler.py``; ``python -m
+bench.scheduler`` runs it alone): the idle claim every worker makes every
+second, and how fast a backlog of due calendars is handed out.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any, Protocol
 
 from google.oauth2 import service_account
 
+from bench import scheduler
 from providers.base import Provider
 from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
@@ -133,8 +138,15 @@ def main() -> None:
     parser.add_argument(
         "--google-people", type=int, default=60, help="org size over HTTP (Google and Graph)"
     )
+    parser.add_argument(
+        "--calendars",
+        type=scheduler.organization_size,
+        default=2000,
+        help="org size for the scheduler benchmark",
+    )
     args = parser.parse_args()
     run(args.people, args.google_people)
+    scheduler.run(args.calendars)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, case, exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -44,6 +44,8 @@ POLL_INTERVAL = timedelta(minutes=5)
 MAX_POLL_INTERVAL = timedelta(hours=1)
 JITTER = 0.2
 LEASE = timedelta(minutes=2)
+#: How many candidate rows a claim reads per free slot.
+CLAIM_WINDOW = 4
 
 #: How many calendars of one account a process syncs at once, by provider:
 #: Graph allows four concurrent requests per mailbox and throttles apps that
@@ -130,9 +132,11 @@ def _candidates(now: datetime, cadence: Cadence) -> ColumnElement[bool]:
     """A superset of the due calendars that SQL can find with plain comparisons.
 
     The jittered poll interval is per row; SQL selects with the shortest one
-    a row could have, and ``_due`` decides exactly.
+    a row could have (by whether it has a live channel), and ``_due``
+    decides exactly. Without the channel test, every pushed calendar synced
+    within the hour would be read (and locked) on every claim.
     """
-    earliest_poll = now - cadence.poll * (1 - cadence.jitter)
+    factor = 1 - cadence.jitter
     return and_(
         Calendar.needs_reauth.is_(False),
         or_(
@@ -141,7 +145,11 @@ def _candidates(now: datetime, cadence: Cadence) -> ColumnElement[bool]:
                 Calendar.next_sync_at.is_(None),
                 or_(
                     Calendar.last_sync_at.is_(None),
-                    Calendar.last_sync_at <= earliest_poll,
+                    Calendar.last_sync_at <= now - cadence.max_poll * factor,
+                    and_(
+                        Calendar.last_sync_at <= now - cadence.poll * factor,
+                        ~_live_channel(now),
+                    ),
                     _ended_meeting(now),
                 ),
             ),
@@ -165,13 +173,19 @@ def _select_due(
     *,
     lock: bool,
     unleased: bool,
+    limit: int | None = None,
 ) -> list[Calendar]:
     query = select(Calendar).where(_candidates(now, cadence))
     if accounts is not None:
         query = query.where(Calendar.account.in_(list(accounts)))
     if unleased:
         query = query.where(or_(Calendar.lease_until.is_(None), Calendar.lease_until <= now))
-    query = query.order_by(Calendar.last_sync_at.is_not(None), Calendar.last_sync_at, Calendar.id)
+    # Asked-for syncs (push marks, edits, backoffs run out) first, then new
+    # calendars, then the longest-waiting polls.
+    urgency = case((Calendar.next_sync_at <= now, 0), (Calendar.last_sync_at.is_(None), 1), else_=2)
+    query = query.order_by(urgency, Calendar.last_sync_at, Calendar.id)
+    if limit is not None:
+        query = query.limit(limit)
     if lock:
         # Rows another claimer is looking at are skipped, not waited for;
         # SQLite has no row locks and ignores this (one process claims there).
@@ -199,7 +213,7 @@ def due(
     cadence: Cadence | None = None,
     accounts: Collection[str] | None = None,
 ) -> list[Calendar]:
-    """The calendars to sync at ``now``, the longest-waiting first (leases aside)."""
+    """The calendars to sync at ``now``, the most urgent first (leases aside)."""
     return _select_due(session, now, cadence or Cadence(), accounts, lock=False, unleased=False)
 
 
@@ -226,27 +240,43 @@ def claim(
     busy = set(slots.busy)
     claims: list[Claim] = []
     until = now + cadence.lease
+    # Each account is read on its own, so one account's backlog can never
+    # fill another's window; and a few more rows than it has room for (some
+    # are set aside for a busy mailbox or jitter), never the whole backlog:
+    # rows a claim reads are locked, and other workers would find nothing.
+    names = [
+        name
+        for name, free in slots.per_account.items()
+        if free > 0 and (accounts is None or name in accounts)
+    ]
     with transaction(factory) as session:
-        for row in _select_due(session, now, cadence, accounts, lock=True, unleased=True):
-            if left.get(row.account, 0) <= 0 or row.address in busy:
-                continue
-            if watching is not None and row.address not in watching.get(row.account, ()):
-                continue
-            won = session.execute(
-                update(Calendar)
-                .where(
-                    Calendar.id == row.id,
-                    or_(Calendar.lease_until.is_(None), Calendar.lease_until <= now),
-                )
-                .values(lease_owner=owner, lease_until=until)
-                .execution_options(synchronize_session=False)
+        for name in names:
+            window = CLAIM_WINDOW * min(left[name], room)
+            rows = _select_due(
+                session, now, cadence, [name], lock=True, unleased=True, limit=window
             )
-            if won.rowcount != 1:  # type: ignore[attr-defined]
-                continue  # another claimer got there between our read and write
-            left[row.account] -= 1
-            busy.add(row.address)
-            claims.append(Claim(row.id, row.account, row.provider, row.address, until))
-            room -= 1
+            for row in rows:
+                if row.address in busy:
+                    continue
+                if watching is not None and row.address not in watching.get(name, ()):
+                    continue
+                won = session.execute(
+                    update(Calendar)
+                    .where(
+                        Calendar.id == row.id,
+                        or_(Calendar.lease_until.is_(None), Calendar.lease_until <= now),
+                    )
+                    .values(lease_owner=owner, lease_until=until)
+                    .execution_options(synchronize_session=False)
+                )
+                if won.rowcount != 1:  # type: ignore[attr-defined]
+                    continue  # another claimer got there between our read and write
+                left[name] -= 1
+                room -= 1
+                busy.add(row.address)
+                claims.append(Claim(row.id, row.account, row.provider, row.address, until))
+                if left[name] == 0 or room == 0:
+                    break
             if room == 0:
                 break
     return claims

@@ -180,6 +180,8 @@ class Occurrence(Base):
         UniqueConstraint("calendar_id", "event_id"),
         Index("ix_occurrences_key", "ical_uid", "original_start"),
         Index("ix_occurrences_series", "calendar_id", "series_id"),
+        # the scheduler asks every calendar, every second, "did a 1:1 end since your sync?"
+        Index("ix_occurrences_calendar_end", "calendar_id", "end"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, event, select, update
 
 from syncd.scheduler import POLL_INTERVAL, Cadence, Claim, Slots, claim, due, release, renew, tick
 from syncd.store import sessions, transaction
@@ -36,7 +36,8 @@ def test_due_follows_marks_backoff_polling_and_reauth(db_engine: Engine) -> None
     with transaction(factory) as session:
         names = [row.address for row in due(session, NOW)]
 
-    assert names == ["never-synced", "poll-interval-passed", "pushed"]
+    # asked-for syncs first, then calendars never synced, then the longest-waiting polls
+    assert names == ["pushed", "never-synced", "poll-interval-passed"]
 
 
 # -- leases ------------------------------------------------------------------------
@@ -199,3 +200,29 @@ def test_a_calendar_no_longer_watched_keeps_its_row_but_is_not_claimed(db_engine
     assert _addresses(taken) == ["stays"]
     with transaction(factory) as session:
         assert {row.address for row in session.scalars(select(Calendar))} == {"stays", "left"}
+
+
+def test_one_accounts_backlog_never_fills_another_accounts_claim(db_engine: Engine) -> None:
+    factory = sessions(db_engine)
+    _calendars(db_engine, *(f"old{i:02d}" for i in range(40)), provider="google")
+    _calendars(db_engine, "fresh", provider="microsoft", last_sync_at=NOW - timedelta(days=2))
+    taken = claim(factory, "w", NOW, Slots({"google": 1, "microsoft": 1}), DAY)
+    assert sorted(_addresses(taken)) == ["fresh", "old00"]
+
+
+def test_a_claim_locks_only_a_window_of_the_backlog(db_engine: Engine) -> None:
+    factory = sessions(db_engine)
+    _calendars(db_engine, *(f"c{i:03d}" for i in range(100)))
+    statements: list[str] = []
+
+    def remember(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(db_engine, "before_cursor_execute", remember)
+    try:
+        assert len(claim(factory, "w", NOW, Slots({"memory": 2}), DAY)) == 2
+    finally:
+        event.remove(db_engine, "before_cursor_execute", remember)
+    # the query that reads (and on PostgreSQL locks) candidate rows, whole
+    reads = [s for s in statements if s.lstrip().startswith("SELECT calendars.id, calendars.")]
+    assert reads and all("LIMIT" in s.upper() for s in reads)
