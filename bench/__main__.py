@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
 
 from google.oauth2 import service_account
 
 from bench import scheduler
 from providers.base import Provider
+from providers.calendar_world import WorldBuilder
 from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
 from providers.google import GoogleProvider
@@ -34,10 +34,6 @@ from syncd import detect
 from syncd.engine import CalendarSync, Policy, Report
 from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import connect, migrate, sessions
-
-
-class World(Protocol):
-    def create_event(self, *args: Any, **kwargs: Any) -> str: ...
 
 
 def addresses(people: int) -> list[str]:
@@ -50,7 +46,7 @@ def organization(people: int, now: datetime) -> MemoryProvider:
     return world
 
 
-def populate(world: World, people: int, now: datetime) -> None:
+def populate(world: WorldBuilder, people: int, now: datetime) -> None:
     addresses = [f"p{i:04d}@example.org" for i in range(people)]
     start = now.replace(hour=9, minute=0, second=0, microsecond=0) + timedelta(days=1)
     for i in range(0, people - 1, 2):  # every person has one weekly 1:1 with a partner

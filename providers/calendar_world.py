@@ -29,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
-from typing import Generic
+from typing import Generic, Protocol
 
 from providers.calendar_model import (
     Calendar,
@@ -47,7 +47,32 @@ from providers.calendar_model import (
 )
 from syncd.model import Attendee, EventType, utc
 
-__all__ = ["CalendarWorld"]
+__all__ = ["CalendarWorld", "WorldBuilder"]
+
+
+class WorldBuilder(Protocol):
+    """Whatever a test, the demo or a benchmark seeds people's calendars through.
+
+    ``CalendarWorld`` (so the memory provider) and both emulators have it, so
+    one seeding routine serves every calendar system; the signature is the one
+    ``CalendarWorld.create_event`` implements.
+    """
+
+    def create_event(
+        self,
+        organizer: str,
+        attendees: Sequence[str | Attendee],
+        title: str,
+        start: datetime,
+        end: datetime,
+        *,
+        description: str = "",
+        html: bool = False,
+        all_day: bool = False,
+        event_type: EventType = EventType.DEFAULT,
+        recurrence: Recurrence | None = None,
+        ical_uid: str | None = None,
+    ) -> str: ...
 
 
 class CalendarWorld(ABC, Generic[ItemT, CopyT, StateT, ExtraT]):

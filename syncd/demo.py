@@ -41,6 +41,7 @@ from typing import Protocol, TextIO
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from providers.calendar_world import WorldBuilder
 from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
 from providers.memory import Recurrence
@@ -68,27 +69,7 @@ def address(name: str) -> str:
     return f"{name}@{DOMAIN}"
 
 
-class _World(Protocol):
-    """What seeding needs of an emulator (both have it)."""
-
-    def create_event(
-        self,
-        organizer: str,
-        attendees: Sequence[str | Attendee],
-        title: str,
-        start: datetime,
-        end: datetime,
-        *,
-        description: str = "",
-        html: bool = False,
-        all_day: bool = False,
-        event_type: EventType = EventType.DEFAULT,
-        recurrence: Recurrence | None = None,
-        ical_uid: str | None = None,
-    ) -> str: ...
-
-
-def seed(google: _World, graph: _World, now: datetime) -> None:
+def seed(google: WorldBuilder, graph: WorldBuilder, now: datetime) -> None:
     """Give the two emulators the organization described in the module docstring.
 
     Everything is placed relative to ``now`` so that it is ahead of (or, for
@@ -103,7 +84,7 @@ def seed(google: _World, graph: _World, now: datetime) -> None:
     weekly, biweekly = Recurrence(interval_days=7), Recurrence(interval_days=14)
 
     def one_on_one(
-        world: _World,
+        world: WorldBuilder,
         a: str,
         b: str,
         start: datetime,

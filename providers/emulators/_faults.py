@@ -20,6 +20,10 @@ E = TypeVar("E")
 
 
 class _Push(Protocol):
+    def drop(self, count: int) -> None: ...
+
+    def duplicate(self, count: int) -> None: ...
+
     def clear_faults(self) -> None: ...
 
 
@@ -63,6 +67,33 @@ class FaultPlan(Generic[E]):
         self, op: str, status: int, code: str, message: str | None, headers: dict[str, str]
     ) -> E:
         raise NotImplementedError
+
+    def fail(
+        self,
+        op: str,
+        status: int,
+        code: str,
+        *,
+        times: int = 1,
+        retry_after: float | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` calls of ``op`` with ``status`` (queued after earlier ones).
+
+        ``code`` is the service's error code (Google's ``reason``, such as
+        ``rateLimitExceeded``; Graph's code, such as ``ApplicationThrottled``)
+        or, for ``token``, the OAuth ``error`` (``invalid_client``,
+        ``temporarily_unavailable``, ...).
+        """
+        self._enqueue(op, status, code, times, retry_after, message)
+
+    def drop_notifications(self, count: int) -> None:
+        """The next ``count`` notifications are lost on the way (Google: their numbers are used)."""
+        self._push.drop(count)
+
+    def duplicate_notifications(self, count: int) -> None:
+        """The next ``count`` notifications arrive twice (Google: with the same message number)."""
+        self._push.duplicate(count)
 
     def latency(self, seconds: float, op: str | None = None) -> None:
         """Delay every answer (or only ``op``'s) by ``seconds``; 0 removes the delay."""

@@ -13,11 +13,12 @@ import contextlib
 import socket
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Protocol, Self, cast
 
-__all__ = ["App", "Answer", "RequestHandler", "serve"]
+__all__ = ["App", "Answer", "RequestHandler", "Response", "serve"]
 
 
 class Answer(Protocol):
@@ -29,6 +30,15 @@ class Answer(Protocol):
 
     @property
     def headers(self) -> Mapping[str, str]: ...
+
+
+@dataclass
+class Response:
+    """An answer as the emulators build it; each service adds its own headers."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class App(Protocol):
@@ -114,21 +124,30 @@ class _Worker(Protocol):
 
     def stop(self) -> None: ...
 
+    def wait_idle(self, timeout: float) -> bool: ...
+
 
 class Served:
     """The life of an emulator: its server thread and its notification worker.
 
     Both emulators bind their socket when constructed (so their URLs are valid
     at once), serve from ``start`` until ``stop``, and cannot be restarted.
-    A subclass sets ``_server``, ``_push``, ``_thread_name`` and calls
-    ``_init_served`` before adding anything that needs the server running.
+    A subclass sets ``_push`` and ``_thread_name`` and calls ``_init_served``
+    with its bound server before using ``base_url`` or adding anything that
+    needs the server running.
     """
 
     _server: ThreadingHTTPServer
     _push: _Worker
     _thread_name = "emulator"
+    base_url: str
 
-    def _init_served(self) -> None:
+    def _init_served(self, server: ThreadingHTTPServer) -> None:
+        self._server = server
+        host, port = server.server_address[:2]
+        host_text = host.decode() if isinstance(host, bytes) else str(host)
+        shown = f"[{host_text}]" if ":" in host_text else host_text  # an IPv6 address
+        self.base_url = f"http://{shown}:{port}/"
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -155,6 +174,10 @@ class Served:
             self._thread = None
         self._server.server_close()
         self._push.stop()
+
+    def wait_for_notifications(self, timeout: float = 5.0) -> bool:
+        """Block until every notification queued so far was delivered (or given up)."""
+        return self._push.wait_idle(timeout)
 
     def __enter__(self) -> Self:
         self.start()

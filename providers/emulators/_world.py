@@ -1,46 +1,66 @@
 """World-building both emulators pass straight to their store.
 
 Tests script people's edits through the emulator object, as they do on
-``providers.memory``, so one contract suite runs against every provider; where
-the stores already agree on what an edit means, the emulators need not each
-restate it. Methods whose meaning differs per service stay in each emulator.
+``providers.memory``, so one contract suite runs against every provider. Both
+stores are ``CalendarWorld``s and already agree on what an edit means, so the
+emulators forward to them rather than restate each method: a forwarded method
+has the very signature (and docstring) of ``CalendarWorld``'s, and a change
+there reaches both emulators without an edit here.
+
+What differs per service happens inside each store: Google keeps no HTML flag
+(``create_event(html=True)`` makes a description that holds HTML), Exchange
+stores a description as Outlook would and wraps a given ``ical_uid`` the way
+it wraps a foreign UID (the returned iCalUID is what Graph shows; the given
+one is accepted wherever an iCalUID is expected). Google shares one event id
+among every attendee's copy; Exchange gives each mailbox its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+import functools
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
-from syncd.model import Attendee
+from providers.calendar_world import CalendarWorld
 
 from .google_state import CalendarStore
 from .graph_store import MailboxStore
 
 __all__ = ["WorldEdits"]
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _forward(
+    method: Callable[Concatenate[CalendarWorld[Any, Any, Any, Any], P], R],
+) -> Callable[Concatenate[WorldEdits, P], R]:
+    """``method``, called on the emulator's store (looked up there, so overrides count)."""
+    name = method.__name__
+
+    def forwarded(self: WorldEdits, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return cast(R, getattr(self._store, name)(*args, **kwargs))
+
+    functools.update_wrapper(forwarded, method)  # name, docstring; signature via __wrapped__
+    forwarded.__module__, forwarded.__qualname__ = __name__, f"WorldEdits.{name}"
+    return forwarded
+
 
 class WorldEdits:
     _store: CalendarStore | MailboxStore
 
-    def edit_description(self, calendar: str, event_id: str, description: str) -> None:
-        self._store.edit_description(calendar, event_id, description)
+    create_event = _forward(CalendarWorld.create_event)
+    copy_id = _forward(CalendarWorld.copy_id)
+    edit_description = _forward(CalendarWorld.edit_description)
+    move_occurrence = _forward(CalendarWorld.move_occurrence)
+    cancel_occurrence = _forward(CalendarWorld.cancel_occurrence)
+    delete_event = _forward(CalendarWorld.delete_event)
+    update_event = _forward(CalendarWorld.update_event)
 
-    def move_occurrence(
-        self, ical_uid: str, original_start: datetime, new_start: datetime, new_end: datetime
-    ) -> None:
-        self._store.move_occurrence(ical_uid, original_start, new_start, new_end)
+    def description(self, calendar: str, event_id: str) -> str:
+        """The description as the API returns it (Graph: HTML), without it counting as a request."""
+        return self._store.description(calendar, event_id)
 
-    def cancel_occurrence(self, ical_uid: str, original_start: datetime) -> None:
-        self._store.cancel_occurrence(ical_uid, original_start)
-
-    def delete_event(self, ical_uid: str) -> None:
-        self._store.delete_event(ical_uid)
-
-    def update_event(
-        self,
-        ical_uid: str,
-        *,
-        title: str | None = None,
-        attendees: Sequence[str | Attendee] | None = None,
-    ) -> None:
-        self._store.update_event(ical_uid, title=title, attendees=attendees)
+    def expire_cursors(self, calendar: str) -> None:
+        """Every sync or delta token issued so far for ``calendar`` now answers 410."""
+        self._store.expire(calendar)

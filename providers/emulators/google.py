@@ -41,18 +41,11 @@ docstring; in short:
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import threading
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from providers.calendar_model import Recurrence
-from syncd.model import Attendee, EventType
-
+from . import _cli
 from ._server import Served
 from ._world import WorldEdits
 from .google_auth import Authority
@@ -93,19 +86,16 @@ class GoogleEmulator(WorldEdits, Served):
         self.faults = GoogleFaults(self._store, self._push)
         self._directory = Directory(self._store, self._authority, self.faults)
         self.customer_id = self._directory.customer_id
-        self.requests: list[Recorded] = []
         self._app = ApiApp(
             store=self._store,
             queries=self._queries,
             authority=self._authority,
             push=self._push,
             faults=self.faults,
-            requests=self.requests,
             directory=self._directory,
         )
-        self._server = serve(self._app, host, port)
-        bound_host, bound_port = self._server.server_address[:2]
-        self.base_url = f"http://{_url_host(str(bound_host))}:{bound_port}/"
+        self.requests: list[Recorded] = self._app.requests
+        self._init_served(serve(self._app, host, port))
         self.api_root = self.base_url + "calendar/v3/"
         self.token_uri = self.base_url + "token"
         self.auth_uri = self.base_url + "o/oauth2/auth"
@@ -113,7 +103,6 @@ class GoogleEmulator(WorldEdits, Served):
         self._app.api_root = self.api_root
         self._authority.token_uri = self.token_uri
         self._authority.auth_uri = self.auth_uri
-        self._init_served()
         for user in users:
             self.add_user(user)
 
@@ -187,58 +176,6 @@ class GoogleEmulator(WorldEdits, Served):
     def notifications(self) -> list[Sent]:
         return self._push.sent
 
-    def wait_for_notifications(self, timeout: float = 5.0) -> bool:
-        """Block until every notification queued so far was delivered (or given up)."""
-        return self._push.wait_idle(timeout)
-
-    # ------------------------------------------------- world (as providers.memory)
-
-    def create_event(
-        self,
-        organizer: str,
-        attendees: Sequence[str | Attendee],
-        title: str,
-        start: datetime,
-        end: datetime,
-        *,
-        description: str = "",
-        html: bool = False,
-        all_day: bool = False,
-        event_type: EventType = EventType.DEFAULT,
-        recurrence: Recurrence | None = None,
-        ical_uid: str | None = None,
-    ) -> str:
-        """Create an event (a series if ``recurrence``) as the organizer; returns its iCalUID.
-
-        ``html`` is accepted for parity with the memory provider: Google keeps no
-        such flag, an HTML description is simply a description holding HTML.
-        """
-        del html
-        return self._store.create_event(
-            organizer,
-            attendees,
-            title,
-            start,
-            end,
-            description=description,
-            all_day=all_day,
-            event_type=event_type,
-            recurrence=recurrence,
-            ical_uid=ical_uid,
-        )
-
-    def copy_id(self, calendar: str, ical_uid: str, original_start: datetime | None = None) -> str:
-        """The event id in ``calendar`` (the same in every calendar, as in Google)."""
-        return self._store.copy_id(calendar, ical_uid, original_start)
-
-    def description(self, calendar: str, event_id: str) -> str:
-        """Read a description without it counting as a request."""
-        return self._store.description(calendar, event_id)
-
-    def expire_cursors(self, calendar: str) -> None:
-        """Every sync token issued so far for ``calendar`` now answers 410."""
-        self._store.expire(calendar)
-
     # ----------------------------------------------------------------- internals
 
     def _first_user(self) -> str | None:
@@ -246,40 +183,22 @@ class GoogleEmulator(WorldEdits, Served):
         return users[0] if users else None
 
 
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m providers.emulators.google --port N --users a@x,b@y``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m providers.emulators.google",
-        description="Serve an emulated Google Calendar API v3 on the loopback interface.",
+    parser = _cli.parser(
+        "python -m providers.emulators.google",
+        "Serve an emulated Google Calendar API v3 on the loopback interface.",
     )
-    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free)")
-    parser.add_argument("--users", default="", help="comma-separated user addresses")
     parser.add_argument(
         "--service-account",
         type=Path,
         help="write the service-account JSON (with its private key) to this file",
     )
     args = parser.parse_args(argv)
-    users = [user.strip() for user in args.users.split(",") if user.strip()]
-    emulator = GoogleEmulator(users, port=args.port)
+    emulator = GoogleEmulator(_cli.users(args.users), port=args.port)
     if args.service_account is not None:
-        # Created private: the file holds the private key.
-        descriptor = os.open(args.service_account, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(emulator.service_account_info(), handle, indent=1)
-    emulator.start()
-    try:  # an interrupt at any point from here stops the server cleanly
-        print(emulator.base_url, flush=True)
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-    return 0
+        _cli.write_private_json(args.service_account, emulator.service_account_info())
+    return _cli.serve_until_interrupted(emulator)
 
 
 if __name__ == "__main__":

@@ -26,16 +26,14 @@ admin), then the parameters. Choices where the reference leaves room:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import secrets
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._paging import PageTokens, last, page_size, window
 from .google_auth import Authority, Grant
 from .google_errors import ApiError
 from .google_faults import GoogleFaults
@@ -47,6 +45,7 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
 _NOT_AUTHORIZED = "Not Authorized to access this resource/api"
 _CREATED = "2024-01-15T09:00:00.000Z"
+_TOKENS = PageTokens("s")  # bound to the customer and domain listed
 
 
 @dataclass
@@ -102,11 +101,7 @@ class Directory:
         if not self._flags_of(grant.user).admin:
             raise ApiError(403, "forbidden", _NOT_AUTHORIZED)
 
-        def one(name: str) -> str | None:
-            values = query.get(name)
-            return values[-1] if values else None
-
-        customer, domain = one("customer"), one("domain")
+        customer, domain = last(query, "customer"), last(query, "domain")
         if customer is None and domain is None:
             raise ApiError(400, "badRequest")
         if customer is not None and customer not in ("my_customer", self.customer_id):
@@ -117,17 +112,17 @@ class Directory:
             if wanted not in {_domain(address) for address in people}:
                 raise ApiError(403, "forbidden", _NOT_AUTHORIZED)
             people = [address for address in people if _domain(address) == wanted]
-        if (one("showDeleted") or "").lower() == "true":
+        if (last(query, "showDeleted") or "").lower() == "true":
             people = []
-        size = _page_size(one("maxResults"))
+        size = _page_size(last(query, "maxResults"))
         scope = f"{customer or ''}|{(domain or '').casefold()}"
-        start = _offset(one("pageToken"), scope)
-        page = people[start : start + size]
+        start = _offset(last(query, "pageToken"), scope)
+        page, following = window(people, start, size)
         answer: dict[str, Any] = {"kind": "admin#directory#users", "etag": _etag(scope, start)}
         if page:
             answer["users"] = [self._user(address) for address in page]
-        if start + size < len(people):
-            answer["nextPageToken"] = _token(start + size, scope)
+        if following is not None:
+            answer["nextPageToken"] = _TOKENS.issue(following, scope)
         return answer
 
     def _user(self, address: str) -> dict[str, Any]:
@@ -172,40 +167,17 @@ def _domain(address: str) -> str:
 
 
 def _page_size(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_PAGE_SIZE
     try:
-        size = int(raw)
+        return page_size(raw, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     except ValueError:
-        size = 0
-    if not 1 <= size <= MAX_PAGE_SIZE:
-        raise ApiError(
-            400,
-            "invalid",
-            f"Invalid value '{raw}'. Values must be within the range: [1, {MAX_PAGE_SIZE}]",
-            "maxResults",
-            "parameter",
-        )
-    return size
-
-
-def _token(offset: int, scope: str) -> str:
-    raw = json.dumps({"o": offset, "s": scope}, separators=(",", ":")).encode("utf-8")
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+        message = f"Invalid value '{raw}'. Values must be within the range: [1, {MAX_PAGE_SIZE}]"
+        raise ApiError(400, "invalid", message, "maxResults", "parameter") from None
 
 
 def _offset(token: str | None, scope: str) -> int:
-    if token is None:
-        return 0
     try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if not isinstance(data, dict) or data.get("s") != scope:
-            raise ValueError("a token of another listing")
-        offset = data["o"]
-        if not isinstance(offset, int) or offset < 0:
-            raise ValueError("not an offset")
-        return offset
-    except (ValueError, KeyError, binascii.Error, UnicodeDecodeError):
+        return _TOKENS.offset(token, scope)
+    except ValueError:
         raise ApiError(400, "invalid", "Invalid Input", "pageToken", "parameter") from None
 
 

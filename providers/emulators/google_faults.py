@@ -24,28 +24,6 @@ class GoogleFaults(FaultPlan[ApiError | OAuthError]):
     def __init__(self, store: CalendarStore, push: PushHub) -> None:
         super().__init__(OPS, push)
         self._store = store
-        self._push: PushHub = push
-
-    def fail(
-        self,
-        op: str,
-        status: int,
-        reason: str,
-        *,
-        times: int = 1,
-        retry_after: float | None = None,
-        message: str | None = None,
-    ) -> None:
-        """Answer the next ``times`` calls of ``op`` with ``status`` (queued after earlier ones)."""
-        self._enqueue(op, status, reason, times, retry_after, message)
-
-    def drop_notifications(self, count: int) -> None:
-        """The next ``count`` push notifications are lost on the way (their numbers are used)."""
-        self._push.drop(count)
-
-    def duplicate_notifications(self, count: int) -> None:
-        """The next ``count`` push notifications arrive twice, with the same message number."""
-        self._push.duplicate(count)
 
     def expire_sync_tokens(self, calendar: str) -> None:
         """Every sync token issued so far for ``calendar`` now answers 410."""

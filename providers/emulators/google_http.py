@@ -17,15 +17,13 @@ to google_directory after the bearer token is checked.
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import quote
 
 from . import _server
-from ._recording import Recorded
-from ._server import RequestHandler
+from ._recording import Recorded, RecordingApp, segments
+from ._server import RequestHandler, Response
 from .google_auth import Authority, Grant
 from .google_directory import Directory
 from .google_errors import ApiError, OAuthError
@@ -40,21 +38,8 @@ _SEND_UPDATES = frozenset({"all", "externalOnly", "none"})
 _JSON = "application/json; charset=UTF-8"
 
 
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-        merged = {"Content-Type": _JSON, "Cache-Control": "no-cache, no-store, max-age=0"}
-        merged.update(headers or {})
-        return cls(status, json.dumps(payload).encode("utf-8"), merged)
-
-
-class ApiApp:
-    """Turns one HTTP request into one Response; knows nothing of sockets."""
+class ApiApp(RecordingApp):
+    _faults: GoogleFaults
 
     def __init__(
         self,
@@ -64,32 +49,21 @@ class ApiApp:
         authority: Authority,
         push: PushHub,
         faults: GoogleFaults,
-        requests: list[Recorded],
         directory: Directory | None = None,
     ) -> None:
+        super().__init__(faults)
         self.api_root = ""
         self._directory = directory
         self._store = store
         self._queries = queries
         self._authority = authority
         self._push = push
-        self._faults = faults
-        self._requests = requests
 
-    def handle(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> Response:
-        url = urlsplit(target)
-        query = parse_qs(url.query, keep_blank_values=True)
-        segments = [unquote(part) for part in url.path.split("/")[1:]]
-        record = Recorded(method, unquote(url.path), query, headers, _parse_body(headers, raw))
+    def _answer(self, record: Recorded, raw_path: str) -> Response:
         try:
-            response = self._dispatch(record, segments)
-        except ApiError as error:
-            response = Response.json(error.status, error.body(), error.headers)
-        except OAuthError as error:
-            response = Response.json(error.status, error.body(), error.headers)
-        record.status = response.status
-        self._requests.append(record)
-        return response
+            return self._dispatch(record, segments(raw_path))
+        except (ApiError, OAuthError) as error:
+            return _json(error.status, error.body(), error.headers)
 
     # ---------------------------------------------------------------- routing
 
@@ -104,9 +78,9 @@ class ApiApp:
         if segments[:1] == ["oauth2"] and segments[2:] == ["certs"] and method == "GET":
             record.op = "certs"
             if segments[1] == "v1":
-                return Response.json(200, self._authority.certs_pem())
+                return _json(200, self._authority.certs_pem())
             if segments[1] == "v3":
-                return Response.json(200, self._authority.certs_jwks())
+                return _json(200, self._authority.certs_jwks())
         if segments[:3] == ["admin", "directory", "v1"] and self._directory is not None:
             return self._users(record, segments[3:])
         if segments[:2] != ["calendar", "v3"]:
@@ -123,23 +97,23 @@ class ApiApp:
         if tail == [] and method == "GET":
             record.op = "list"
             address = self._calendar(record, calendar_id, write=False)
-            return Response.json(200, self._queries.list_events(address, record.query))
+            return _json(200, self._queries.list_events(address, record.query))
         if tail == ["watch"] and method == "POST":
             record.op = "watch"
             address = self._calendar(record, calendar_id, write=False)
             uri = f"{self.api_root}calendars/{quote(calendar_id, safe='@')}/events?alt=json"
-            return Response.json(200, self._push.watch(address, record.body, uri))
+            return _json(200, self._push.watch(address, record.body, uri))
         if len(tail) == 1 and method == "GET":
             record.op = "get"
             address = self._calendar(record, calendar_id, write=False)
-            return Response.json(200, self._queries.get(address, tail[0]))
+            return _json(200, self._queries.get(address, tail[0]))
         if len(tail) == 1 and method == "PATCH":
             record.op = "patch"
             return self._patch(record, calendar_id, tail[0])
         if len(tail) == 2 and tail[1] == "instances" and method == "GET":
             record.op = "instances"
             address = self._calendar(record, calendar_id, write=False)
-            return Response.json(200, self._queries.instances(address, tail[0], record.query))
+            return _json(200, self._queries.instances(address, tail[0], record.query))
         raise ApiError(404, "notFound")
 
     # ------------------------------------------------------------- operations
@@ -153,7 +127,7 @@ class ApiApp:
         answer = self._authority.token(
             {str(k): str(v) for k, v in form.items()}, record.headers.get("authorization")
         )
-        return Response.json(200, answer, {"Cache-Control": "no-store", "Pragma": "no-cache"})
+        return _json(200, answer, {"Cache-Control": "no-store", "Pragma": "no-cache"})
 
     def _users(self, record: Recorded, rest: list[str]) -> Response:
         """The Admin SDK's users.list; the directory checks scope, admin and parameters."""
@@ -163,7 +137,7 @@ class ApiApp:
         self._pause(record.op)
         grant = self._authority.authenticate(record.headers.get("authorization"))
         record.user = grant.user
-        return Response.json(200, self._directory.list_users(grant, record.query))
+        return _json(200, self._directory.list_users(grant, record.query))
 
     def _authorize(self, record: Recorded) -> Response:
         location = self._authority.authorize(record.query)
@@ -178,7 +152,7 @@ class ApiApp:
             )
         self._faults.run_before_patch(address, event_id)
         written = self._store.patch(address, event_id, record.body, record.headers.get("if-match"))
-        return Response.json(200, written)
+        return _json(200, written)
 
     # ---------------------------------------------------------------- checks
 
@@ -202,29 +176,11 @@ class ApiApp:
             raise ApiError(404, "notFound")
         return address
 
-    def _pause(self, op: str | None) -> None:
-        delay = self._faults.delay(op)
-        if delay > 0:
-            time.sleep(delay)
 
-
-def _parse_body(headers: dict[str, str], raw: bytes) -> Any:
-    """JSON or form bodies, parsed; ``None`` for none. Unparseable JSON is a 400 later."""
-    if not raw:
-        return None
-    kind = headers.get("content-type", "").split(";")[0].strip().lower()
-    text = raw.decode("utf-8", "replace")
-    if kind == "application/x-www-form-urlencoded":
-        return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
-    try:
-        return json.loads(text)
-    except ValueError:
-        return _Unparsed(text)
-
-
-@dataclass(frozen=True)
-class _Unparsed:
-    text: str
+def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    merged = {"Content-Type": _JSON, "Cache-Control": "no-cache, no-store, max-age=0"}
+    merged.update(headers or {})
+    return Response(status, json.dumps(payload).encode("utf-8"), merged)
 
 
 class _Handler(RequestHandler):

@@ -49,21 +49,14 @@ reference leaves room is in its docstring; in short:
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import threading
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from providers.calendar_model import Recurrence
-from syncd.model import Attendee, EventType
-
+from . import _cli
 from ._server import Served
 from ._world import WorldEdits
 from .graph_directory import Directory
@@ -148,26 +141,20 @@ class GraphEmulator(WorldEdits, Served):
         self._store.listener = self._changed
         self.faults = GraphFaults(self._store, self._push)
         self._directory = Directory(self._store, tenant, self.faults)
-        self.requests: list[Recorded] = []
         self._app = GraphApp(
             store=self._store,
             views=self._views,
             authority=self._authority,
             push=self._push,
             faults=self.faults,
-            requests=self.requests,
             directory=self._directory,
         )
-        self._server = serve(self._app, host, port)
-        bound_host, bound_port = self._server.server_address[:2]
-        host_text = bound_host.decode() if isinstance(bound_host, bytes) else str(bound_host)
-        shown = f"[{host_text}]" if ":" in host_text else host_text
-        self.base_url = f"http://{shown}:{bound_port}/"
+        self.requests: list[Recorded] = self._app.requests
+        self._init_served(serve(self._app, host, port))
         self.graph_root = self.base_url + "v1.0/"
         self._app.base_url = self.base_url
         self._views.context_root = self.graph_root
         self._push.context_root = self.graph_root
-        self._init_served()
         for user in users:
             self.add_user(user)
 
@@ -256,60 +243,6 @@ class GraphEmulator(WorldEdits, Served):
     def notifications(self) -> list[Sent]:
         return self._push.sent
 
-    def wait_for_notifications(self, timeout: float = 5.0) -> bool:
-        """Block until every notification queued so far was delivered (or given up)."""
-        return self._push.wait_idle(timeout)
-
-    # ------------------------------------------------- world (as providers.memory)
-
-    def create_event(
-        self,
-        organizer: str,
-        attendees: Sequence[str | Attendee],
-        title: str,
-        start: datetime,
-        end: datetime,
-        *,
-        description: str = "",
-        html: bool = False,
-        all_day: bool = False,
-        event_type: EventType = EventType.DEFAULT,
-        recurrence: Recurrence | None = None,
-        ical_uid: str | None = None,
-    ) -> str:
-        """Create an event (a series if ``recurrence``) as the organizer; returns its iCalUId.
-
-        The organizer typed ``description`` in Outlook (``html``: it is markup);
-        it is stored as Outlook would. A given ``ical_uid`` is wrapped the way
-        Exchange wraps a foreign UID, so the returned iCalUId is what Graph
-        shows; the given one is accepted wherever an iCalUID is expected.
-        """
-        return self._store.create_event(
-            organizer,
-            attendees,
-            title,
-            start,
-            end,
-            description=description,
-            html=html,
-            all_day=all_day,
-            event_type=event_type,
-            recurrence=recurrence,
-            ical_uid=ical_uid,
-        )
-
-    def copy_id(self, calendar: str, ical_uid: str, original_start: datetime | None = None) -> str:
-        """The event id in ``calendar``'s copy (each mailbox has its own), or an occurrence's."""
-        return self._store.copy_id(calendar, ical_uid, original_start)
-
-    def description(self, calendar: str, event_id: str) -> str:
-        """The body as Graph returns it (HTML), without it counting as a request."""
-        return self._store.description(calendar, event_id)
-
-    def expire_cursors(self, calendar: str) -> None:
-        """Every delta token issued so far for ``calendar`` now answers 410."""
-        self._store.expire(calendar)
-
     # ----------------------------------------------------------------- internals
 
     def _changed(self, changes: list[Change]) -> None:
@@ -334,12 +267,10 @@ class GraphEmulator(WorldEdits, Served):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m providers.emulators.graph --port N --users a@x,b@y``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m providers.emulators.graph",
-        description="Serve an emulated Microsoft Graph v1.0 and login endpoint on loopback.",
+    parser = _cli.parser(
+        "python -m providers.emulators.graph",
+        "Serve an emulated Microsoft Graph v1.0 and login endpoint on loopback.",
     )
-    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free)")
-    parser.add_argument("--users", default="", help="comma-separated user addresses")
     parser.add_argument("--tenant", default=DEFAULT_TENANT, help="tenant id")
     parser.add_argument(
         "--credentials",
@@ -347,32 +278,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write the app registration (tenant, client id and secret) as JSON to this file",
     )
     args = parser.parse_args(argv)
-    users = [user.strip() for user in args.users.split(",") if user.strip()]
-    emulator = GraphEmulator(users, tenant=args.tenant, port=args.port)
+    emulator = GraphEmulator(_cli.users(args.users), tenant=args.tenant, port=args.port)
     if args.credentials is not None:
-        # Created private: the file holds the client secret.
-        descriptor = os.open(args.credentials, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(
-                {
-                    "tenant": emulator.tenant,
-                    "client_id": emulator.client_id,
-                    "client_secret": emulator.client_secret,
-                    "authority": emulator.authority,
-                    "graph_root": emulator.graph_root,
-                },
-                handle,
-                indent=1,
-            )
-    emulator.start()
-    try:  # an interrupt at any point from here stops the server cleanly
-        print(emulator.base_url, flush=True)
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-    return 0
+        registration = {
+            "tenant": emulator.tenant,
+            "client_id": emulator.client_id,
+            "client_secret": emulator.client_secret,
+            "authority": emulator.authority,
+            "graph_root": emulator.graph_root,
+        }
+        _cli.write_private_json(args.credentials, registration)
+    return _cli.serve_until_interrupted(emulator)
 
 
 if __name__ == "__main__":

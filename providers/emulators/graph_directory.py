@@ -24,9 +24,6 @@ this call), then the query options. Choices where the reference leaves room:
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 import threading
 import uuid
@@ -35,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from ._paging import PageTokens, last, page_size, window
 from .graph_errors import GraphError
 from .graph_faults import GraphFaults
 from .graph_identity import Grant
@@ -66,6 +64,7 @@ USER_PROPERTIES = frozenset(
 )
 _FILTER = re.compile(r"^\s*accountEnabled\s+eq\s+(?P<value>true|false)\s*$")
 _USER_NAMESPACE = uuid.UUID("3f0c9b1e-8a52-4a55-9d0e-5b9b7d6c2a10")
+_TOKENS = PageTokens("f")  # bound to the $filter listed
 
 
 @dataclass
@@ -106,27 +105,22 @@ class Directory:
                 "Insufficient privileges to complete the operation.",
             )
 
-        def one(name: str) -> str | None:
-            values = query.get(name)
-            return values[-1] if values else None
-
-        selected = _select(one("$select"))
-        wanted = _filter(one("$filter"))
-        size = _top(one("$top"))
+        selected = _select(last(query, "$select"))
+        wanted = _filter(last(query, "$filter"))
+        size = _top(last(query, "$top"))
         users = sorted(self._users(), key=lambda user: str(user["userPrincipalName"]).casefold())
         if wanted is not None:
             users = [user for user in users if user["accountEnabled"] is wanted]
-        bound = one("$filter") or ""
-        start = _offset(one("$skiptoken"), bound)
-        page = users[start : start + size]
+        bound = last(query, "$filter") or ""
+        page, following = window(users, _offset(last(query, "$skiptoken"), bound), size)
         shown = selected or DEFAULT_PROPERTIES
         context = f"{graph_root}$metadata#users"
         if selected:
             context += f"({','.join(selected)})"
         answer: dict[str, Any] = {"@odata.context": context}
-        if start + size < len(users):
+        if following is not None:
             options = {name: values[-1] for name, values in query.items() if name != "$skiptoken"}
-            options["$skiptoken"] = _token(start + size, bound)
+            options["$skiptoken"] = _TOKENS.issue(following, bound)
             answer["@odata.nextLink"] = (
                 f"{graph_root}users?{urlencode(options, quote_via=quote, safe='$(),')}"
             )
@@ -192,37 +186,19 @@ def _filter(raw: str | None) -> bool | None:
 
 
 def _top(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_PAGE_SIZE
     try:
-        size = int(raw)
+        return page_size(raw, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     except ValueError:
-        size = 0
-    if not 1 <= size <= MAX_PAGE_SIZE:
         raise GraphError(
             400,
             "Request_BadRequest",
             f"Invalid page size specified: '{raw}'. Must be between 1 and {MAX_PAGE_SIZE} "
             "inclusive.",
-        )
-    return size
-
-
-def _token(offset: int, bound: str) -> str:
-    raw = json.dumps({"o": offset, "f": bound}, separators=(",", ":")).encode("utf-8")
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+        ) from None
 
 
 def _offset(token: str | None, bound: str) -> int:
-    if token is None:
-        return 0
     try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if not isinstance(data, dict) or data.get("f") != bound:
-            raise ValueError("a token of another listing")
-        offset = data["o"]
-        if not isinstance(offset, int) or offset < 0:
-            raise ValueError("not an offset")
-        return offset
-    except (ValueError, KeyError, binascii.Error, UnicodeDecodeError):
+        return _TOKENS.offset(token, bound)
+    except ValueError:
         raise GraphError(400, "Request_BadRequest", "Invalid paging token.") from None

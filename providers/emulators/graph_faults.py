@@ -28,32 +28,6 @@ class GraphFaults(FaultPlan[GraphError | EntraError]):
         self._store = store
         self._push: PushHub = push
 
-    def fail(
-        self,
-        op: str,
-        status: int,
-        code: str,
-        *,
-        times: int = 1,
-        retry_after: float | None = None,
-        message: str | None = None,
-    ) -> None:
-        """Answer the next ``times`` calls of ``op`` with ``status`` (queued after earlier ones).
-
-        ``code`` is the Graph error code (``ApplicationThrottled``,
-        ``ServiceUnavailable``, ...) or, for ``token``, the OAuth ``error``
-        (``invalid_client``, ``temporarily_unavailable``, ...).
-        """
-        self._enqueue(op, status, code, times, retry_after, message)
-
-    def drop_notifications(self, count: int) -> None:
-        """The next ``count`` notification POSTs are lost on the way."""
-        self._push.drop(count)
-
-    def duplicate_notifications(self, count: int) -> None:
-        """The next ``count`` notification POSTs arrive twice."""
-        self._push.duplicate(count)
-
     def expire_delta_tokens(self, calendar: str) -> None:
         """Every delta and skip token issued so far for ``calendar`` now answers 410."""
         self._store.expire(calendar)

@@ -19,22 +19,19 @@ client's, when it sent one) and OData's JSON content type. ``GET /users``
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import _server
-from ._recording import Recorded
-from ._server import RequestHandler
+from ._recording import Recorded, RecordingApp, segments
+from ._server import RequestHandler, Response
 from .graph_directory import Directory
 from .graph_errors import EntraError, GraphError
 from .graph_faults import GraphFaults
 from .graph_identity import Authority, Grant
 from .graph_model import Mailbox
-from .graph_patch import Unparsed, parse_patch
+from .graph_patch import parse_patch
 from .graph_push import PushHub
 from .graph_query import Prefer
 from .graph_store import MailboxStore
@@ -50,15 +47,8 @@ _LOGIN_JSON = "application/json; charset=utf-8"
 _DELTA_NAMES = frozenset({"delta", "delta()", "microsoft.graph.delta", "microsoft.graph.delta()"})
 
 
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class GraphApp:
-    """Turns one HTTP request into one Response; knows nothing of sockets."""
+class GraphApp(RecordingApp):
+    _faults: GraphFaults
 
     def __init__(
         self,
@@ -68,30 +58,25 @@ class GraphApp:
         authority: Authority,
         push: PushHub,
         faults: GraphFaults,
-        requests: list[Recorded],
         directory: Directory | None = None,
     ) -> None:
+        super().__init__(faults)
         self.base_url = ""
         self._directory = directory
         self._store = store
         self._views = views
         self._authority = authority
         self._push = push
-        self._faults = faults
-        self._requests = requests
 
-    def handle(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> Response:
-        url = urlsplit(target)
-        query = parse_qs(url.query, keep_blank_values=True)
-        segments = [unquote(part) for part in url.path.split("/")[1:]]
-        record = Recorded(method, unquote(url.path), query, headers, _parse_body(headers, raw))
+    def _answer(self, record: Recorded, raw_path: str) -> Response:
+        path = segments(raw_path)
         request_id = str(uuid.uuid4())
-        client_request_id = headers.get("client-request-id") or request_id
+        client_request_id = record.headers.get("client-request-id") or request_id
         try:
-            if segments[:1] == ["v1.0"]:
-                response = self._graph(record, segments[1:], url.path)
+            if path[:1] == ["v1.0"]:
+                response = self._graph(record, path[1:], raw_path)
             else:
-                response = self._identity(record, segments)
+                response = self._identity(record, path)
         except GraphError as error:
             response = _json(error.status, error.body(request_id, client_request_id), _ODATA_JSON)
             response.headers.update(error.headers)
@@ -101,8 +86,6 @@ class GraphApp:
             response.headers["Cache-Control"] = "no-store, no-cache"
         response.headers.setdefault("request-id", request_id)
         response.headers.setdefault("client-request-id", client_request_id)
-        record.status = response.status
-        self._requests.append(record)
         return response
 
     # ------------------------------------------------------------- identity
@@ -256,11 +239,6 @@ class GraphApp:
             raise GraphError(403, "ErrorAccessDenied")
         return box
 
-    def _pause(self, op: str) -> None:
-        delay = self._faults.delay(op)
-        if delay > 0:
-            time.sleep(delay)
-
     @staticmethod
     def _prefer(record: Recorded) -> Prefer:
         return Prefer.parse(record.headers.get("prefer"))
@@ -285,20 +263,6 @@ def _page(page: Page) -> Response:
     response = _json(200, page.body, _ODATA_JSON)
     response.headers.update(page.headers)
     return response
-
-
-def _parse_body(headers: dict[str, str], raw: bytes) -> Any:
-    """JSON or form bodies, parsed; ``None`` for none; ``Unparsed`` for broken JSON."""
-    if not raw:
-        return None
-    kind = headers.get("content-type", "").split(";")[0].strip().lower()
-    text = raw.decode("utf-8", "replace")
-    if kind == "application/x-www-form-urlencoded":
-        return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
-    try:
-        return json.loads(text)
-    except ValueError:
-        return Unparsed(text)
 
 
 class _Handler(RequestHandler):

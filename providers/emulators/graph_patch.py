@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import graph_body
+from ._recording import Unparsed
 from .graph_errors import GraphError
 from .graph_query import EVENT_PROPERTIES, property_key
 
-__all__ = ["EventPatch", "Unparsed", "parse_patch"]
+__all__ = ["EventPatch", "parse_patch"]
 
 _WRITABLE = frozenset({"body", "singleValueExtendedProperties"})
 _TYPES = "Binary|Boolean|CLSID|Currency|Double|Float|Integer|Long|Object|Short|String|SystemTime"
@@ -37,13 +38,6 @@ _BAD_JSON = (
     "Unable to read JSON request payload. Please ensure Content-Type header is set and payload "
     "is of valid JSON format."
 )
-
-
-@dataclass(frozen=True)
-class Unparsed:
-    """A request body that was not valid JSON (kept so a handler can answer 400)."""
-
-    text: str
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ from typing import Protocol
 import pytest
 
 from providers.base import CursorExpired, NotFound, NotWritable, PreconditionFailed, Provider
+from providers.calendar_world import WorldBuilder
 from providers.memory import Recurrence
-from syncd.model import Attendee, ChangePage, Event, EventType, Window
+from syncd.model import ChangePage, Event, Window
 
 ANA = "ana@example.test"
 BO = "bo@example.test"
@@ -39,24 +40,8 @@ WEEK = timedelta(days=7)
 WINDOW = Window(T0 - timedelta(days=1), T0 + timedelta(days=60))
 
 
-class World(Protocol):
+class World(WorldBuilder, Protocol):
     """What people do to calendars: create, edit, move, cancel, delete; and server faults."""
-
-    def create_event(
-        self,
-        organizer: str,
-        attendees: Sequence[str | Attendee],
-        title: str,
-        start: datetime,
-        end: datetime,
-        *,
-        description: str = "",
-        html: bool = False,
-        all_day: bool = False,
-        event_type: EventType = EventType.DEFAULT,
-        recurrence: Recurrence | None = None,
-        ical_uid: str | None = None,
-    ) -> str: ...
 
     def copy_id(
         self, calendar: str, ical_uid: str, original_start: datetime | None = None
