@@ -351,6 +351,7 @@ class WebServer:
             )
         )
         self.thread = threading.Thread(target=self.server.run, name="web", daemon=True)
+        self._stopping = False
         for name in ("uvicorn.error", "uvicorn.access"):  # start-up and the access log
             server_log = logging.getLogger(name)
             if server_log.getEffectiveLevel() > logging.INFO:
@@ -366,8 +367,28 @@ class WebServer:
         return True
 
     def stop(self) -> None:
+        self._stopping = True
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+    def supervise(self, stop: threading.Event) -> threading.Event:
+        """Set ``stop`` if the server ends without being asked; the returned event says so.
+
+        A daemon that syncs on without its pages and webhooks looks healthy
+        to systemd; better to exit non-zero and let ``Restart=`` bring it back.
+        """
+        died = threading.Event()
+
+        def watch() -> None:
+            self.thread.join()
+            if not self._stopping:
+                log.error("the web server stopped unexpectedly; shutting down")
+                died.set()
+                stop.set()
+
+        self.watcher = threading.Thread(target=watch, name="web-watch", daemon=True)
+        self.watcher.start()
+        return died
 
 
 @contextmanager
@@ -489,6 +510,7 @@ def run(
                     daemon=True,
                 ).start()
         server: WebServer | None = None
+        web_died: threading.Event | None = None
         if role in ("all", "web"):
             from syncd.web.app import create_app
 
@@ -504,6 +526,7 @@ def run(
                 print(f"syncd: web.listen: cannot serve on {settings.web.listen}", flush=True)
                 return 1
             stack.callback(server.stop)
+            web_died = server.supervise(stop)
         notifier.ready(f"serving ({role})")
         log.info("syncd is running (%s)", role)
         if worker is None:
@@ -521,4 +544,4 @@ def run(
             if stop_channels:
                 worker.stop_channels()
         notifier.stopping("stopping")
-    return 0
+    return 1 if web_died is not None and web_died.is_set() else 0

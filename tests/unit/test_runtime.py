@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, select
 
@@ -13,7 +15,7 @@ from providers.memory import MemoryProvider
 from syncd import assemble, config, scheduler
 from syncd.engine import CalendarSync, Report
 from syncd.model import ChangePage, Window
-from syncd.runtime import Worker, refresh_directories
+from syncd.runtime import WebServer, Worker, refresh_directories
 from syncd.store import sessions, transaction
 from syncd.store.models import Calendar
 from tests.unit.world import ANA, BO, CY, PEOPLE, World, weekly
@@ -196,3 +198,30 @@ def test_a_bug_opening_a_push_channel_leaves_syncing_alone(db_engine: Engine) ->
     assert sorted(synced) == sorted(PEOPLE)
     assert world.block_in(ANA, uid, world.now + timedelta(days=1, hours=2)) is not None
     assert worker.totals.errors == 0  # the sync itself went fine; polling covers for push
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_web_server_that_ends_unasked_stops_the_daemon_and_one_asked_does_not() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    stop = threading.Event()
+    crashing = WebServer(app, "127.0.0.1", _free_port())
+    assert crashing.start()
+    died = crashing.supervise(stop)
+    crashing.server.should_exit = True  # uvicorn ends on its own, nobody asked
+    assert stop.wait(10) and died.is_set()
+
+    calm = threading.Event()
+    asked = WebServer(app, "127.0.0.1", _free_port())
+    assert asked.start()
+    quiet = asked.supervise(calm)
+    asked.stop()
+    asked.watcher.join(10)  # the watcher has seen the server end
+    assert not asked.watcher.is_alive()
+    assert not calm.is_set() and not quiet.is_set()
