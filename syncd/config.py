@@ -838,6 +838,23 @@ class _Parser:
         resolved = (self.directory / file_part).as_posix()
         return f"{match['scheme']}:///{resolved}{question}{query}"
 
+    def token_file(self, p: str, name: str, text: str, suffix: str) -> Path:
+        """A single-user grant's file: ``text``, or ``<account name><suffix>`` beside the config."""
+        if not text:
+            default = f"{name}{suffix}"
+            if "/" in name or "\\" in name or name.startswith("."):
+                self.fail(
+                    f"{p}.token_file",
+                    f"the default {_show(default)} is not a plain file name; set token_file",
+                )
+            text = default
+        return self.file_path(text)
+
+    def webhook_url(self, entry: Mapping[str, object], p: str, default: str) -> str:
+        """Empty (polling only), or an address that passes the https rule."""
+        url = self.string(entry, p, "webhook_url", default).strip()
+        return self.url(f"{p}.webhook_url", url) if url else ""
+
     def sync(self, table: Mapping[str, object]) -> Sync:
         d, p = Sync(), "sync"
         window_days = self.integer(table, p, "window_days", d.window_days, 1, 366)
@@ -1075,21 +1092,11 @@ class _Parser:
                     "must be a path: syncd rewrites the token cache, and systemd credentials "
                     "are read-only",
                 )
-            if not token_text:
-                default = f"{name}.msal-cache"
-                if "/" in name or "\\" in name or name.startswith("."):
-                    self.fail(
-                        f"{p}.token_file",
-                        f"the default {_show(default)} is not a plain file name; set token_file",
-                    )
-                token_text = default
-            token_file = self.file_path(token_text)
+            token_file = self.token_file(p, name, token_text, ".msal-cache")
         graph_root = self.url(f"{p}.graph_root", self.string(entry, p, "graph_root", d.graph_root))
         if not urlsplit(graph_root).path.endswith("/v1.0/"):
             self.fail(f"{p}.graph_root", f"must end in '/v1.0/', got {_show(graph_root)}")
-        webhook_url = self.string(entry, p, "webhook_url", d.webhook_url).strip()
-        if webhook_url:
-            webhook_url = self.url(f"{p}.webhook_url", webhook_url)
+        webhook_url = self.webhook_url(entry, p, d.webhook_url)
         # Graph's bounds for subscriptions on events.
         minutes = self.integer(entry, p, "subscription_minutes", d.subscription_minutes, 45, 10080)
         return MicrosoftAccount(
@@ -1160,15 +1167,7 @@ class _Parser:
                     "required for provider 'google' in single-user mode: the OAuth client JSON "
                     "(a path or credential:NAME)",
                 )
-            if not token_text:
-                default = f"{name}.google-grant"
-                if "/" in name or "\\" in name or name.startswith("."):
-                    self.fail(
-                        f"{p}.token_file",
-                        f"the default {_show(default)} is not a plain file name; set token_file",
-                    )
-                token_text = default
-            token_file = self.file_path(token_text)
+            token_file = self.token_file(p, name, token_text, ".google-grant")
         # Bearer tokens travel to api_root, so it gets the same https rule.
         api_root = self.url(f"{p}.api_root", self.string(entry, p, "api_root", d.api_root))
         if not urlsplit(api_root).path.endswith("/calendar/v3/"):
@@ -1177,9 +1176,7 @@ class _Parser:
                 f"must end in '/calendar/v3/' (it replaces the API's root URL and service "
                 f"path), got {_show(api_root)}",
             )
-        webhook_url = self.string(entry, p, "webhook_url", d.webhook_url).strip()
-        if webhook_url:
-            webhook_url = self.url(f"{p}.webhook_url", webhook_url)
+        webhook_url = self.webhook_url(entry, p, d.webhook_url)
         admin = self.string(entry, p, "directory_admin", d.directory_admin).strip()
         domain = self.string(entry, p, "directory_domain", d.directory_domain).strip()
         if directory:
