@@ -203,6 +203,12 @@ class Web:
     timezone: str = ""
     oidc: WebOidc = field(default_factory=WebOidc)
 
+    @property
+    def address(self) -> tuple[str, int]:
+        """``listen`` as a host (IPv6 without its brackets) and a port; checked at parse."""
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
 
 class AccountMode(enum.StrEnum):
     """Whose authority a Google or Microsoft account acts with."""

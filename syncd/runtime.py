@@ -328,11 +328,6 @@ class Worker:
 # -- the process ---------------------------------------------------------------------
 
 
-def _listen(settings: config.Settings) -> tuple[str, int]:
-    host, _, port = settings.web.listen.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
 class WebServer:
     """uvicorn in a thread of its own; the main thread keeps the signals."""
 
@@ -441,6 +436,16 @@ def _refresh_hourly(
         refresh_directories(factory, worker, conns)
 
 
+def _beat(heartbeat: Heartbeat, notifier: Notifier) -> Callable[[], None]:
+    """What the scheduler loop does each round to say it is alive: /readyz and systemd."""
+
+    def beat() -> None:
+        heartbeat.beat()
+        notifier.watchdog()
+
+    return beat
+
+
 def _webhook(account: config.Account) -> str:
     options = account.google or account.microsoft
     return options.webhook_url if options is not None else ""
@@ -463,9 +468,6 @@ def run(
     """
     stop = stop or threading.Event()
     notifier = notifier or Notifier()
-    daemon_log = logging.getLogger("syncd")
-    if daemon_log.getEffectiveLevel() > logging.INFO:
-        daemon_log.setLevel(logging.INFO)  # a daemon says what it does; -v adds detail
     factory = sessions(assemble.store(settings))  # migrations first: READY means usable
     metrics = Metrics(factory)
     heartbeat: Heartbeat | None = None
@@ -475,7 +477,6 @@ def run(
             policy = assemble.policy(settings)
             syncers: dict[str, CalendarSync] = {}
             webhooks: dict[str, str] = {}
-            calendars: dict[str, list[str]] = {}
             conns: dict[str, assemble.Connected] = {}
             for account in settings.require_accounts():
                 conn = stack.enter_context(
@@ -488,10 +489,9 @@ def run(
                 )
                 webhooks[account.name] = _webhook(account)
                 scheduler.enroll(factory, account.name, conn.provider.name, conn.calendars)
-                calendars[account.name] = list(conn.calendars)
                 conns[account.name] = conn
             heartbeat = Heartbeat()
-            enrolled = sum(len(listed) for listed in calendars.values())
+            enrolled = sum(len(conn.calendars) for conn in conns.values())
             worker = Worker(
                 factory,
                 syncers,
@@ -500,8 +500,9 @@ def run(
                 on_sync=on_sync,
                 metrics=metrics,
                 progress=Progress(enrolled) if enrolled else None,
+                beat=_beat(heartbeat, notifier),
             )
-            worker.watching = {name: frozenset(listed) for name, listed in calendars.items()}
+            worker.watching = {name: frozenset(conn.calendars) for name, conn in conns.items()}
             if any(conn.account.directory for conn in conns.values()):
                 threading.Thread(
                     target=_refresh_hourly,
@@ -514,7 +515,7 @@ def run(
         if role in ("all", "web"):
             from syncd.web.app import create_app
 
-            host, port = _listen(settings)
+            host, port = settings.web.address
             app = create_app(
                 factory,
                 web=assemble.web_settings(settings),
@@ -533,13 +534,6 @@ def run(
             while not stop.wait(IDLE_WAIT):
                 notifier.watchdog()
         else:
-
-            def beat() -> None:
-                if heartbeat is not None:
-                    heartbeat.beat()
-                notifier.watchdog()
-
-            worker.beat = beat
             worker.run(stop, notifier.status)
             if stop_channels:
                 worker.stop_channels()
