@@ -144,8 +144,7 @@ def sync_all(settings: config.Settings, now: datetime, progress: Progress | None
                 except Exception as error:  # one calendar's bug never stops the others
                     log.exception("sync of %s failed", address)
                     report = Report(calendars=1)
-                    report.errors.append(f"{address}: {type(error).__name__}: {error}")
-                    report.error_kinds[type(error).__name__] += 1
+                    report.fail(address, error)
                 total.merge(report)
                 if progress is not None:
                     progress.update(report)

@@ -124,18 +124,26 @@ class Report:
         self.full_syncs += other.full_syncs
         self.push_lags.extend(other.push_lags)
 
+    def fail(self, address: str, error: Exception, text: str | None = None) -> None:
+        """Count one calendar's failed sync: a line in ``errors``, its class in ``error_kinds``."""
+        self.errors.append(f"{address}: {text or f'{type(error).__name__}: {error}'}")
+        self.error_kinds[type(error).__name__] += 1
 
+
+#: The longest last error kept on a calendar: enough for any provider's message.
+MAX_ERROR_TEXT = 2000
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_CAP = timedelta(hours=1)
 QUOTA_PAUSE = timedelta(hours=1)
 
 
-def retry_at(error: ProviderError, failures: int, now: datetime) -> datetime | None:
+def retry_at(error: Exception, failures: int, now: datetime) -> datetime | None:
     """When a failing calendar is worth trying again; None: not until a person acts.
 
     Exponential in the number of failures in a row, capped; a spent quota
     opens the circuit for an hour (retrying sooner only burns more of it); a
-    revoked grant waits for re-authorisation.
+    revoked grant waits for re-authorisation. Anything else (a provider
+    outage, or a bug in syncd) backs off exponentially.
     """
     if isinstance(error, AuthRevoked):
         return None
@@ -221,13 +229,11 @@ class CalendarSync:
         try:
             self._sync(calendar_id, address, now, report)
         except AuthRevoked as error:
-            report.errors.append(f"{address}: needs re-authorisation ({error})")
-            report.error_kinds[type(error).__name__] += 1
-            self._record_failure(calendar_id, now, error, needs_reauth=True)
+            report.fail(address, error, f"needs re-authorisation ({error})")
+            self.record_failure(calendar_id, now, error)
         except ProviderError as error:
-            report.errors.append(f"{address}: {type(error).__name__}: {error}")
-            report.error_kinds[type(error).__name__] += 1
-            self._record_failure(calendar_id, now, error, needs_reauth=False)
+            report.fail(address, error)
+            self.record_failure(calendar_id, now, error)
         return report
 
     def _calendar_row(self, address: str) -> int:
@@ -243,14 +249,17 @@ class CalendarSync:
                 session.flush()
             return row.id
 
-    def _record_failure(
-        self, calendar_id: int, now: datetime, error: ProviderError, *, needs_reauth: bool
-    ) -> None:
+    def record_failure(self, calendar_id: int, now: datetime, error: Exception) -> None:
+        """Keep the error on the calendar and back off; a revoked grant waits for re-auth.
+
+        Also for failures the engine did not see coming (the runtime records a
+        bug in one calendar's sync here too), so that none of them hot-loops.
+        """
         with transaction(self.factory) as session:
             row = session.get_one(Calendar, calendar_id)
-            row.last_error = f"{type(error).__name__}: {error}"
+            row.last_error = f"{type(error).__name__}: {error}"[:MAX_ERROR_TEXT]
             row.error_count += 1
-            row.needs_reauth = row.needs_reauth or needs_reauth
+            row.needs_reauth = row.needs_reauth or isinstance(error, AuthRevoked)
             row.next_sync_at = retry_at(error, row.error_count, now)
 
     def _sync(self, calendar_id: int, address: str, now: datetime, report: Report) -> None:

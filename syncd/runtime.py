@@ -21,7 +21,6 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
@@ -36,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from providers.base import ProviderError, Watchable
 from syncd import assemble, config, push, scheduler
-from syncd.engine import CalendarSync, Report, retry_at
+from syncd.engine import CalendarSync, Report
 from syncd.health import Heartbeat
 from syncd.metrics import Metrics, metered
 from syncd.notify import Notifier
@@ -155,16 +154,10 @@ class Worker:
 
     def _crashed(self, claim: scheduler.Claim, error: Exception) -> Report:
         """Record an unexpected failure like a provider's: kept, and backed off."""
-        with transaction(self.factory) as session:
-            row = session.get_one(Calendar, claim.calendar_id)
-            row.last_error = f"{type(error).__name__}: {error}"[:2000]
-            row.error_count += 1
-            row.next_sync_at = retry_at(ProviderError(str(error)), row.error_count, self.clock())
-        return Report(
-            calendars=1,
-            errors=[f"{claim.address}: {type(error).__name__}: {error}"],
-            error_kinds=Counter({type(error).__name__: 1}),
-        )
+        self.syncers[claim.account].record_failure(claim.calendar_id, self.clock(), error)
+        report = Report(calendars=1)
+        report.fail(claim.address, error)
+        return report
 
     def _keep_channel(self, claim: scheduler.Claim) -> None:
         """Push channels are kept by whoever holds the calendar's lease: never two at once."""
@@ -221,7 +214,8 @@ class Worker:
                 report = future.result()
             except Exception as error:  # _sync_one records failures; this is its own bug
                 log.exception("sync of %s failed outside the engine", claimed.address)
-                report = Report(calendars=1, errors=[f"{claimed.address}: {error!r}"])
+                report = Report(calendars=1)
+                report.fail(claimed.address, error)
             self.totals.add(report)
             # While the first pass draws its bar on a terminal, a line per sync would
             # break it; the bar says the same (the journal gets every line).
