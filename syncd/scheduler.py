@@ -157,12 +157,26 @@ def _candidates(now: datetime, cadence: Cadence) -> ColumnElement[bool]:
     )
 
 
-def _due(row: Calendar, now: datetime, cadence: Cadence, pushed: bool, meeting_ended: bool) -> bool:
+def next_due(
+    row: Calendar, cadence: Cadence, pushed: bool, meeting_end: datetime | None, now: datetime
+) -> datetime | None:
+    """When ``row`` is due; None: never, until a person re-authorises.
+
+    ``meeting_end``: the first end of a 1:1 on it since its last sync, if any.
+    """
+    if row.needs_reauth:
+        return None
     if row.next_sync_at is not None:
-        return row.next_sync_at <= now  # a mark or a backoff decides alone
-    if row.last_sync_at is None or meeting_ended:
-        return True
-    return row.last_sync_at + cadence.interval(row.id, pushed) <= now
+        return row.next_sync_at  # a mark or a backoff decides alone
+    if row.last_sync_at is None:
+        return now
+    polled = row.last_sync_at + cadence.interval(row.id, pushed)
+    return polled if meeting_end is None else min(polled, meeting_end)
+
+
+def _due(row: Calendar, now: datetime, cadence: Cadence, pushed: bool, meeting_ended: bool) -> bool:
+    when = next_due(row, cadence, pushed, now if meeting_ended else None, now)
+    return when is not None and when <= now
 
 
 def _select_due(

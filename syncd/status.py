@@ -35,7 +35,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.orm import Session
 
 from syncd import config
-from syncd.scheduler import Cadence
+from syncd.scheduler import Cadence, next_due
 from syncd.store import MIGRATIONS, connect, sessions, transaction
 from syncd.store.models import Calendar, Occurrence, PushChannel
 
@@ -236,17 +236,6 @@ def _status(
 ) -> CalendarStatus:
     expires = channels.get(row.id)
     live = expires is not None and expires > now
-    next_due: datetime | None
-    if row.needs_reauth:
-        next_due = None
-    elif row.next_sync_at is not None:
-        next_due = row.next_sync_at
-    elif row.last_sync_at is None:
-        next_due = now
-    else:
-        next_due = row.last_sync_at + timing.interval(row.id, live)
-        if row.id in meeting_ends:
-            next_due = min(next_due, meeting_ends[row.id])
     leased = row.lease_until is not None and row.lease_until > now
     return CalendarStatus(
         account=row.account,
@@ -255,7 +244,7 @@ def _status(
         last_sync=row.last_sync_at,
         cursor_at=row.cursor_at if row.cursor is not None else None,
         push_expires=expires,
-        next_due=next_due,
+        next_due=next_due(row, timing, live, meeting_ends.get(row.id), now),
         last_error=row.last_error,
         error_count=row.error_count,
         needs_reauth=row.needs_reauth,
