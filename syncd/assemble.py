@@ -439,11 +439,8 @@ def _secret_file(settings: config.Settings, key: str, *, private: bool = False) 
     where = f"{settings.path}: web.oidc.{key}"
     path = secrets.resolve(value, settings.directory, where)
     try:
-        if private and config.credential_name(value) is None and path.stat().st_mode & 0o007:
-            raise secrets.SecretError(
-                f"{where}: {path} is accessible to others; run `chmod 600 {path}`, and "
-                "replace the secret if others may have read it"
-            )
+        if private and config.credential_name(value) is None:
+            secrets.refuse_shared(path, path.stat().st_mode, where, "secret")
         content = path.read_bytes().strip()
     except OSError as error:
         raise secrets.SecretError(f"{where}: {path}: {error.strerror or error}") from None

@@ -84,6 +84,15 @@ def resolve(value: str, settings_dir: Path, key: str) -> Path:
     return Path(directory) / name
 
 
+def refuse_shared(path: Path, mode: int, where: str, noun: str) -> None:
+    """A secret that others on the machine can read is refused: it may already be theirs."""
+    if mode & 0o007:
+        raise SecretError(
+            f"{where}: {path} is accessible to others (mode {mode & 0o777:04o}); "
+            f"run `chmod 600 {path}`, and replace the {noun} if others may have read it"
+        )
+
+
 def load_key(settings: Settings) -> Fernet:
     """The Fernet key named by ``syncd.key_file``, if it can be trusted.
 
@@ -107,11 +116,8 @@ def load_key(settings: Settings) -> Fernet:
         raise SecretError(f"{where}: {path} does not exist; run {keygen} to create it") from None
     except OSError as exc:
         raise SecretError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
-    if info.st_mode & 0o007 and not _is_credential(path):
-        raise SecretError(
-            f"{where}: {path} is accessible to others (mode {info.st_mode & 0o777:04o}); "
-            f"run `chmod 600 {path}`, and replace the key if others may have read it"
-        )
+    if not _is_credential(path):
+        refuse_shared(path, info.st_mode, where, "key")
     try:
         text = path.read_bytes().strip()
     except OSError as exc:
