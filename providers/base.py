@@ -29,13 +29,13 @@ what to do by type and never by matching message text.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from syncd.model import ChangePage, Event, Window
+from syncd.model import MAX_ID_CHARS, ChangePage, Event, Unreadable, Window, storable
 
 
 class ProviderError(Exception):
@@ -93,6 +93,36 @@ class NotFound(ProviderError):
 
 class QuotaExceeded(ProviderError):
     """A daily or project quota is spent; retrying soon will not help."""
+
+
+#: What mapping a malformed resource raises: a bad value (an unparseable time,
+#: an unknown zone, an absurd size), a wrong JSON type, a missing key. A
+#: ``ProviderError`` met on the way (reading a series master) is not among
+#: them: that is the provider failing, not the event.
+MALFORMED = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError)
+_MAX_REASON = 300
+
+
+def read_event(item: object, convert: Callable[[Mapping[str, Any]], Event]) -> Event | Unreadable:
+    """``convert(item)``, or why it cannot be read: one broken event never stops a calendar.
+
+    Every adapter maps each resource of a page through here, so what counts as
+    unreadable, and how the reason reads, is decided once.
+    """
+    try:
+        if not isinstance(item, Mapping):
+            raise TypeError(f"an event is a JSON object, not {type(item).__name__}")
+        return convert(item)
+    except MALFORMED as error:
+        raw = item.get("id") if isinstance(item, Mapping) else None
+        event_id = storable(raw) if isinstance(raw, str) and len(raw) <= MAX_ID_CHARS else None
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        return Unreadable(event_id, storable(reason[:_MAX_REASON]))
+
+
+def split_readable(outcomes: Sequence[Event | Unreadable]) -> tuple[list[Event], list[Unreadable]]:
+    events = [o for o in outcomes if isinstance(o, Event)]
+    return events, [o for o in outcomes if isinstance(o, Unreadable)]
 
 
 @runtime_checkable

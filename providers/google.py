@@ -44,6 +44,7 @@ service per person (``threading.local``).
 from __future__ import annotations
 
 import json
+import logging
 import re
 import socket
 import ssl
@@ -71,10 +72,14 @@ from providers.base import (
     QuotaExceeded,
     RateLimited,
     Transient,
+    read_event,
     retry_after,
+    split_readable,
     watched,
 )
-from syncd.model import Attendee, ChangePage, Event, EventType, Response, Window
+from syncd.model import Attendee, ChangePage, Event, EventType, Response, Unreadable, Window
+
+log = logging.getLogger(__name__)
 
 DEFAULT_API_ROOT = "https://www.googleapis.com/calendar/v3/"
 TAG_PROPERTY = "syncdMeeting"  # our key in extendedProperties.private
@@ -386,7 +391,10 @@ class GoogleProvider:
         if series and not item.get("iCalUID"):
             uid = self._series_uid.get((calendar, str(series)))
             if uid is None:
-                uid = self.get(calendar, str(series)).ical_uid
+                try:
+                    uid = self.get(calendar, str(series)).ical_uid
+                except NotFound:
+                    raise ValueError(f"an occurrence of series {series}, which is gone") from None
         event = to_event(calendar, item, uid)
         if event.recurring:
             with self._lock:
@@ -420,18 +428,21 @@ class GoogleProvider:
         page_token: str | None = None
         while True:
             page = self._execute(self._events(calendar).list(**params, pageToken=page_token))
-            events: list[Event] = []
+            outcomes: list[Event | Unreadable] = []
             removed: list[str] = []
-            for item in page.get("items", ()):
-                if _is_removal(item):
-                    removed.append(str(item["id"]))
+            for item in page.get("items") or ():
+                gone = isinstance(item, Mapping) and _is_removal(item)
+                if gone and isinstance(item.get("id"), str):
+                    removed.append(item["id"])
                 else:
-                    events.append(self._event(calendar, item))
+                    outcomes.append(read_event(item, lambda raw: self._event(calendar, raw)))
+            events, unreadable = split_readable(outcomes)
             page_token = page.get("nextPageToken")
             if page_token is None:
-                yield ChangePage(events, removed, cursor=page.get("nextSyncToken"))
+                cursor = page.get("nextSyncToken")
+                yield ChangePage(events, removed, cursor=cursor, unreadable=unreadable)
                 return
-            yield ChangePage(events, removed)
+            yield ChangePage(events, removed, unreadable=unreadable)
 
     def instances(self, calendar: str, series_id: str, window: Window) -> list[Event]:
         found: list[Event] = []
@@ -448,7 +459,12 @@ class GoogleProvider:
                     pageToken=page_token,
                 )
             )
-            found.extend(self._event(calendar, item) for item in page.get("items", ()))
+            for item in page.get("items") or ():
+                outcome = read_event(item, lambda raw: self._event(calendar, raw))
+                if isinstance(outcome, Unreadable):  # the series' other occurrences still count
+                    log.warning("skipping an occurrence of %s: %s", series_id, outcome.reason)
+                else:
+                    found.append(outcome)
             page_token = page.get("nextPageToken")
             if page_token is None:
                 return found

@@ -107,10 +107,11 @@ from providers.base import (
     ProviderError,
     RateLimited,
     Transient,
+    read_event,
     retry_after,
     watched,
 )
-from syncd.model import Attendee, ChangePage, Event, EventType, Response, Window
+from syncd.model import Attendee, ChangePage, Event, EventType, Response, Unreadable, Window
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -771,16 +772,17 @@ class MicrosoftProvider:
             bounds, url = self._open_cursor(cursor, window)
         while True:
             page = self._json(calendar, "GET", url, headers=self._prefer(True))
-            events, removed = self._complete(calendar, page.get("value") or [])
+            events, removed, unreadable = self._complete(calendar, page.get("value") or [])
             next_link = page.get("@odata.nextLink")
             if next_link:
                 url = self._link(str(next_link))
-                yield ChangePage(events, removed)
+                yield ChangePage(events, removed, unreadable=unreadable)
                 continue
             delta_link = page.get("@odata.deltaLink")
             if not delta_link:
                 raise Transient("delta round ended without a nextLink or deltaLink")
-            yield ChangePage(events, removed, cursor=self._cursor(bounds, str(delta_link)))
+            cursor = self._cursor(bounds, str(delta_link))
+            yield ChangePage(events, removed, cursor=cursor, unreadable=unreadable)
             return
 
     def _cursor(self, bounds: tuple[datetime, datetime], delta_link: str) -> str:
@@ -802,14 +804,17 @@ class MicrosoftProvider:
         return (start, end), self._link(link)
 
     def _complete(
-        self, calendar: str, items: Sequence[Mapping[str, Any]]
-    ) -> tuple[list[Event], list[str]]:
+        self, calendar: str, items: Sequence[object]
+    ) -> tuple[list[Event], list[str], list[Unreadable]]:
         """Turn one delta page into Events, with as few GETs as the entries allow."""
         removed: list[str] = []
-        slots: list[Event | Mapping[str, Any]] = []
+        slots: list[Event | object] = []
         masters: set[str] = set()
         for item in items:
-            event_id = str(item.get("id", ""))
+            if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
+                slots.append(item)  # read_event says why it is unreadable
+                continue
+            event_id = item["id"]
             if "@removed" in item:
                 removed.append(event_id)
                 self._forget(calendar, event_id)
@@ -819,8 +824,9 @@ class MicrosoftProvider:
                 slots.append(known)
                 continue
             slots.append(item)
-            if item.get("type") in _OCCURRENCE_TYPES and item.get("seriesMasterId"):
-                masters.add(str(item["seriesMasterId"]))
+            master, kind = item.get("seriesMasterId"), item.get("type")
+            if isinstance(kind, str) and kind in _OCCURRENCE_TYPES and isinstance(master, str):
+                masters.add(master)
         with self._lock:
             masters = {m for m in masters if self._series.get((calendar, m)) is None}
 
@@ -833,30 +839,33 @@ class MicrosoftProvider:
         # parallel do not each read their master.
         self._parallel(learn, sorted(masters))
 
-        def finish(slot: Event | Mapping[str, Any]) -> Event | str | None:
-            """The Event, or the id of an entry deleted since the delta was taken."""
+        def complete(slot: Mapping[str, Any]) -> Event:
+            needs_read = not slot.keys() >= _COMPLETE or (
+                bool(slot.get("isOrganizer")) and "singleValueExtendedProperties" not in slot
+            )
+            return self._event(calendar, self._read(calendar, slot["id"]) if needs_read else slot)
+
+        def finish(slot: Event | object) -> Event | Unreadable | str:
+            """The Event, why it is unreadable, or the id of an entry deleted since the delta."""
             if isinstance(slot, Event):
                 return slot
-            event_id = str(slot.get("id", ""))
             try:
-                needs_read = not slot.keys() >= _COMPLETE or (
-                    bool(slot.get("isOrganizer")) and "singleValueExtendedProperties" not in slot
-                )
-                return self._event(calendar, self._read(calendar, event_id) if needs_read else slot)
+                return read_event(slot, complete)
             except NotFound:
+                event_id = str(cast(Mapping[str, Any], slot)["id"])
                 self._forget(calendar, event_id)
                 return event_id
-            except (KeyError, TypeError, ValueError) as error:
-                log.warning("skipping Graph event %s in %s: %s", event_id, calendar, error)
-                return None
 
         events: list[Event] = []
+        unreadable: list[Unreadable] = []
         for outcome in self._parallel(finish, slots):
             if isinstance(outcome, Event):
                 events.append(outcome)
-            elif isinstance(outcome, str):
+            elif isinstance(outcome, Unreadable):
+                unreadable.append(outcome)
+            else:
                 removed.append(outcome)
-        return events, removed
+        return events, removed, unreadable
 
     def _parallel(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
         """``fn`` over ``items``, as many at once as one mailbox allows, in order."""
@@ -875,7 +884,12 @@ class MicrosoftProvider:
         found: list[Event] = []
         while True:
             page = self._json(calendar, "GET", url, headers=self._prefer(True))
-            found.extend(self._event(calendar, item) for item in page.get("value") or ())
+            for item in page.get("value") or ():
+                outcome = read_event(item, lambda raw: self._event(calendar, raw))
+                if isinstance(outcome, Unreadable):  # the series' other occurrences still count
+                    log.warning("skipping an occurrence of %s: %s", series_id, outcome.reason)
+                else:
+                    found.append(outcome)
             next_link = page.get("@odata.nextLink")
             if not next_link:
                 # Graph lists exceptions before occurrences; callers expect series order.

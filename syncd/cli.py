@@ -9,6 +9,7 @@ key and the problem, not a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import sys
 import webbrowser
@@ -49,11 +50,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
 
 
+def _version() -> str:
+    """The installed distribution's version: the one number an admin and a bug report share."""
+    try:
+        return importlib.metadata.version("syncd")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree never installed
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="syncd", description="Shared agendas for 1:1 meetings, in the calendar invite."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:

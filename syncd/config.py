@@ -34,9 +34,10 @@ from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-#: Used when ``syncd.template`` is empty. It sits in the source tree next to
-#: the example config so that both are edited (and reviewed) together.
-BUNDLED_TEMPLATE = Path(__file__).resolve().parents[1] / "config" / "templates" / "default.md"
+#: Used when ``syncd.template`` is empty. It ships inside the package (not under
+#: ``config/``, which holds examples an admin copies and is not installed), so a
+#: non-editable install run from any folder finds it.
+BUNDLED_TEMPLATE = Path(__file__).resolve().parent / "templates" / "default.md"
 
 _SQLITE_URL = re.compile(r"^(?P<scheme>sqlite(?:\+[\w-]+)?):///(?P<rest>.*)$", re.IGNORECASE)
 _ANY_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")

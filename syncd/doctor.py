@@ -13,6 +13,9 @@ What is checked, in order:
 * ``syncd.key_file``: the key exists, holds a Fernet key and is not readable
   by others (FAIL: syncd refuses such a key) nor by its group (warn: syncd
   accepts it, but everyone in the group can unseal the stored grants);
+* ``syncd.template``: the talking points a new pair starts with can be read
+  (FAIL otherwise: the daemon would not start) and holds at least one point
+  (warn otherwise: new pairs would start with an empty agenda);
 * the database is reachable and its schema is at the migrations' head
   (a database behind says to run ``syncd migrate``);
 * ``syncd.base_url`` is https (warn otherwise, except on localhost, where
@@ -81,6 +84,7 @@ def run(path: Path, now: datetime) -> Iterator[Check]:
         return
     yield Check(Level.OK, "config", f"{settings.path} parses")
     yield key_file(settings)
+    yield template(settings)
     yield from database(settings)
     yield base_url(settings)
     for account in settings.accounts:
@@ -133,6 +137,27 @@ def key_file(settings: config.Settings) -> Check:
             "the group is meant to unseal grants",
         )
     return Check(Level.OK, name, f"{path} holds a key and only its owner can read it")
+
+
+def template(settings: config.Settings) -> Check:
+    name = "template"
+    try:
+        points = config.load_template(settings)
+    except config.ConfigError as error:
+        return Check(Level.FAIL, name, str(error))
+    if not points:
+        return Check(
+            Level.WARN,
+            name,
+            f"{settings.syncd.template} holds no talking point; new pairs "
+            "start with an empty agenda",
+        )
+    where = "bundled" if settings.syncd.template == config.BUNDLED_TEMPLATE else "file"
+    return Check(
+        Level.OK,
+        name,
+        f"{len(points)} talking points for new pairs ({where}: {settings.syncd.template})",
+    )
 
 
 def _single_user(account: config.Account) -> bool:

@@ -37,7 +37,7 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from functools import partial
@@ -66,12 +66,14 @@ from providers.base import (
     Transient,
 )
 from syncd import agenda, block, detect
-from syncd.model import Event, Window
+from syncd.model import Event, Unreadable, Window
 from syncd.store import transaction
 from syncd.store.models import Calendar, Occurrence, Pair, WriteLog
 
 log = logging.getLogger(__name__)
 
+#: The skip reason of an event the provider returned but syncd cannot read.
+UNREADABLE = "unreadable"
 CURSOR_VERSION = 1  # bump when the meaning of stored cursors changes: old ones are dropped
 T = TypeVar("T")
 
@@ -165,6 +167,17 @@ class _Pass:
     window: Window
     report: Report
     touched: set[int] = field(default_factory=set)  # mirror rows written in this pass
+
+
+@dataclass(slots=True)
+class _Pulled:
+    """Everything one pull read: the changes, the unreadable events, the next cursor."""
+
+    full: bool
+    events: list[Event] = field(default_factory=list)
+    removed: set[str] = field(default_factory=set)
+    unreadable: list[Unreadable] = field(default_factory=list)
+    cursor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,14 +288,16 @@ class CalendarSync:
                 log.info("the window of %s's cursor no longer covers the horizon", address)
                 cursor = None
 
-        events, removed, next_cursor, full = self._pull(address, cursor, window)
+        pulled = self._pull(address, cursor, window)
+        next_cursor, full = pulled.cursor, pulled.full
         if full:
             report.full_syncs += 1
-        report.events_seen += len(events)
+        report.events_seen += len(pulled.events) + len(pulled.unreadable)
 
         run = _Pass(calendar_id, address, now, window, report)
+        self._skip_unreadable(run, pulled.unreadable)
         with transaction(self.factory) as session:
-            self._apply_changes(session, run, events, removed, full)
+            self._apply_changes(session, run, pulled, full)
             self._expand_stale_series(session, run)
             self._attach(session, run)
 
@@ -327,27 +342,37 @@ class CalendarSync:
 
     # -- 1. pull ---------------------------------------------------------------
 
-    def _pull(
-        self, address: str, cursor: str | None, window: Window
-    ) -> tuple[list[Event], set[str], str | None, bool]:
-        def read(start_from: str | None) -> tuple[list[Event], set[str], str | None]:
-            events: list[Event] = []
-            removed: set[str] = set()
-            last: str | None = None
+    def _pull(self, address: str, cursor: str | None, window: Window) -> _Pulled:
+        def read(start_from: str | None, full: bool) -> _Pulled:
+            pulled = _Pulled(full=full)
             for page in self.provider.changes(address, start_from, window):
-                events.extend(page.events)
-                removed.update(page.removed)
-                last = page.cursor or last
-            return events, removed, last
+                pulled.events.extend(page.events)
+                pulled.removed.update(page.removed)
+                pulled.unreadable.extend(page.unreadable)
+                pulled.cursor = page.cursor or pulled.cursor
+            return pulled
 
         if cursor is not None:
             try:
-                events, removed, last = self._call(lambda: read(cursor))
-                return events, removed, last, False
+                return self._call(lambda: read(cursor, False))
             except CursorExpired:
                 log.info("cursor expired for %s; resyncing the window", address)
-        events, removed, last = self._call(lambda: read(None))
-        return events, removed, last, True
+        return self._call(lambda: read(None, True))
+
+    def _skip_unreadable(self, run: _Pass, unreadable: Sequence[Unreadable]) -> None:
+        """Count and log each unreadable event; the rest of the calendar syncs on.
+
+        A warning per event and version: an incremental pull brings an event
+        back only when it changed, so this is once per broken version.
+        """
+        for item in unreadable:
+            run.report.skipped[UNREADABLE] += 1
+            log.warning(
+                "skipping an unreadable event in %s (%s): %s",
+                run.address,
+                item.event_id or "id unreadable",
+                item.reason,
+            )
 
     # -- 2. mirror -------------------------------------------------------------
 
@@ -355,14 +380,14 @@ class CalendarSync:
         self,
         session: Session,
         run: _Pass,
-        events: Sequence[Event],
-        removed: Iterable[str],
+        pulled: _Pulled,
         full: bool,
     ) -> None:
-        for event_id in removed:
+        for event_id in pulled.removed:
             self._forget(session, run.calendar_id, event_id)
-        seen: set[str] = set()
-        for event in events:
+        # An unreadable event still exists: a full sync must not sweep its row.
+        seen = {item.event_id for item in pulled.unreadable if item.event_id is not None}
+        for event in pulled.events:
             seen.add(event.id)
             if event.recurring and event.cancelled:
                 self._forget(session, run.calendar_id, event.id)

@@ -23,6 +23,7 @@ Terms used across the project:
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +49,35 @@ class Response(enum.StrEnum):
     DECLINED = "declined"
 
 
+#: Lone surrogates (Exchange can cut a subject mid-emoji; JSON may carry a bare
+#: ``\\ud83d``) cannot be encoded as UTF-8, and NUL cannot be stored in a
+#: PostgreSQL text column: either would fail the whole sync's transaction.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+#: Sizes beyond any real event: a provider that returns more is returning
+#: something broken, and holding it would cost every later sync of the calendar.
+#: Ids and addresses are bounded by the columns that index them; a description
+#: of a few MiB (pasted documents, inline images) is still a description.
+MAX_ID_CHARS = 1024
+MAX_ADDRESS_CHARS = 320
+MAX_TITLE_CHARS = 10_000
+MAX_DESCRIPTION_CHARS = 4 * 1024 * 1024
+MAX_ATTENDEES = 2_000
+
+
+def storable(text: str) -> str:
+    """``text`` with what no database can store replaced by U+FFFD."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def _bounded(value: str, limit: int, what: str) -> str:
+    if len(value) > limit:
+        raise ValueError(f"{what} of {len(value)} characters (more than {limit})")
+    return storable(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Attendee:
     """One invitee (or the organizer) as the provider lists them.
@@ -63,6 +93,10 @@ class Attendee:
     is_organizer: bool = False
     response: Response = Response.NEEDS_ACTION
     optional: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "email", _bounded(self.email, MAX_ADDRESS_CHARS, "an address"))
+        object.__setattr__(self, "name", _bounded(self.name, MAX_TITLE_CHARS, "a name"))
 
 
 def utc(moment: datetime) -> datetime:
@@ -136,10 +170,32 @@ class Event:
     is_organizer_copy: bool = False
 
     def __post_init__(self) -> None:
+        """Refuse what cannot be stored or is absurdly large, clean what can be (``ValueError``).
+
+        Every adapter builds Events here, so this is the one place where a
+        provider's text becomes storable and its sizes are bounded.
+        """
         object.__setattr__(self, "start", utc(self.start))
         object.__setattr__(self, "end", utc(self.end))
         if self.original_start is not None:
             object.__setattr__(self, "original_start", utc(self.original_start))
+        for name in ("id", "calendar_id", "ical_uid", "series_id", "etag", "tag"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _bounded(value, MAX_ID_CHARS, f"{name}"))
+        object.__setattr__(
+            self, "organizer", _bounded(self.organizer, MAX_ADDRESS_CHARS, "organizer")
+        )
+        object.__setattr__(self, "title", _bounded(self.title, MAX_TITLE_CHARS, "a title"))
+        # The description is never stored, only rewritten around the block: it
+        # keeps every character a person put there, storable or not.
+        if len(self.description) > MAX_DESCRIPTION_CHARS:
+            size = len(self.description)
+            raise ValueError(
+                f"a description of {size} characters (more than {MAX_DESCRIPTION_CHARS})"
+            )
+        if len(self.attendees) > MAX_ATTENDEES:
+            raise ValueError(f"{len(self.attendees)} attendees (more than {MAX_ATTENDEES})")
 
     @property
     def key(self) -> OccurrenceKey:
@@ -165,3 +221,18 @@ class ChangePage:
     events: Sequence[Event] = ()
     removed: Sequence[str] = ()
     cursor: str | None = None
+    unreadable: Sequence[Unreadable] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """An event the provider returned that syncd cannot read, and why.
+
+    It is skipped, not fatal: one broken event must never stop a calendar.
+    ``event_id`` is None when even the id could not be read. A full sync
+    keeps an unreadable event's mirror row, as if it had been seen: the
+    event exists, syncd just cannot read this version of it.
+    """
+
+    event_id: str | None
+    reason: str

@@ -45,6 +45,7 @@ class FaultPlan(Generic[E]):
         self._latency: dict[str | None, float] = {}
         self._hook: Callable[[str, str], None] | None = None
         self._hook_left: int | None = None
+        self._raw: dict[str, list[object]] = {}
 
     def _enqueue(
         self,
@@ -120,11 +121,22 @@ class FaultPlan(Generic[E]):
             self._hook = callback
             self._hook_left = times if callback is not None else None
 
+    def inject(self, calendar: str, *resources: object) -> None:
+        """Append ``resources``, exactly as given, to every page of changes of ``calendar``.
+
+        They can be anything JSON can carry (an event with no start, a time that
+        does not parse, a number where an object belongs): what a client must
+        skip without losing the rest of the page. ``clear`` removes them.
+        """
+        with self._lock:
+            self._raw.setdefault(calendar, []).extend(resources)
+
     def clear(self) -> None:
-        """Drop pending failures, delays, notification faults and the PATCH hook."""
+        """Drop pending failures, delays, notification faults, injections and the PATCH hook."""
         with self._lock:
             self._failures.clear()
             self._latency.clear()
+            self._raw.clear()
             self._hook = None
             self._hook_left = None
         self._push.clear_faults()
@@ -149,6 +161,10 @@ class FaultPlan(Generic[E]):
         if failure.retry_after is not None:
             headers["Retry-After"] = str(max(0, math.ceil(failure.retry_after)))
         return self._error(op, failure.status, failure.code, failure.message, headers)
+
+    def injected(self, calendar: str) -> list[object]:
+        with self._lock:
+            return list(self._raw.get(calendar, ()))
 
     def run_before_patch(self, calendar: str, event_id: str) -> None:
         with self._lock:

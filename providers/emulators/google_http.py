@@ -97,7 +97,9 @@ class ApiApp(RecordingApp):
         if tail == [] and method == "GET":
             record.op = "list"
             address = self._calendar(record, calendar_id, write=False)
-            return _json(200, self._queries.list_events(address, record.query))
+            page = self._queries.list_events(address, record.query)
+            page["items"] = [*page.get("items", ()), *self._faults.injected(address)]
+            return _json(200, page)
         if tail == ["watch"] and method == "POST":
             record.op = "watch"
             address = self._calendar(record, calendar_id, write=False)

@@ -161,7 +161,9 @@ class GraphApp(RecordingApp):
         if len(tail) == 2 and tail[0] == "calendarView" and tail[1] in _DELTA_NAMES:
             _allow(method, "GET")
             box = self._mailbox(record, "delta", user)
-            return _page(self._views.delta(box, record.query, self._prefer(record), link))
+            page = self._views.delta(box, record.query, self._prefer(record), link)
+            page.body["value"] = [*page.body["value"], *self._faults.injected(box.address)]
+            return _page(page)
         if len(tail) == 2 and tail[0] == "events":
             if method == "PATCH":
                 return self._patch(record, user, tail[1])

@@ -71,7 +71,14 @@ def google_config(
 class Daemon:
     """One ``syncd run`` process; its notify messages and log lines, collected."""
 
-    def __init__(self, config: Path, *args: str, name: str = "syncd") -> None:
+    def __init__(
+        self,
+        config: Path,
+        *args: str,
+        name: str = "syncd",
+        command: Sequence[str] = (sys.executable, "-m", "syncd"),
+        cwd: Path = ROOT,
+    ) -> None:
         self.sock_path = config.parent / f"{name}.notify"
         self.sock_path.unlink(missing_ok=True)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -87,8 +94,8 @@ class Daemon:
             "PYTHONUNBUFFERED": "1",
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "syncd", "run", "-c", str(config), *args],
-            cwd=ROOT,
+            [*command, "run", "-c", str(config), *args],
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

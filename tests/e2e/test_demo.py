@@ -1,13 +1,9 @@
 """``make demo`` in a fresh copy of the repository, as a newcomer would run it.
 
-The copy holds what ``git ls-files --cached --others --exclude-standard``
-lists, read from the working tree: exactly what a clone would hold once the
-work in progress is committed (a ``git clone`` would test the last commit
-instead, and the ignored files, the virtualenv, caches and databases, are
-left out as a clone leaves them out).
+The copy is ``checkout.fresh_copy``'s: what a clone would hold.
 
 The virtualenv is this test run's own, linked into the copy, so the test
-does not spend minutes on pip; ``make -o .venv/.installed`` keeps make from
+does not spend minutes on pip; ``make -o .venv/.runtime`` keeps make from
 re-bootstrapping it (which would re-point the shared editable install at the
 copy). The editable install maps ``syncd`` to the original checkout, so
 ``PYTHONPATH`` puts the copy first, and the test checks that the copy's code
@@ -22,17 +18,12 @@ from __future__ import annotations
 
 import html
 import os
-import queue
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -41,10 +32,10 @@ import pytest
 
 from syncd import assemble, config
 from syncd.model import Window
+from tests.e2e.checkout import REPO, STOP_WITHIN, Output, fresh_copy
+from tests.e2e.daemon import free_port
 
-REPO = Path(__file__).resolve().parents[2]
 FIRST_SYNC_WITHIN = 120.0  # seconds; it takes about two on an idle machine
-STOP_WITHIN = 60.0
 LINK = re.compile(r"^\s+\w{3} \d\d \w{3} \d\d:\d\d UTC\s+(\S+) \+ (\S+)\s+(http://\S+/m/\S+)$")
 
 pytestmark = pytest.mark.skipif(
@@ -54,28 +45,6 @@ pytestmark = pytest.mark.skipif(
     or not (REPO / ".git").exists(),
     reason="needs git, make, a git checkout and a virtualenv to reuse",
 )
-
-
-def fresh_copy(target: Path) -> Path:
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = REPO / name
-        if source.is_file():  # a tracked file deleted in the working tree is not copied
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-    (target / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
-    return target
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def descendants(pid: int) -> list[int]:
@@ -108,43 +77,6 @@ def syncd_pid(make: int) -> int:
     raise AssertionError("no syncd process under make")
 
 
-@dataclass
-class Output:
-    """The demo's output, read on a thread so that every wait is bounded."""
-
-    process: subprocess.Popen[str]
-    lines: list[str] = field(default_factory=list)
-    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
-
-    def __post_init__(self) -> None:
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def until(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(text in line for line in self.lines):
-            try:
-                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"no {text!r} within {timeout:.0f}s:\n{self.text}") from None
-            if line is None:
-                raise AssertionError(f"the demo ended before {text!r}:\n{self.text}")
-            self.lines.append(line)
-
-    def rest(self) -> None:
-        while (line := self._queue.get(timeout=STOP_WITHIN)) is not None:
-            self.lines.append(line)
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-
 @pytest.fixture
 def clone(tmp_path: Path) -> Path:
     return fresh_copy(tmp_path / "syncd")
@@ -168,7 +100,7 @@ def demo(clone: Path) -> Iterator[tuple[Output, int]]:
 
     port = free_port()
     process = subprocess.Popen(
-        ["make", "-o", ".venv/.installed", "demo", f"DEMO_ARGS=--listen 127.0.0.1:{port}"],
+        ["make", "-o", ".venv/.runtime", "demo", f"DEMO_ARGS=--listen 127.0.0.1:{port}"],
         cwd=clone,
         env=env,
         stdout=subprocess.PIPE,
@@ -219,7 +151,7 @@ def test_make_demo_syncs_serves_the_agenda_and_stops_cleanly(
 
     page = httpx.get(ana_cy, timeout=10)
     assert page.status_code == 200
-    template = (clone / "config" / "templates" / "default.md").read_text(encoding="utf-8")
+    template = (clone / "syncd" / "templates" / "default.md").read_text(encoding="utf-8")
     points = [line[2:] for line in template.splitlines() if line.startswith("- ")]
     assert len(points) == 6
     for point in points:

@@ -70,6 +70,7 @@ def test_a_sound_installation_is_all_ok_and_exits_0(
     assert set(lines) == {
         "config",
         "key file",
+        "template",
         "database",
         "migrations",
         "base_url",
@@ -91,6 +92,31 @@ def test_a_key_file_others_can_read_fails_naming_the_file_and_the_rest_still_run
     assert str(tmp_path / "secrets.key") in lines["key file"] and "0644" in lines["key file"]
     assert lines["migrations"].startswith("ok") and lines["account acme"].startswith("ok")
     assert key not in "\n".join(lines.values())
+
+
+def test_the_bundled_template_is_checked_and_a_missing_one_fails_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, lines = doctor_says(setup(tmp_path), capsys)
+    assert status == 0
+    assert lines["template"].startswith("ok")
+    assert (
+        "6 talking points" in lines["template"]
+        and str(config.BUNDLED_TEMPLATE) in lines["template"]
+    )
+
+    path = setup(tmp_path)
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            'key_file = "secrets.key"\n', 'key_file = "secrets.key"\ntemplate = "nowhere.md"\n'
+        ),
+        encoding="utf-8",
+    )
+    status, lines = doctor_says(path, capsys)
+    assert status == 1
+    assert lines["template"].startswith("FAIL")
+    assert str(tmp_path / "nowhere.md") in lines["template"]
+    assert lines["database"].startswith("ok")
 
 
 def test_a_group_readable_key_is_a_warning(
