@@ -489,7 +489,7 @@ def parse_notifications(body: bytes) -> list[Notification]:
     """
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than any notification
         return []
     entries = payload.get("value") if isinstance(payload, dict) else None
     if not isinstance(entries, list):

@@ -44,7 +44,6 @@ from syncd.web.service import (
 from syncd.web.settings import WebSettings
 
 PREFIX = "/api/v1"
-MAX_BODY = 1024 * 1024
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -166,12 +165,10 @@ class Api:
                 return error(403, "missing or wrong X-CSRF-Token")
             body: object = {}
             if with_body:
-                raw = await request.body()
-                if len(raw) > MAX_BODY:
-                    return error(413, "request body too large")
+                raw = await request.body()  # bounded while read (web/limits.py)
                 try:
                     body = json.loads(raw)
-                except (ValueError, UnicodeDecodeError):
+                except (ValueError, RecursionError):  # RecursionError: nested too deep
                     return error(400, "the body is not valid JSON")
             if not isinstance(body, dict):
                 return error(400, "the body must be a JSON object")

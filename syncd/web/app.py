@@ -20,13 +20,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from syncd import metrics
 from syncd.health import Heartbeat
-from syncd.web import api, health, hooks, pages, security
+from syncd.web import api, health, hooks, limits, pages, security
 from syncd.web.identity import Authenticator, SignInRequired, authenticator_for, sign_in_location
 from syncd.web.service import Agendas
 from syncd.web.settings import WebSettings
@@ -80,10 +80,23 @@ def create_app(
             return api.error(exc.status_code, exc.detail)
         return Response(exc.detail, status_code=exc.status_code, media_type="text/plain")
 
+    def too_large(path: str) -> Response:
+        message = "request body too large"
+        if path.startswith(api.PREFIX + "/"):
+            return api.error(413, message)
+        return PlainTextResponse(message, status_code=413)
+
     security.redact_logs("uvicorn.access", "uvicorn.error", "syncd")
     return Starlette(
         routes=routes,
-        middleware=[Middleware(security.SecurityHeaders)],
+        middleware=[
+            Middleware(security.SecurityHeaders),
+            Middleware(
+                limits.BoundedBodies,
+                answer=too_large,
+                by_prefix=[("/hooks/google", limits.GOOGLE_PUSH_LIMIT)],
+            ),
+        ],
         exception_handlers={
             404: not_found,
             HTTPException: http_error,

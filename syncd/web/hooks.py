@@ -35,6 +35,7 @@ def routes(
             return push.accept(session, google.parse_notification(headers), clock())
 
     async def google_hook(request: Request) -> Response:
+        await request.body()  # empty from Google; anything big is refused (413) while read
         outcome = await run_in_threadpool(judge_google, dict(request.headers))
         # 404 for anything not ours: Google does not retry it, and it reveals nothing.
         return Response(status_code=404 if outcome is push.Outcome.UNKNOWN else 204)

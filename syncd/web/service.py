@@ -148,6 +148,10 @@ def text_field(value: object, name: str, *, required: bool = True) -> str:
         raise Invalid(f"{name} is longer than {MAX_TEXT} characters")
     if "\x00" in value:
         raise Invalid(f"{name} must not contain NUL characters")
+    try:
+        value.encode("utf-8")  # JSON can carry a lone surrogate ("\\ud800"); no database can
+    except UnicodeEncodeError:
+        raise Invalid(f"{name} is not valid Unicode text") from None
     return value
 
 

@@ -113,6 +113,8 @@ def test_the_hardening_leaves_the_network_and_the_credentials_the_daemon_needs(
     assert "syncd-key:/etc/syncd/secrets.key" in settings["LoadCredential"]
     assert settings["Type"] == ["notify"] and settings["WatchdogSec"]
     assert settings["ExecStart"][0].startswith(f"{EXEC_START} run -c /etc/syncd/syncd.toml")
+    # a runaway is throttled, then restarted, before it can starve the host
+    assert settings["MemoryHigh"] and settings["MemoryMax"]
 
 
 def test_the_worker_is_the_service_minus_the_web_with_the_same_hardening() -> None:
