@@ -117,18 +117,16 @@ def google(account: config.Account, settings: config.Settings) -> GoogleProvider
     key = f"accounts[{index}]"
     directory: GoogleDirectory | None = None
     if options.mode is config.GoogleMode.ORGANIZATION:
-        path = secrets.resolve(
-            options.service_account_file, settings.directory, f"{key}.service_account_file"
+        where = f"{settings.path}: {key}.service_account_file"
+        content = secrets.read_secret(
+            options.service_account_file, settings.directory, where, "service-account key"
         )
         try:
-            delegating = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
-                str(path), scopes=list(secrets.GOOGLE_SCOPES)
+            delegating = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+                json.loads(content), scopes=list(secrets.GOOGLE_SCOPES)
             )
-        except (OSError, ValueError, KeyError) as error:
-            problem = error.strerror if isinstance(error, OSError) else "not a service-account key"
-            raise secrets.SecretError(
-                f"{settings.path}: {key}.service_account_file: {path}: {problem}"
-            ) from None
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise secrets.SecretError(f"{where}: not a service-account key") from None
 
         def credentials_for(person: str) -> Credentials:
             return cast(Credentials, delegating.with_subject(person))
@@ -287,13 +285,11 @@ def microsoft(
             subscription_lifetime=timedelta(minutes=options.subscription_minutes),
         )
     key = f"accounts[{index}].client_secret_file"
-    path = secrets.resolve(options.client_secret_file, settings.directory, key)
-    try:
-        client_secret = path.read_text(encoding="utf-8").strip()
-    except OSError as error:
-        raise secrets.SecretError(f"{settings.path}: {key}: {path}: {error.strerror}") from None
+    where = f"{settings.path}: {key}"
+    raw = secrets.read_secret(options.client_secret_file, settings.directory, where)
+    client_secret = raw.decode("utf-8", "replace").strip()
     if not client_secret:
-        raise secrets.SecretError(f"{settings.path}: {key}: {path} is empty")
+        raise secrets.SecretError(f"{where}: the file is empty")
     tokens = app_token_source(authority, options.client_id, client_secret, http_client=http_client)
     return MicrosoftProvider(
         account.calendars,
@@ -394,7 +390,7 @@ def _oidc_settings(settings: config.Settings) -> OidcSettings:
             client_id=oidc.microsoft_client_id,
             client_secret=secret.decode("utf-8", "replace"),
         )
-    session_secret = _secret_file(settings, "session_secret_file", private=True)
+    session_secret = _secret_file(settings, "session_secret_file")
     if len(session_secret) < MIN_SESSION_SECRET:
         raise secrets.SecretError(
             f"{settings.path}: web.oidc.session_secret_file: holds fewer than "
@@ -433,17 +429,10 @@ def _google_sign_in(settings: config.Settings) -> GoogleSignIn:
     return GoogleSignIn(**fields, certs_url=settings.web.oidc.google_certs_url)
 
 
-def _secret_file(settings: config.Settings, key: str, *, private: bool = False) -> bytes:
+def _secret_file(settings: config.Settings, key: str) -> bytes:
     """The stripped content of the file ``web.oidc.<key>`` names; never shown in an error."""
-    value = getattr(settings.web.oidc, key)
     where = f"{settings.path}: web.oidc.{key}"
-    path = secrets.resolve(value, settings.directory, where)
-    try:
-        if private and config.credential_name(value) is None:
-            secrets.refuse_shared(path, path.stat().st_mode, where, "secret")
-        content = path.read_bytes().strip()
-    except OSError as error:
-        raise secrets.SecretError(f"{where}: {path}: {error.strerror or error}") from None
-    if not content:
-        raise secrets.SecretError(f"{where}: {path} is empty")
-    return content
+    content = secrets.read_secret(getattr(settings.web.oidc, key), settings.directory, where)
+    if not content.strip():
+        raise secrets.SecretError(f"{where}: the file is empty")
+    return content.strip()

@@ -332,11 +332,10 @@ def cmd_auth(args: argparse.Namespace) -> int:
         )
     # The key first: a missing key should fail before anyone clicks through consent.
     sealed = secrets.SealedFile(google.token_file, secrets.load_key(settings))
-    client_secrets = secrets.resolve(
-        google.client_secrets_file,
-        settings.directory,
-        f"{settings.path}: {key}.client_secrets_file",
-    )
+    where = f"{settings.path}: {key}.client_secrets_file"
+    # read once to refuse a file others can read, before anyone clicks through consent
+    secrets.read_secret(google.client_secrets_file, settings.directory, where, "OAuth client")
+    client_secrets = secrets.resolve(google.client_secrets_file, settings.directory, where)
 
     def open_url(url: str) -> None:
         print(

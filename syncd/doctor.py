@@ -13,6 +13,9 @@ What is checked, in order:
 * ``syncd.key_file``: the key exists, holds a Fernet key and is not readable
   by others (FAIL: syncd refuses such a key) nor by its group (warn: syncd
   accepts it, but everyone in the group can unseal the stored grants);
+* the other secret files (service-account JSON, client secrets, OAuth
+  client files, the session secret): FAIL when others can read one (syncd
+  refuses it), warn when its group can;
 * ``syncd.template``: the talking points a new pair starts with can be read
   (FAIL otherwise: the daemon would not start) and holds at least one point
   (warn otherwise: new pairs would start with an empty agenda);
@@ -84,6 +87,7 @@ def run(path: Path, now: datetime) -> Iterator[Check]:
         return
     yield Check(Level.OK, "config", f"{settings.path} parses")
     yield key_file(settings)
+    yield secret_files(settings)
     yield template(settings)
     yield from database(settings)
     yield base_url(settings)
@@ -137,6 +141,54 @@ def key_file(settings: config.Settings) -> Check:
             "the group is meant to unseal grants",
         )
     return Check(Level.OK, name, f"{path} holds a key and only its owner can read it")
+
+
+def _secret_settings(settings: config.Settings) -> list[tuple[str, str]]:
+    """(key, value) of every secret file setting in use, except the key file (checked above)."""
+    found: list[tuple[str, str]] = []
+    for index, account in enumerate(settings.accounts):
+        if account.google is not None:
+            found.append(
+                (f"accounts[{index}].service_account_file", account.google.service_account_file)
+            )
+            found.append(
+                (f"accounts[{index}].client_secrets_file", account.google.client_secrets_file)
+            )
+        if account.microsoft is not None:
+            found.append(
+                (f"accounts[{index}].client_secret_file", account.microsoft.client_secret_file)
+            )
+    if settings.web.sign_in is config.SignIn.OIDC:
+        oidc = settings.web.oidc
+        for name in ("session_secret_file", "google_client_file", "microsoft_client_secret_file"):
+            found.append((f"web.oidc.{name}", getattr(oidc, name)))
+    return [(key, value.strip()) for key, value in found if value.strip()]
+
+
+def secret_files(settings: config.Settings) -> Check:
+    """Who can read each secret file: the same rule the daemon applies when it reads them."""
+    name = "secret files"
+    refused: list[str] = []
+    shared: list[str] = []
+    checked = 0
+    for key, value in _secret_settings(settings):
+        if config.credential_name(value) is not None:
+            continue  # systemd owns the mode of what it hands over
+        path = settings.directory / Path(value).expanduser()
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            continue  # the account's own check says what is missing
+        checked += 1
+        if mode & 0o007:
+            refused.append(f"{key}: {path} is accessible to others (mode {mode:04o}; chmod 600)")
+        elif mode & 0o070:
+            shared.append(f"{key}: {path} is readable by its group (mode {mode:04o})")
+    if refused:
+        return Check(Level.FAIL, name, "; ".join(refused) + "; syncd refuses such files")
+    if shared:
+        return Check(Level.WARN, name, "; ".join(shared))
+    return Check(Level.OK, name, f"{checked} file(s), readable by their owner only")
 
 
 def template(settings: config.Settings) -> Check:

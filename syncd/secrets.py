@@ -93,6 +93,26 @@ def refuse_shared(path: Path, mode: int, where: str, noun: str) -> None:
         )
 
 
+def read_secret(value: str, settings_dir: Path, where: str, noun: str = "secret") -> bytes:
+    """The content of the secret file a setting names, if no one else can read it.
+
+    Every credential file syncd reads (service-account JSON, client secrets,
+    OAuth client files, the session secret) comes through here, so none of
+    them is used while others on the machine can read it. Files systemd hands
+    over in ``$CREDENTIALS_DIRECTORY`` are exempt: systemd owns their mode.
+    """
+    path = resolve(value, settings_dir, where)
+    try:
+        info = path.stat()
+        if not _is_credential(path):
+            refuse_shared(path, info.st_mode, where, noun)
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise SecretError(f"{where}: {path} does not exist") from None
+    except OSError as exc:
+        raise SecretError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
+
+
 def load_key(settings: Settings) -> Fernet:
     """The Fernet key named by ``syncd.key_file``, if it can be trusted.
 

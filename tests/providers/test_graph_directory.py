@@ -15,7 +15,7 @@ import pytest
 from providers.base import AuthRevoked, Transient
 from providers.emulators.graph import GraphEmulator
 from providers.microsoft import MicrosoftProvider, app_token_source
-from syncd import assemble, config
+from syncd import assemble, config, secrets
 from tests.providers.test_graph_emulator import schema_problems
 
 ANA = "Ana.Lopez@Contoso.TEST"
@@ -197,9 +197,33 @@ def test_directory_mistakes_are_one_line_naming_the_key(text: str, key: str) -> 
 # --------------------------------------------------------------------------- assemble
 
 
+def test_a_client_secret_others_can_read_is_refused_with_one_line(
+    emulator: GraphEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    secret = tmp_path / "graph-secret"
+    secret.write_text(emulator.client_secret, encoding="utf-8")
+    secret.chmod(0o604)
+    text = (
+        f'[[accounts]]\nname = "contoso"\nprovider = "microsoft"\ntenant = "{emulator.tenant}"\n'
+        f'client_id = "{emulator.client_id}"\nclient_secret_file = "{secret}"\n'
+        f'graph_root = "{emulator.graph_root}"\ncalendars = ["{BO}"]\n'
+    )
+    settings = config.parse(text, tmp_path / "syncd.toml")
+    (account,) = settings.accounts
+    with pytest.raises(secrets.SecretError) as refused:
+        assemble.microsoft(account, settings, http_client=emulator.http_client())
+    message = str(refused.value)
+    assert "\n" not in message and str(secret) in message and "0604" in message
+    assert "accounts[0].client_secret_file" in message
+    assert emulator.client_secret not in message
+    assert not emulator.requests  # nothing was sent with a secret others may hold
+
+
 def test_a_directory_tenant_connects_with_everyone(emulator: GraphEmulator, tmp_path: Path) -> None:
     secret = tmp_path / "graph-secret"
     secret.write_text(emulator.client_secret, encoding="utf-8")
+    secret.chmod(0o600)
     text = (
         f'[[accounts]]\nname = "contoso"\nprovider = "microsoft"\ntenant = "{emulator.tenant}"\n'
         f'client_id = "{emulator.client_id}"\nclient_secret_file = "{secret}"\n'

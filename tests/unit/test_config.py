@@ -981,7 +981,8 @@ def test_oidc_secrets_are_read_when_the_web_app_starts(tmp_path: Path) -> None:
     )
     settings = load(path)  # loading reads no secret: `syncd doctor` works without them
     (tmp_path / "graph.secret").write_text("s3cr3t-value\n", encoding="utf-8")
-    with pytest.raises(SecretError, match=r"web\.oidc\.session_secret_file: .*No such file"):
+    (tmp_path / "graph.secret").chmod(0o600)
+    with pytest.raises(SecretError, match=r"web\.oidc\.session_secret_file: .*does not exist"):
         web_settings(settings)
     secret = tmp_path / "session.secret"
     secret.write_text("too short\n", encoding="utf-8")

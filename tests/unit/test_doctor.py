@@ -70,6 +70,7 @@ def test_a_sound_installation_is_all_ok_and_exits_0(
     assert set(lines) == {
         "config",
         "key file",
+        "secret files",
         "template",
         "database",
         "migrations",
@@ -306,6 +307,45 @@ def test_each_google_account_is_read_once_and_a_failing_one_does_not_stop_the_ot
     assert {"timeMin", "timeMax"} <= set(listed[0].query)
     private_key = emulator.service_account_info()["private_key"].splitlines()[1]
     assert private_key not in "\n".join(lines.values())
+
+
+@pytest.mark.parametrize(
+    ("mode", "level", "said"),
+    [
+        (0o644, "FAIL", "accessible to others (mode 0644"),
+        (0o640, "warn", "readable by its group (mode 0640)"),
+        (0o600, "ok", "readable by their owner only"),
+    ],
+)
+def test_a_service_account_key_others_can_read_fails_in_doctor_and_stops_the_daemon(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    emulator: GoogleEmulator,
+    mode: int,
+    level: str,
+    said: str,
+) -> None:
+    """The key acts for every person in the domain: a copy elsewhere is a breach."""
+    key = tmp_path / "sa.json"
+    key.write_text(json.dumps(emulator.service_account_info()))
+    key.chmod(mode)
+    path = setup(tmp_path, google_account("workspace", ANA, emulator))
+
+    status, lines = doctor_says(path, capsys)
+    assert lines["secret files"].startswith(level), lines["secret files"]
+    assert said in lines["secret files"]
+    if level != "ok":  # the line names the setting and the file to fix
+        assert str(key) in lines["secret files"]
+        assert "accounts[1].service_account_file" in lines["secret files"]
+
+    once = main(["sync-once", "-c", str(path)])
+    err = capsys.readouterr().err
+    if level == "FAIL":
+        assert status == 1 and once == 2
+        assert err.count("\n") == 1 and str(key) in err and "0644" in err
+        assert not [r for r in emulator.requests if r.op == "list"]
+    else:
+        assert status == 0 and once == 0, err
 
 
 def test_a_service_account_credential_is_not_probed_outside_the_service(

@@ -435,6 +435,8 @@ def test_auth_seals_the_grant_and_prints_no_token(
 
     monkeypatch.setattr(secrets, "authorize_google", authorize)
     config = write_config(tmp_path, '[syncd]\nkey_file = "syncd.key"\n' + SINGLE_USER)
+    (tmp_path / "client.json").write_text('{"installed": {}}')
+    (tmp_path / "client.json").chmod(0o600)
     assert main(["keygen", "-c", str(config)]) == 0
     capsys.readouterr()
 

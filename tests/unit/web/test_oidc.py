@@ -625,6 +625,7 @@ def test_the_config_file_sets_up_google_sign_in(
     (tmp_path / "session.secret").chmod(0o600)
     client = google.web_client_config([f"{BASE}/auth/callback/google"])
     (tmp_path / "google-client.json").write_text(json.dumps(client), encoding="utf-8")
+    (tmp_path / "google-client.json").chmod(0o600)  # it holds the client secret
     path = tmp_path / "syncd.toml"
     path.write_text(
         f'[syncd]\nbase_url = "{BASE}"\n\n[web]\nsign_in = "oidc"\n\n[web.oidc]\n'
