@@ -40,3 +40,30 @@ class Heartbeat:
         """Whether it beat within ``max_age`` seconds (default: its own); never before a beat."""
         age = self.age()
         return age is not None and age <= (self.max_age if max_age is None else max_age)
+
+
+class WriteHealth:
+    """Whether the web's last database write went through; read by ``/readyz``.
+
+    A person's edit that the database refuses (locked, disk full, read-only
+    after a failover) makes the process unready until a write goes through
+    again, or the readiness probe finds the database writable, so a load
+    balancer sends people to a replica that can save what they type.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failing = False
+
+    def refused(self) -> None:
+        with self._lock:
+            self._failing = True
+
+    def accepted(self) -> None:
+        with self._lock:
+            self._failing = False
+
+    @property
+    def failing(self) -> bool:
+        with self._lock:
+            return self._failing

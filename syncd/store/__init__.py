@@ -26,7 +26,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
     cursor.close()
 
 
@@ -63,6 +63,44 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+#: How long the write probe of ``/readyz`` waits for SQLite's write lock.
+PROBE_BUSY_MS = 250
+_BUSY_MS = 10000
+
+
+def writable(engine: Engine) -> bool:
+    """Whether the database takes writes now, without writing anything.
+
+    SQLite: the write lock can be taken (within ``PROBE_BUSY_MS``, not the
+    ten seconds an edit waits). PostgreSQL: the session is not read-only (a
+    failed-over primary, a hot standby). Any database error is a no.
+    """
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            if engine.dialect.name == "sqlite":
+                cursor.execute("PRAGMA busy_timeout")
+                (usual,) = cursor.fetchone()
+                cursor.execute(f"PRAGMA busy_timeout={min(PROBE_BUSY_MS, int(usual))}")
+                try:
+                    cursor.execute("BEGIN IMMEDIATE")
+                    cursor.execute("ROLLBACK")
+                finally:
+                    cursor.execute(f"PRAGMA busy_timeout={int(usual)}")
+                return True
+            cursor.execute("SHOW transaction_read_only")
+            row = cursor.fetchone()
+            raw.rollback()
+            return row is not None and str(row[0]).lower() == "off"
+        finally:
+            cursor.close()
+    except engine.dialect.loaded_dbapi.Error:
+        return False
+    finally:
+        raw.close()
 
 
 def _alembic_config(engine: Engine) -> AlembicConfig:

@@ -39,6 +39,7 @@ from syncd.web.service import (
     NoteView,
     NotFound,
     PointView,
+    Unavailable,
     due_field,
 )
 from syncd.web.settings import WebSettings
@@ -183,6 +184,10 @@ class Api:
                 return error(403, str(refused))
             except Invalid as invalid:
                 return error(400, str(invalid))
+            except Unavailable:
+                busy = error(503, "the database could not save this now; try again")
+                busy.headers["Retry-After"] = str(Unavailable.retry_after)
+                return busy
             if payload is None:
                 return Response(status_code=status)
             return JSONResponse(payload, status_code=status)

@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from syncd import metrics
-from syncd.health import Heartbeat
+from syncd.health import Heartbeat, WriteHealth
 from syncd.web import api, health, hooks, limits, pages, security
 from syncd.web.identity import Authenticator, SignInRequired, authenticator_for, sign_in_location
 from syncd.web.service import Agendas
@@ -50,13 +50,14 @@ def create_app(
     """
     settings = web or WebSettings()
     authenticator = authenticator or authenticator_for(settings)
-    agendas = Agendas(factory, clock, settings)
+    writes = WriteHealth()
+    agendas = Agendas(factory, clock, settings, writes)
     page_routes = pages.Pages(agendas, authenticator, settings)
     api_routes = api.Api(agendas, authenticator, settings)
     if registry is None:
         registry = metrics.Metrics(factory).registry
     routes: list[BaseRoute] = [
-        *health.routes(factory, registry, heartbeat),
+        *health.routes(factory, registry, heartbeat, writes),
         *hooks.routes(factory, clock),
         *page_routes.routes(),
         *api_routes.routes(),

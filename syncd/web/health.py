@@ -2,7 +2,8 @@
 
 ``/healthz`` answers while the process serves at all: a failing one means
 restart it. ``/readyz`` answers 200 only when the process can do its job:
-the database answers, and (where this process runs the scheduler) the
+the database answers (and takes writes, once an edit was refused), and
+(where this process runs the scheduler) the
 scheduler's heartbeat is fresh; a load balancer stops sending traffic and an
 operator sees why in the short JSON reason. ``/metrics`` is the Prometheus
 text exposition of the process's registry.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -26,7 +27,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from syncd import metrics
-from syncd.health import Heartbeat
+from syncd.health import Heartbeat, WriteHealth
+from syncd.store import writable
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +45,19 @@ def database_answers(factory: sessionmaker[Session]) -> bool:
     return True
 
 
-def unready_reason(factory: sessionmaker[Session], heartbeat: Heartbeat | None) -> str | None:
+def unready_reason(
+    factory: sessionmaker[Session],
+    heartbeat: Heartbeat | None,
+    writes: WriteHealth | None = None,
+) -> str | None:
     """Why this process should get no traffic now; None when it is ready."""
     if not database_answers(factory):
         return "database unreachable"
+    if writes is not None and writes.failing:
+        # Probed only after an edit was refused, so a healthy process never pays for it.
+        if not writable(_engine(factory)):
+            return "database refuses writes"
+        writes.accepted()
     if heartbeat is None:
         return None
     age = heartbeat.age()
@@ -57,16 +68,23 @@ def unready_reason(factory: sessionmaker[Session], heartbeat: Heartbeat | None) 
     return None
 
 
+def _engine(factory: sessionmaker[Session]) -> Engine:
+    bind = factory.kw["bind"]
+    assert isinstance(bind, Engine), "syncd's sessions are bound to one engine"
+    return bind
+
+
 def routes(
     factory: sessionmaker[Session],
     registry: CollectorRegistry,
     heartbeat: Heartbeat | None = None,
+    writes: WriteHealth | None = None,
 ) -> list[BaseRoute]:
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok", headers=NO_STORE)
 
     async def readyz(request: Request) -> Response:
-        reason = await run_in_threadpool(unready_reason, factory, heartbeat)
+        reason = await run_in_threadpool(unready_reason, factory, heartbeat, writes)
         if reason is not None:
             body = {"status": "unready", "reason": reason}
             return JSONResponse(body, status_code=503, headers=NO_STORE)

@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 _ERROR = {"$ref": "#/components/responses/Error"}
+#: The database refused the edit: nothing was saved; try again after Retry-After seconds.
+_BUSY = {
+    "description": "Not saved: the database refused the edit; retry after Retry-After seconds",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
 _TOKEN = {
     "name": "token",
     "in": "path",
@@ -42,7 +48,9 @@ def _edit(
             "400": _ERROR,
             "403": _ERROR,
             "404": _ERROR,
+            "413": _ERROR,
             "415": _ERROR,
+            "503": _BUSY,
         },
     }
 
@@ -51,7 +59,12 @@ def _delete(summary: str) -> dict[str, Any]:
     return {
         "summary": summary,
         "parameters": [_TOKEN, _ID, _CSRF],
-        "responses": {"204": {"description": "Deleted"}, "403": _ERROR, "404": _ERROR},
+        "responses": {
+            "204": {"description": "Deleted"},
+            "403": _ERROR,
+            "404": _ERROR,
+            "503": _BUSY,
+        },
     }
 
 

@@ -28,10 +28,12 @@ from starlette.routing import Route
 from syncd import agenda
 from syncd.web import export, security, zones
 from syncd.web.identity import Authenticator, Viewer
-from syncd.web.service import Agendas, Forbidden, Invalid, NotFound, due_field
+from syncd.web.service import Agendas, Forbidden, Invalid, NotFound, Unavailable, due_field
 from syncd.web.settings import WebSettings
 
 TEMPLATES = Path(__file__).parent / "templates"
+#: The fields a person types, shown again (as text) when an edit could not be saved.
+_TYPED = (("text", "Text"), ("body", "Notes"))
 
 
 def _who(author: str) -> str:
@@ -169,6 +171,8 @@ class Pages:
                 return self.error(request, 403, "Not allowed", str(refused), back)
             except Invalid as invalid:
                 return self.error(request, 400, "That did not work", str(invalid), back)
+            except Unavailable:
+                return self._not_saved(request, fields, back)
             return RedirectResponse(f"{back}#{anchor}", status_code=303)
 
         return endpoint
@@ -193,6 +197,23 @@ class Pages:
             )
         response = RedirectResponse(back, status_code=303)
         zones.remember(response, zone, self.settings)
+        return response
+
+    def _not_saved(self, request: Request, fields: dict[str, str], back: str) -> HTMLResponse:
+        """The form again, holding what was typed, to post to the same place once more."""
+        typed = [(name, label, fields[name]) for name, label in _TYPED if name in fields]
+        shown = {name for name, _, _ in typed} | {security.CSRF_FIELD}
+        hidden = [(name, value) for name, value in fields.items() if name not in shown]
+        response = self.render(
+            request,
+            "not_saved.html",
+            status=503,
+            action=request.url.path,  # routed here, so one of ours
+            typed=typed,
+            hidden=hidden,
+            back=back,
+        )
+        response.headers["Retry-After"] = str(Unavailable.retry_after)
         return response
 
     def _expired(self, request: Request, back: str) -> HTMLResponse:

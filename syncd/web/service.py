@@ -10,14 +10,18 @@ Views are plain frozen dataclasses: nothing lazy escapes the session.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd import agenda, push
+from syncd.health import WriteHealth
 from syncd.store import transaction
 from syncd.store.models import (
     ActionItem,
@@ -30,6 +34,8 @@ from syncd.store.models import (
 )
 from syncd.web.identity import Access, Viewer, access, canonical
 from syncd.web.settings import WebSettings
+
+log = logging.getLogger(__name__)
 
 MAX_TEXT = 200_000  # characters in one talking point, item or note
 MAX_TOKEN = 64
@@ -46,6 +52,17 @@ class Forbidden(Exception):
 
 class Invalid(ValueError):
     """The request itself is wrong (empty text, unknown owner, bad date...)."""
+
+
+class Unavailable(Exception):
+    """The database refused the edit (locked, disk full, read-only): nothing was saved.
+
+    Not the person's fault and not a bug: the page keeps what they typed and
+    the API says when to try again.
+    """
+
+    #: Seconds a page and the API ask a client to wait before trying again.
+    retry_after = 5
 
 
 @dataclass(frozen=True)
@@ -172,10 +189,25 @@ class Agendas:
         factory: sessionmaker[Session],
         clock: Callable[[], datetime],
         settings: WebSettings,
+        writes: WriteHealth | None = None,
     ) -> None:
         self.factory = factory
         self.clock = clock
         self.settings = settings
+        self.writes = writes or WriteHealth()
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """One edit's transaction; a database that refuses it raises ``Unavailable``."""
+        try:
+            with transaction(self.factory) as session:
+                yield session
+        except (OperationalError, InterfaceError) as error:
+            self.writes.refused()
+            reason = str(error.orig).splitlines()[0] if str(error.orig) else type(error).__name__
+            log.warning("an edit was refused by the database: %s", reason)
+            raise Unavailable from None
+        self.writes.accepted()
 
     # -- access ----------------------------------------------------------------
 
@@ -332,7 +364,7 @@ class Agendas:
     def add_talking_point(self, token: str, viewer: Viewer, text: str) -> PointView:
         text = text_field(text, "text")
         now = self.clock()
-        with transaction(self.factory) as session:
+        with self._writing() as session:
             meeting, allowed = self._open(session, token, viewer)
             point = agenda.add_talking_point(session, meeting, text, self._actor(allowed), now)
             self._edited(session, meeting.pair_id, now)
@@ -342,7 +374,7 @@ class Agendas:
         self, token: str, viewer: Viewer, point_id: int, done: bool
     ) -> PointView:
         now = self.clock()
-        with transaction(self.factory) as session:
+        with self._writing() as session:
             meeting, allowed = self._open(session, token, viewer)
             point = self._point_of(session, meeting, point_id)
             agenda.set_talking_point_done(session, point, self._actor(allowed), done)
@@ -357,7 +389,7 @@ class Agendas:
             raise Invalid("offset must be -1 (up) or 1 (down)")
         assert isinstance(offset, int)
         now = self.clock()
-        with transaction(self.factory) as session:
+        with self._writing() as session:
             meeting, allowed = self._open(session, token, viewer)
             point = self._point_of(session, meeting, point_id)
             agenda.move_talking_point(session, point, self._actor(allowed), offset)
@@ -374,7 +406,7 @@ class Agendas:
     ) -> ItemView:
         text = text_field(text, "text")
         now = self.clock()
-        with transaction(self.factory) as session:
+        with self._writing() as session:
             meeting, allowed = self._open(session, token, viewer)
             actor = self._actor(allowed)
             owner = canonical(owner) if isinstance(owner, str) else ""
@@ -391,7 +423,7 @@ class Agendas:
     ) -> ItemView:
         """An item of this meeting or of any earlier one of the pair (carried over)."""
         now = self.clock()
-        with transaction(self.factory) as session:
+        with self._writing() as session:
             meeting, allowed = self._open(session, token, viewer)
             item = self._item_of(session, meeting, item_id)
             agenda.set_action_item_done(session, item, self._actor(allowed), now, done)
@@ -413,7 +445,7 @@ class Agendas:
         if text is None and done is None:
             raise Invalid("nothing to change: give text or done")
         now = self.clock()
-        with transaction(self.factory) as session:
+        with self._writing() as session:
             meeting, allowed = self._open(session, token, viewer)
             actor = self._actor(allowed)
             point = self._point_of(session, meeting, point_id)
@@ -426,7 +458,7 @@ class Agendas:
 
     def delete_talking_point(self, token: str, viewer: Viewer, point_id: int) -> None:
         now = self.clock()
-        with transaction(self.factory) as session:
+        with self._writing() as session:
             meeting, allowed = self._open(session, token, viewer)
             point = self._point_of(session, meeting, point_id)
             agenda.delete_talking_point(session, point, self._actor(allowed))
@@ -453,7 +485,7 @@ class Agendas:
         if text is None and owner is None and isinstance(due, agenda.Keep) and done is None:
             raise Invalid("nothing to change: give text, owner, due or done")
         now = self.clock()
-        with transaction(self.factory) as session:
+        with self._writing() as session:
             meeting, allowed = self._open(session, token, viewer)
             actor = self._actor(allowed)
             item = self._item_of(session, meeting, item_id)
@@ -469,7 +501,7 @@ class Agendas:
 
     def delete_action_item(self, token: str, viewer: Viewer, item_id: int) -> None:
         now = self.clock()
-        with transaction(self.factory) as session:
+        with self._writing() as session:
             meeting, allowed = self._open(session, token, viewer)
             item = self._item_of(session, meeting, item_id)
             agenda.delete_action_item(session, item, self._actor(allowed))
@@ -478,7 +510,7 @@ class Agendas:
     def save_note(self, token: str, viewer: Viewer, body: str, *, private: bool) -> NoteView:
         body = text_field(body, "body", required=False)
         now = self.clock()
-        with transaction(self.factory) as session:
+        with self._writing() as session:
             meeting, allowed = self._open(session, token, viewer)
             actor = self._actor(allowed)
             if private and not allowed.private_notes:
