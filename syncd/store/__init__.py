@@ -83,13 +83,14 @@ def writable(engine: Engine) -> bool:
         try:
             if engine.dialect.name == "sqlite":
                 cursor.execute("PRAGMA busy_timeout")
-                (usual,) = cursor.fetchone()
-                cursor.execute(f"PRAGMA busy_timeout={min(PROBE_BUSY_MS, int(usual))}")
+                current = cursor.fetchone()
+                usual = int(current[0]) if current else _BUSY_MS
+                cursor.execute(f"PRAGMA busy_timeout={min(PROBE_BUSY_MS, usual)}")
                 try:
                     cursor.execute("BEGIN IMMEDIATE")
                     cursor.execute("ROLLBACK")
                 finally:
-                    cursor.execute(f"PRAGMA busy_timeout={int(usual)}")
+                    cursor.execute(f"PRAGMA busy_timeout={usual}")
                 return True
             cursor.execute("SHOW transaction_read_only")
             row = cursor.fetchone()
