@@ -35,7 +35,8 @@ from __future__ import annotations
 import enum
 import secrets
 from collections.abc import Sequence
-from datetime import date, datetime, tzinfo
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -82,6 +83,14 @@ def find_meeting(session: Session, key: OccurrenceKey) -> Meeting | None:
     ).one_or_none()
 
 
+@dataclass(frozen=True, slots=True)
+class Invite:
+    """What the organizer's invite says of its agenda: our tag's token and the block."""
+
+    token: str
+    block_text: str
+
+
 def meeting_for(
     session: Session,
     pair: Pair,
@@ -93,13 +102,24 @@ def meeting_for(
     cancelled: bool,
     template: Sequence[str],
     now: datetime,
+    invite: Invite | None = None,
+    zone: tzinfo = UTC,
 ) -> Meeting:
     """The agenda of one occurrence, created on first sight, kept current after.
 
     The first meeting a pair ever gets starts with the template's talking
-    points, so a new 1:1 never opens on an empty page.
+    points, so a new 1:1 never opens on an empty page. An ``invite`` whose
+    token no agenda holds means the database lost it: the meeting takes that
+    token (every link in every invite keeps working) and its content is
+    rebuilt from the block (``adopt``).
     """
     meeting = find_meeting(session, key)
+    lost = invite is not None and (meeting is None or meeting.token != invite.token)
+    if invite is not None and lost and meeting_by_token(session, invite.token) is None:
+        return adopt(
+            session, pair, key, meeting, invite, start=start, end=end, title=title,
+            cancelled=cancelled, now=now, zone=zone,
+        )  # fmt: skip
     if meeting is None:
         first_of_pair = (
             session.scalars(select(Meeting.id).where(Meeting.pair_id == pair.id).limit(1)).first()
@@ -133,6 +153,138 @@ def meeting_for(
     meeting.pair_id = pair.id
     meeting.start, meeting.end, meeting.title, meeting.cancelled = start, end, title, cancelled
     return meeting
+
+
+def adopt(
+    session: Session,
+    pair: Pair,
+    key: OccurrenceKey,
+    meeting: Meeting | None,
+    invite: Invite,
+    *,
+    start: datetime,
+    end: datetime,
+    title: str,
+    cancelled: bool,
+    now: datetime,
+    zone: tzinfo,
+) -> Meeting:
+    """Rebuild one meeting's agenda from its invite, under the invite's own token.
+
+    What the block lists comes back: the open talking points with their
+    authors, and the open action items of earlier meetings with owner and
+    origin date (each on a meeting of the pair on that date, made if none is
+    known: "recovered from the invites"). What no invite holds is gone: done
+    points, notes, items of meetings not yet ended, anything past the
+    block's "… and N more". A meeting already made for this occurrence (from
+    an attendee's copy, before the organizer's was read) takes the token,
+    and its content too while it is untouched.
+    """
+    listed = block.parse(invite.block_text, _names(pair))
+    if meeting is None:
+        meeting = Meeting(
+            pair_id=pair.id, ical_uid=key.ical_uid, original_start=key.original_start,
+            start=start, end=end, title=title, token=invite.token, cancelled=cancelled,
+            created_at=now,
+        )  # fmt: skip
+        session.add(meeting)
+        session.flush()
+    else:
+        meeting.token = invite.token
+        meeting.pair_id = pair.id
+        meeting.start, meeting.end, meeting.title, meeting.cancelled = start, end, title, cancelled
+        if not _untouched(session, meeting):
+            return meeting
+        for point in list(meeting.talking_points):
+            session.delete(point)
+        session.flush()
+    for position, (text, shown) in enumerate(listed.talking_points):
+        session.add(
+            TalkingPoint(
+                meeting_id=meeting.id,
+                text=text,
+                author=_person(pair, shown) if shown else "",
+                position=position,
+                created_at=now,
+            )
+        )
+    for text, shown, (month, day) in listed.action_items:
+        origin = _origin_meeting(session, pair, month, day, before=start, zone=zone, now=now)
+        owner = _person(pair, shown) or pair.person_a
+        duplicate = session.scalars(
+            select(ActionItem.id).where(
+                ActionItem.meeting_id == origin.id,
+                ActionItem.text == text,
+                ActionItem.owner == owner,
+            )
+        ).first()
+        if duplicate is None:  # every later invite of the pair lists the same open item
+            session.add(
+                ActionItem(meeting_id=origin.id, text=text, owner=owner, author="", created_at=now)
+            )
+    session.flush()
+    session.refresh(meeting)
+    return meeting
+
+
+RECOVERED_TITLE = "Recovered from the invites"
+
+
+def _names(pair: Pair) -> list[str]:
+    return [display_name(pair.person_a), display_name(pair.person_b), LINK_ACTOR]
+
+
+def _person(pair: Pair, shown: str) -> str:
+    """The address behind a name as the block shows it; "" if it is neither person's."""
+    for person in (pair.person_a, pair.person_b):
+        if display_name(person) == shown:
+            return person
+    return LINK_ACTOR if shown == LINK_ACTOR else ""
+
+
+def _untouched(session: Session, meeting: Meeting) -> bool:
+    """Nothing a person did: only template points, no items, no notes."""
+    if any(point.author or point.done for point in meeting.talking_points):
+        return False
+    if meeting.action_items:
+        return False
+    return session.scalars(select(Note.id).where(Note.meeting_id == meeting.id)).first() is None
+
+
+def _origin_meeting(
+    session: Session, pair: Pair, month: int, day: int, *, before: datetime, zone: tzinfo,
+    now: datetime,
+) -> Meeting:  # fmt: skip
+    """The pair's meeting on the latest (month, day) up to ``before``, made if none is known."""
+    local = before.astimezone(zone)
+    year = local.year if (month, day) <= (local.month, local.day) else local.year - 1
+    try:
+        midnight = datetime.combine(date(year, month, day), time(), tzinfo=zone)
+    except ValueError:  # Feb 29 of a year that has none: the day before
+        midnight = datetime.combine(date(year, month, 28), time(), tzinfo=zone)
+    day_start, day_end = midnight.astimezone(UTC), (midnight + timedelta(days=1)).astimezone(UTC)
+    known = session.scalars(
+        select(Meeting)
+        .where(Meeting.pair_id == pair.id, Meeting.start >= day_start, Meeting.start < day_end)
+        .where(Meeting.start < before)
+        .order_by(Meeting.start)
+    ).first()
+    if known is not None:
+        return known
+    recovered = Meeting(
+        pair_id=pair.id,
+        ical_uid=f"syncd-recovered-{pair.id}",
+        original_start=day_start,
+        start=day_start,
+        end=day_start,
+        title=RECOVERED_TITLE,
+        token=new_token(),
+        cancelled=False,
+        created_at=now,
+    )
+    session.add(recovered)
+    session.flush()
+    return recovered
 
 
 def mark_cancelled(session: Session, key: OccurrenceKey) -> None:

@@ -26,7 +26,7 @@ from providers.base import AuthRevoked, Provider, ProviderError, Transient
 from providers.google import DIRECTORY_SCOPE, GoogleDirectory, GoogleProvider, directory_root
 from providers.memory import MemoryProvider
 from providers.microsoft import MicrosoftProvider, app_token_source, error_for
-from syncd import config, detect, secrets
+from syncd import config, detect, installation, secrets
 from syncd.engine import Policy
 from syncd.store import connect, migrate
 from syncd.web.settings import (
@@ -42,6 +42,9 @@ from syncd.web.settings import (
 def policy(settings: config.Settings) -> Policy:
     return Policy(
         base_url=settings.syncd.base_url,
+        installation=installation.identity(
+            secrets.installation_key(settings), settings.syncd.base_url
+        ),
         zone=ZoneInfo(settings.syncd.timezone),
         rules=detect.Rules.from_settings(settings),
         template=tuple(config.load_template(settings)),

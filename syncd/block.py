@@ -84,8 +84,10 @@ __all__ = [
     "ActionItem",
     "BlockView",
     "TalkingPoint",
+    "Listed",
     "apply",
     "extract",
+    "parse",
     "remove",
     "render",
 ]
@@ -1043,6 +1045,58 @@ def apply(body: str, block_text: str, html: bool) -> str:
         if settled:
             break
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """What a rendered block lists, read back: the invite as a replica of the agenda.
+
+    Names are as the block shows them (``display_name``), dates without a year;
+    the caller maps them back. ``more`` counts what the "… and N more" lines
+    say was left out, which no invite holds.
+    """
+
+    url: str | None
+    talking_points: Sequence[tuple[str, str]] = ()  # (text, shown author or "")
+    action_items: Sequence[tuple[str, str, tuple[int, int]]] = ()  # (text, owner, (month, day))
+    more: int = 0
+
+
+_POINT_LINE = re.compile(r"• (?P<text>.+?)(?: \((?P<who>[^()]+)\))?")
+_ITEM_LINE = re.compile(r"☐ (?P<rest>.+) \(from (?P<month>[A-Z][a-z]{2}) (?P<day>\d{1,2})\)")
+_MORE_COUNT = re.compile(r"… and (\d+) more on the agenda page")
+
+
+def parse(block_text: str, names: Sequence[str] = ()) -> Listed:
+    """Read a block as render() writes it: its link, open talking points, open items.
+
+    ``names`` are the names the block may show for authors and owners; a
+    trailing ``(X)`` is an author only if X is one of them, so a point that
+    ends in parentheses keeps them. Lines of other shapes are skipped.
+    """
+    url: str | None = None
+    points: list[tuple[str, str]] = []
+    items: list[tuple[str, str, tuple[int, int]]] = []
+    more = 0
+    known = set(names)
+    for line in block_text.split("\n"):
+        if line.startswith("Agenda: ") and url is None:
+            url = line.removeprefix("Agenda: ").strip() or None
+        elif match := _MORE_COUNT.fullmatch(line):
+            more += int(match[1])
+        elif line.startswith("• "):
+            text, who = line[2:], ""
+            found = _POINT_LINE.fullmatch(line)
+            if found and found["who"] in known:
+                text, who = found["text"], found["who"]
+            points.append((text, who))
+        elif (found := _ITEM_LINE.fullmatch(line)) and found["month"] in _MONTHS:
+            owner, _, text = found["rest"].partition(": ")
+            if owner not in known or not text:
+                owner, text = "", found["rest"]
+            day = (_MONTHS.index(found["month"]) + 1, int(found["day"]))
+            items.append((text, owner, day))
+    return Listed(url, points, items, more)
 
 
 def remove(body: str, html: bool) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from providers.base import ProviderError
 from syncd import assemble, config, detect, logs, secrets
-from syncd.engine import CalendarSync, Report
+from syncd.engine import CalendarSync, Report, judge
 from syncd.model import Event, Window
 from syncd.progress import Progress
 from syncd.store import sessions
@@ -191,7 +191,7 @@ def cmd_sync_once(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
-    rules = detect.Rules.from_settings(settings)
+    policy = assemble.policy(settings)
     now = _now()
     window = Window(
         now - timedelta(days=settings.sync.past_days),
@@ -215,7 +215,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                     print(f"  error: {type(error).__name__}: {error}")
                     continue
                 for event in sorted(events, key=lambda e: e.start):
-                    print("  " + explain_line(event, detect.classify(event, rules)))
+                    print("  " + explain_line(event, judge(event, policy)))
     return 1 if failed else 0
 
 

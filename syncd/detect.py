@@ -67,6 +67,9 @@ class Reason(enum.StrEnum):
     TITLE_NOT_INCLUDED = "title-not-included"
     OPT_OUT = "opt-out"
     GROUP_INVITED = "group-invited"
+    #: Not decided here: the engine's ``judge`` gives it to an event whose block
+    #: another syncd installation wrote (its tag names that installation).
+    OTHER_INSTALLATION = "other-installation"
 
 
 _TYPE_REASONS: Mapping[EventType, Reason] = {

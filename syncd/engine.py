@@ -65,7 +65,7 @@ from providers.base import (
     RateLimited,
     Transient,
 )
-from syncd import agenda, block, detect
+from syncd import agenda, block, detect, installation
 from syncd.model import Event, Unreadable, Window
 from syncd.store import transaction
 from syncd.store.models import Calendar, Occurrence, Pair, WriteLog
@@ -85,6 +85,8 @@ class Policy:
     base_url: str
     zone: tzinfo
     rules: detect.Rules
+    #: This installation's identity (``syncd.installation``); by default from ``base_url``.
+    installation: str = ""
     template: tuple[str, ...] = ()
     window_days: int = 28
     past_days: int = 1
@@ -93,6 +95,10 @@ class Policy:
     max_write_attempts: int = 3
     retry_attempts: int = 4
     dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.installation:
+            object.__setattr__(self, "installation", installation.identity(None, self.base_url))
 
 
 @dataclass
@@ -167,6 +173,7 @@ class _Pass:
     window: Window
     report: Report
     touched: set[int] = field(default_factory=set)  # mirror rows written in this pass
+    invites: dict[int, agenda.Invite] = field(default_factory=dict)  # row -> our tag's replica
 
 
 @dataclass(slots=True)
@@ -189,12 +196,28 @@ class _Write:
     token: str | None
 
 
-def digest(block_text: str | None, tag: str | None) -> str | None:
-    """Fingerprint of the block a copy holds, plus our tag; None when it has neither."""
-    if block_text is None and tag is None:
+def digest(block_text: str | None, token: str | None) -> str | None:
+    """Fingerprint of the block a copy holds, plus its tag's token; None when it has neither.
+
+    The token, not the whole tag: a block tagged before tags named their
+    installation (a bare token) is the same block, and must not be rewritten
+    (mailing every Outlook attendee) only to add the name.
+    """
+    if block_text is None and token is None:
         return None
-    payload = f"{block_text or ''}\0{tag or ''}".encode("utf-8", "surrogatepass")
+    payload = f"{block_text or ''}\0{token or ''}".encode("utf-8", "surrogatepass")
     return hashlib.sha256(payload).hexdigest()
+
+
+def judge(event: Event, policy: Policy) -> detect.Verdict:
+    """``detect.classify``, except that another installation's block is never ours to touch."""
+    owner, _ = installation.parse_tag(event.tag)
+    if owner is not None and owner != policy.installation:
+        return detect.Verdict(
+            detect.Reason.OTHER_INSTALLATION,
+            f"its block was written by another syncd installation ({owner}); left alone",
+        )
+    return detect.classify(event, policy.rules)
 
 
 class CalendarSync:
@@ -300,6 +323,14 @@ class CalendarSync:
             self._apply_changes(session, run, pulled, full)
             self._expand_stale_series(session, run)
             self._attach(session, run)
+        foreign = report.skipped[detect.Reason.OTHER_INSTALLATION.value]
+        if foreign:
+            log.warning(
+                "%s: %d event(s) carry the block of another syncd installation; left alone "
+                "(two installations on one calendar: see `syncd explain`)",
+                address,
+                foreign,
+            )
 
         self._write_planned(calendar_id, address, now, report)
 
@@ -483,9 +514,10 @@ class CalendarSync:
     def _upsert(self, session: Session, run: _Pass, event: Event) -> detect.Verdict | None:
         """Mirror one event; None if it is bad (logged and skipped, the calendar goes on)."""
         try:
-            verdict = detect.classify(event, self.policy.rules)
+            verdict = judge(event, self.policy)
             found = block.extract(event.description)
-            held = digest(found, event.tag)
+            owner, token = installation.parse_tag(event.tag)
+            held = digest(found, token)
         except Exception as error:
             log.warning("skipping event %s: %s: %s", event.id, type(error).__name__, error)
             run.report.skipped["bad-event"] += 1
@@ -516,6 +548,11 @@ class CalendarSync:
         if verdict.people is not None and not event.recurring:
             pair, _ = agenda.pair_for(session, verdict.people, run.now)
             row.pair_id = pair.id
+            ours = owner is None or owner == self.policy.installation
+            if ours and event.is_organizer_copy and token is not None and found is not None:
+                # Our own tag: the invite is a replica of this meeting's agenda,
+                # which a rebuilt database adopts instead of starting afresh.
+                run.invites[row.id] = agenda.Invite(token, found)
         run.touched.add(row.id)
         return verdict
 
@@ -551,6 +588,8 @@ class CalendarSync:
                 cancelled=row.cancelled,
                 template=self.policy.template,
                 now=run.now,
+                invite=run.invites.get(row.id),
+                zone=self.policy.zone,
             )
             run.report.meetings.add(meeting.id)
 
@@ -594,6 +633,7 @@ class CalendarSync:
                     Occurrence.pair_id.is_(None),
                     Occurrence.has_block.is_(True),
                     Occurrence.start > now,
+                    Occurrence.verdict != detect.Reason.OTHER_INSTALLATION.value,
                 )
             )
         )
@@ -609,7 +649,8 @@ class CalendarSync:
                 )
                 text = block.render(view)
                 if row.block_digest != digest(text, meeting.token):
-                    work.append(_Write(row.id, text, meeting.token))
+                    tag = installation.tag(self.policy.installation, meeting.token)
+                    work.append(_Write(row.id, text, tag))
             for row in self._stale_blocks(session, calendar_id, now):
                 work.append(_Write(row.id, None, None))
         report.planned += len(work)
@@ -628,6 +669,12 @@ class CalendarSync:
         attempts = self.policy.max_write_attempts
         for attempt in range(1, attempts + 1):
             event = self._call(partial(self.provider.get, address, event_id))
+            verdict = judge(event, self.policy)
+            if verdict.reason is detect.Reason.OTHER_INSTALLATION:
+                # taken over since it was mirrored: theirs now, and never ours to rewrite
+                report.skipped[verdict.reason.value] += 1
+                self._settle(write.row_id, event, None, "unchanged", now)
+                return
             html = event.description_is_html
             if write.text is None:
                 body, tag = block.remove(event.description, html), event.tag
@@ -659,7 +706,7 @@ class CalendarSync:
         with transaction(self.factory) as session:
             row = session.get_one(Occurrence, row_id)
             row.etag = event.etag
-            row.block_digest = digest(found, event.tag)
+            row.block_digest = digest(found, installation.parse_tag(event.tag)[1])
             row.has_block = found is not None
             if etag_before is not None:
                 meeting = agenda.find_meeting(session, row.key)

@@ -143,13 +143,37 @@ def load_key(settings: Settings) -> Fernet:
     except OSError as exc:
         raise SecretError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
     try:
-        return Fernet(text)
+        return _KeyFernet(text)
     except (ValueError, TypeError):
         # Deliberately without the exception or the text: both may show the key.
         raise SecretError(
             f"{where}: {path} does not hold a Fernet key (32 url-safe base64-encoded bytes, "
             f"as {keygen} writes)"
         ) from None
+
+
+class _KeyFernet(Fernet):
+    """A Fernet that keeps its key's text for ``installation_key`` (never shown)."""
+
+    def __init__(self, key: bytes) -> None:
+        super().__init__(key)
+        self._text = key
+
+    def __repr__(self) -> str:
+        return "<Fernet key>"
+
+
+def installation_key(settings: Settings) -> bytes | None:
+    """The key's bytes, from which this installation's identity is derived; None unset.
+
+    The same checks as ``load_key`` (it must exist, be private and be a key):
+    an identity from a key file others could swap would be no identity.
+    """
+    if not settings.syncd.key_file.strip():
+        return None
+    fernet = load_key(settings)
+    assert isinstance(fernet, _KeyFernet)
+    return fernet._text
 
 
 def _is_credential(path: Path) -> bool:

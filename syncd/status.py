@@ -22,6 +22,7 @@ first.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,7 +35,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from syncd import config
+from syncd import config, detect
 from syncd.scheduler import Cadence, next_due
 from syncd.store import MIGRATIONS, connect, sessions, transaction
 from syncd.store.models import Calendar, Occurrence, PushChannel
@@ -70,6 +71,8 @@ class CalendarStatus:
     needs_reauth: bool
     #: The worker syncing it right now, if one holds a live lease.
     leased_by: str | None
+    #: Upcoming events whose block another syncd installation wrote (left alone).
+    other_installation: int = 0
 
     @property
     def unhealthy(self) -> bool:
@@ -92,6 +95,7 @@ class CalendarStatus:
             "error_count": self.error_count,
             "needs_reauth": self.needs_reauth,
             "leased_by": self.leased_by,
+            "other_installation": self.other_installation,
             "unhealthy": self.unhealthy,
         }
 
@@ -196,6 +200,7 @@ def collect(settings: config.Settings, now: datetime) -> list[CalendarStatus]:
             )
             channels: dict[int, datetime] = dict(session.execute(latest).all())
             meeting_ends = _meeting_ends(session)
+            foreign = _other_installation(session, now)
     except SQLAlchemyError as error:
         raise Unavailable(
             f"database {database_label(settings.syncd.database)}: {database_error(error)}"
@@ -203,7 +208,13 @@ def collect(settings: config.Settings, now: datetime) -> list[CalendarStatus]:
     finally:
         engine.dispose()
     timing = Cadence.from_settings(settings.sync)
-    found = [_status(row, channels, meeting_ends, timing, now) for row in rows]
+    found = [
+        dataclasses.replace(
+            _status(row, channels, meeting_ends, timing, now),
+            other_installation=foreign.get(row.id, 0),
+        )
+        for row in rows
+    ]
     known = {(row.account, row.address) for row in rows}
     for account in settings.accounts:
         for address in account.calendars:
@@ -225,6 +236,19 @@ def _meeting_ends(session: Session) -> dict[int, datetime]:
         .group_by(Occurrence.calendar_id)
     )
     return dict(session.execute(query).all())
+
+
+def _other_installation(session: Session, now: datetime) -> dict[int, int]:
+    """Per calendar, the upcoming events another installation's block is on."""
+    query = (
+        select(Occurrence.calendar_id, func.count())
+        .where(
+            Occurrence.verdict == detect.Reason.OTHER_INSTALLATION.value,
+            Occurrence.end > now,
+        )
+        .group_by(Occurrence.calendar_id)
+    )
+    return {calendar: int(count) for calendar, count in session.execute(query).all()}
 
 
 def _status(
@@ -315,7 +339,10 @@ def _cells(calendar: CalendarStatus, now: datetime) -> tuple[str, ...]:
         if calendar.error_count > 1:
             text = f"{calendar.error_count}x {text}"
         error = text if len(text) <= ERROR_WIDTH else text[: ERROR_WIDTH - 1] + "…"
-    flag = "RE-AUTH" if calendar.needs_reauth else ""
+    flags = ["RE-AUTH"] if calendar.needs_reauth else []
+    if calendar.other_installation:
+        flags.append(f"{calendar.other_installation} OF ANOTHER INSTALLATION")
+    flag = ", ".join(flags)
     return (calendar.account, calendar.calendar, last, cursor, push, due, error, flag)
 
 

@@ -83,8 +83,12 @@ class Org:
 
 def seed(org: Org) -> dict[str, tuple[str, datetime]]:
     """A weekly and a biweekly 1:1, an ad-hoc one, and a team meeting; by name: (uid, start)."""
-    start = org.now + timedelta(days=1, hours=1)
-    e = org.emulator
+    return seed_world(org.emulator, org.now)
+
+
+def seed_world(e: Any, now: datetime) -> dict[str, tuple[str, datetime]]:
+    """``seed`` on any emulator (or memory provider), placed relative to ``now``."""
+    start = now + timedelta(days=1, hours=1)
     weekly = e.create_event(
         ANA, [ANA, BO], "Ana / Bo", start, start + timedelta(minutes=30),
         description="<p>Standing notes</p>", html=True, recurrence=Recurrence(7),
