@@ -9,6 +9,7 @@ key and the problem, not a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.metadata
 import logging
 import sys
@@ -22,15 +23,26 @@ from syncd import assemble, config, detect, logs, secrets
 from syncd.engine import CalendarSync, Report, judge
 from syncd.model import Event, Window
 from syncd.progress import Progress
-from syncd.store import sessions
+from syncd.store import sessions, transaction
 
 log = logging.getLogger("syncd")
 EXIT_CONFIG = 2
 
 
+_GLOBAL_OPTIONS = frozenset({"-h", "--help", "-v", "--verbose", "--version"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    # argparse reports a missing COMMAND before an unknown option in front of it;
+    # the option is the mistake to name.
+    for arg in given:
+        if not arg.startswith("-"):
+            break
+        if arg.split("=", 1)[0] not in _GLOBAL_OPTIONS:
+            parser.error(f"unrecognized argument: {arg} (options of a command go after it)")
+    args = parser.parse_args(given)
     logs.configure(args.verbose)
     try:
         return int(args.func(args))
@@ -86,6 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     sync_once = command("sync-once", "Sync every calendar once and print a summary.")
+    sync_once.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read and plan, write nothing, and list every write it would make",
+    )
     sync_once.set_defaults(func=cmd_sync_once)
 
     explain = command("explain", "Print the 1:1 verdict and its reason for every event.")
@@ -111,6 +128,14 @@ def _parser() -> argparse.ArgumentParser:
 
     keygen = command("keygen", "Write a new key for secrets at rest to syncd.key_file.")
     keygen.set_defaults(func=cmd_keygen)
+
+    links = command("links", "Print the agenda links the upcoming invites carry.")
+    links.add_argument("--calendar", metavar="ADDRESS", help="only the invites in this calendar")
+    links.set_defaults(func=cmd_links)
+
+    backup = command("backup", "Write a consistent copy of the SQLite database to FILE.")
+    backup.add_argument("file", type=Path, metavar="FILE", help="a new file (mode 0600)")
+    backup.set_defaults(func=cmd_backup)
 
     auth = command("auth", "Authorize syncd to one person's calendar (single-user accounts).")
     auth.add_argument("provider", choices=["google", "microsoft"], help="the account's provider")
@@ -171,7 +196,45 @@ def format_report(report: Report) -> str:
         f"errors: {len(report.errors) or 'none'}",
     ]
     lines.extend(f"  {error}" for error in report.errors)
+    if report.would_write:
+        lines.append(f"dry run: {len(report.would_write)} write(s) planned, none made")
+        lines.extend(f"  {line}" for line in report.would_write)
     return "\n".join(lines)
+
+
+def cmd_links(args: argparse.Namespace) -> int:
+    from syncd import links, status
+
+    settings = config.load(args.config)
+    try:
+        engine = status.open_database(settings)
+    except status.Unavailable as error:
+        print(f"syncd: links: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        with transaction(sessions(engine)) as session:
+            found = links.in_invites(session, settings.syncd.base_url, _now(), args.calendar)
+    finally:
+        engine.dispose()
+    if not found:
+        where = f" in {args.calendar}" if args.calendar else ""
+        print(f"no upcoming invite{where} carries an agenda link yet")
+    for link in found:
+        print(link.line())
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from syncd.backup import BackupError, backup
+
+    settings = config.load(args.config)
+    try:
+        pages = backup(settings, args.file)
+    except BackupError as error:
+        print(f"syncd: backup: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"backed up {pages} pages to {args.file}")
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -183,6 +246,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sync_once(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
+    if args.dry_run:
+        settings = dataclasses.replace(
+            settings, syncd=dataclasses.replace(settings.syncd, dry_run=True)
+        )
     with Progress() as progress:  # a bar if stderr is a terminal, else log lines
         report = sync_all(settings, _now(), progress)
     print(format_report(report))
@@ -198,10 +265,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
         now + timedelta(days=settings.sync.window_days),
     )
     failed = False
+    wanted = {address.casefold() for address in args.calendar or ()}
+    watched: set[str] = set()
     for account in settings.require_accounts():
         with assemble.connected(account, settings) as conn:
             for address in conn.calendars:
-                if args.calendar and address not in args.calendar:
+                watched.add(address.casefold())
+                if wanted and address.casefold() not in wanted:
                     continue
                 print(address)
                 try:
@@ -216,6 +286,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
                     continue
                 for event in sorted(events, key=lambda e: e.start):
                     print("  " + explain_line(event, judge(event, policy)))
+    unknown = sorted(wanted - watched)
+    if unknown:
+        print(
+            f"syncd: explain: no account watches {', '.join(unknown)} "
+            f"({len(watched)} calendar(s) are watched; `syncd status` lists them)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     return 1 if failed else 0
 
 

@@ -33,7 +33,6 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Protocol, TextIO
@@ -47,6 +46,7 @@ from providers.emulators.graph import GraphEmulator
 from providers.memory import Recurrence
 from syncd import agenda, block, config
 from syncd.engine import Report
+from syncd.links import Link, people
 from syncd.model import Attendee, EventType
 from syncd.store import connect, sessions, transaction
 from syncd.store.models import Calendar, Meeting, WriteLog
@@ -223,23 +223,6 @@ class _Copies(Protocol):
     def description(self, calendar: str, event_id: str) -> str: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
-    """One agenda to open: who meets, when, and the page."""
-
-    start: datetime
-    people: str
-    url: str
-
-    def line(self) -> str:
-        return f"  {self.start:%a %d %b %H:%M} UTC  {self.people:<11}  {self.url}"
-
-
-def _people(meeting: Meeting) -> str:
-    pair = meeting.pair
-    return f"{agenda.display_name(pair.person_a)} + {agenda.display_name(pair.person_b)}"
-
-
 def agenda_links(session: Session, base_url: str, now: datetime) -> tuple[list[Link], list[Link]]:
     """(upcoming, just ended): the meetings whose link is in an invite, and those past.
 
@@ -263,7 +246,7 @@ def agenda_links(session: Session, base_url: str, now: datetime) -> tuple[list[L
 
     def link(meeting: Meeting) -> Link:
         url = agenda.meeting_url(base_url, meeting)
-        return Link(meeting.start, _people(meeting), url)
+        return Link(meeting.start, people(meeting), url)
 
     return [link(m) for m in upcoming], [link(m) for m in ended]
 

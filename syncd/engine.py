@@ -111,6 +111,8 @@ class Report:
     meetings: set[int] = field(default_factory=set)
     writes: int = 0
     planned: int = 0
+    #: In a dry run, one line per write it would make: calendar, event, what changes.
+    would_write: list[str] = field(default_factory=list)
     conflicts: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
@@ -125,6 +127,7 @@ class Report:
         self.meetings |= other.meetings
         self.writes += other.writes
         self.planned += other.planned
+        self.would_write.extend(other.would_write)
         self.conflicts += other.conflicts
         self.skipped.update(other.skipped)
         self.errors.extend(other.errors)
@@ -218,6 +221,11 @@ def judge(event: Event, policy: Policy) -> detect.Verdict:
             f"its block was written by another syncd installation ({owner}); left alone",
         )
     return detect.classify(event, policy.rules)
+
+
+def _would(address: str, row: Occurrence, change: str) -> str:
+    title = " ".join(row.title.split())[:60] or "(no title)"
+    return f"{address}: {title!r} at {row.start:%Y-%m-%d %H:%M}Z: would {change}"
 
 
 class CalendarSync:
@@ -651,8 +659,13 @@ class CalendarSync:
                 if row.block_digest != digest(text, meeting.token):
                     tag = installation.tag(self.policy.installation, meeting.token)
                     work.append(_Write(row.id, text, tag))
+                    if self.policy.dry_run:
+                        change = "rewrite the block" if row.has_block else "add the block"
+                        report.would_write.append(_would(address, row, change))
             for row in self._stale_blocks(session, calendar_id, now):
                 work.append(_Write(row.id, None, None))
+                if self.policy.dry_run:
+                    report.would_write.append(_would(address, row, "remove the block"))
         report.planned += len(work)
         if self.policy.dry_run:
             return

@@ -245,8 +245,16 @@ def test_sync_once_runs_a_google_account_from_its_config(
         f"calendars = {json.dumps(list(PEOPLE))}\n"
     )
 
+    # First a dry run: it lists each write it would make, and makes none.
+    assert main(["sync-once", "--dry-run", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "writes: 0 (planned 4)" in out and "dry run: 4 write(s) planned, none made" in out
+    assert f"{ANA}: 'Ana / Bo' at " in out and "would add the block" in out
+    assert org.patches() == []
+
     assert main(["sync-once", "-c", str(config)]) == 0
 
     out = capsys.readouterr().out
     assert "calendars: 5" in out and "writes: 4" in out and "errors: none" in out
+    assert "dry run" not in out
     assert org.block_of(ANA, *events["weekly"]) is not None

@@ -24,6 +24,7 @@ from syncd.block import (
     TalkingPoint,
     apply,
     extract,
+    parse,
     remove,
     render,
 )
@@ -660,3 +661,43 @@ def test_extract_apply_with_hostile_views(view, is_html):
     text = render(view)
     body = "<p>x</p>" if is_html else "x"
     assert extract(apply(body, text, html=is_html)) == text
+
+
+# -- the invite as a replica: parse() reads back what render() wrote -----------------
+
+_words = st.lists(
+    st.text(st.characters(whitelist_categories=("Ll", "Lu", "Nd")), min_size=1, max_size=8),
+    min_size=1,
+    max_size=6,
+).map(" ".join)
+_named = st.sampled_from(["ana", "bo", ""])
+
+
+@given(
+    st.lists(st.tuples(_words, _named), max_size=14),
+    st.lists(st.tuples(_words, _named, st.dates()), max_size=14),
+)
+def test_parse_reads_back_the_listed_points_and_items(points, items):
+    view = BlockView(
+        url="https://agenda.example.org/m/TOKEN",
+        talking_points=[TalkingPoint(text, who) for text, who in points],
+        action_items=[ActionItem(text, who, day) for text, who, day in items],
+    )
+    listed = parse(render(view), ["ana", "bo"])
+    assert listed.url == "https://agenda.example.org/m/TOKEN"
+    assert list(listed.talking_points) == points[:10]
+    assert list(listed.action_items) == [(t, o, (d.month, d.day)) for t, o, d in items[:10]]
+    assert listed.more == max(0, len(points) - 10) + max(0, len(items) - 10)
+
+
+def test_parse_keeps_parentheses_that_name_nobody():
+    text = render(
+        BlockView(
+            url="https://x/m/T",
+            talking_points=[TalkingPoint("Budget (draft)", ""), TalkingPoint("Q3 (v2)", "bo")],
+            action_items=[ActionItem("ship: it", "ana", datetime.date(2026, 11, 5))],
+        )
+    )
+    listed = parse(text, ["ana", "bo"])
+    assert list(listed.talking_points) == [("Budget (draft)", ""), ("Q3 (v2)", "bo")]
+    assert list(listed.action_items) == [("ship: it", "ana", (11, 5))]

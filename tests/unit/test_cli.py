@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -67,6 +68,33 @@ def test_sync_once_prints_a_summary_and_a_second_pass_writes_nothing(
     assert "writes: 0" in capsys.readouterr().out
 
 
+def test_links_prints_the_link_each_upcoming_invite_carries(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uid = seed(tmp_path)
+    config = write_config(tmp_path)
+    assert main(["sync-once", "-c", str(config)]) == 0
+    capsys.readouterr()
+
+    assert main(["links", "-c", str(config)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+
+    state = MemoryProvider.load(tmp_path / "calendars.json")
+    invited = []
+    for week in (0, 1):
+        first = state.get(ANA, state.copy_id(ANA, uid)).start
+        copy = state.copy_id(ANA, uid, first + timedelta(days=7 * week))
+        found = re.search(r"https://\S+/m/\S+", block.extract(state.description(ANA, copy)) or "")
+        assert found is not None
+        invited.append(found[0])
+    assert len(lines) == 2
+    for line, url in zip(lines, invited, strict=True):
+        assert "ana + bo" in line and url in line and f"({ANA})" in line
+
+    assert main(["links", "-c", str(config), "--calendar", BO]) == 0
+    assert capsys.readouterr().out == f"no upcoming invite in {BO} carries an agenda link yet\n"
+
+
 def test_explain_gives_every_event_its_verdict_and_reason(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -80,6 +108,36 @@ def test_explain_gives_every_event_its_verdict_and_reason(
     assert "one-on-one" in out and "1:1 between ana@example.org and bo@example.org" in out
     assert "more-than-two-people" in out and "3 people" in out
     assert BO not in out.splitlines()  # only the calendar asked for
+
+
+def test_explain_of_a_calendar_no_account_watches_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(tmp_path)
+    config = write_config(tmp_path)
+
+    assert main(["explain", "-c", str(config), "--calendar", "zed@example.org"]) == 2
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert "no account watches zed@example.org" in captured.err
+
+
+def test_an_unknown_flag_is_named_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--bogus"])
+    assert exited.value.code == 2
+    assert "--bogus" in capsys.readouterr().err
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.metadata
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"syncd {importlib.metadata.version('syncd')}\n"
 
 
 @pytest.mark.parametrize(
