@@ -52,6 +52,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import google.auth.exceptions
 import httplib2
@@ -89,6 +90,10 @@ DEFAULT_DIRECTORY_ROOT = "https://admin.googleapis.com/"
 #: The one scope the directory listing asks for; domain-wide delegation must grant it.
 DIRECTORY_SCOPE = "https://www.googleapis.com/auth/admin.directory.user.readonly"
 DIRECTORY_PAGE_SIZE = 500  # users.list's maximum maxResults
+#: httplib2's one timeout, for the connect and for each read of an answer (not the
+#: whole request): a host that does not answer is named within it. Google sends
+#: the first bytes of any answer well within a second.
+SOCKET_TIMEOUT = 10.0
 
 _EVENT_TYPES = {
     "default": EventType.DEFAULT,
@@ -282,7 +287,7 @@ class GoogleDirectory:
         domain: str = "",
         root: str = DEFAULT_DIRECTORY_ROOT,
         page_size: int = DIRECTORY_PAGE_SIZE,
-        timeout: float = 30.0,
+        timeout: float = SOCKET_TIMEOUT,
     ) -> None:
         self._credentials = credentials
         self._domain = domain
@@ -342,7 +347,7 @@ class GoogleProvider:
         api_root: str = DEFAULT_API_ROOT,
         send_updates: str = "none",
         page_size: int = 250,
-        timeout: float = 30.0,
+        timeout: float = SOCKET_TIMEOUT,
         directory: GoogleDirectory | None = None,
         directory_exclude: Sequence[str] = (),
     ) -> None:
@@ -405,7 +410,11 @@ class GoogleProvider:
         try:
             return cast(dict[str, Any], request.execute(num_retries=0))
         except Exception as error:  # every failure is mapped; none escapes raw
-            raise error_for(error) from error
+            mapped = error_for(error)
+            if isinstance(error, (OSError, httplib2.HttpLib2Error)):  # never reached Google
+                host = urlsplit(str(getattr(request, "uri", ""))).netloc or "Google"
+                mapped = Transient(f"cannot reach {host}: {mapped}")
+            raise mapped from error
 
     # -- the Provider protocol ------------------------------------------------------
 

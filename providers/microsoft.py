@@ -114,6 +114,9 @@ from providers.base import (
 from syncd.model import Attendee, ChangePage, Event, EventType, Response, Unreadable, Window
 
 log = logging.getLogger(__name__)
+
+#: Seconds to wait for a TCP (and TLS) connection to Graph before naming the host as unreachable.
+CONNECT_TIMEOUT = 10.0
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -240,7 +243,11 @@ def error_for(failure: httpx.Response | BaseException | Mapping[str, Any]) -> Pr
     if isinstance(failure, Mapping):
         return _oauth_error(failure)
     if isinstance(failure, (httpx.TimeoutException, httpx.TransportError)):
-        return Transient(f"{type(failure).__name__}: {failure}")
+        try:
+            host = failure.request.url.netloc.decode("ascii", "replace")
+        except RuntimeError:  # an error raised before any request was made
+            host = "Graph"
+        return Transient(f"cannot reach {host}: {type(failure).__name__}: {failure}")
     if isinstance(failure, msal.exceptions.MsalServiceError):
         # msal's word for an HTTP error status from the identity platform.
         answered = re.search(r"HTTP Error: (\d{3})", str(failure))
@@ -569,7 +576,11 @@ class MicrosoftProvider:
         self._origin = httpx.URL(self._root)
         self._page_size = page_size
         self._max_concurrent = max_concurrent_per_mailbox
-        self._client = httpx.Client(timeout=timeout, transport=transport)
+        # A host that does not answer is named within CONNECT_TIMEOUT, not the read timeout.
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
+            transport=transport,
+        )
         self._lock = threading.Lock()
         self._mailboxes: dict[str, threading.BoundedSemaphore] = {}
         # What does not change between reads of one copy: the last Event read

@@ -14,6 +14,7 @@ cursor is committed last, so the next sync repeats what was not recorded.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -380,6 +381,32 @@ class WebServer:
         return died
 
 
+def address_problem(host: str, port: int) -> str | None:
+    """Why the web server could not listen on host:port, said so an admin can act; None: free.
+
+    uvicorn only logs "address already in use" and its thread ends; this says
+    what to do instead, before anything else has started.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return (
+                    "the port is in use by another program (another syncd?); pick a free one "
+                    "in [web] listen, e.g. 127.0.0.1:8123 (the demo: make demo "
+                    'DEMO_ARGS="--listen 127.0.0.1:8123")'
+                )
+            if error.errno == errno.EACCES:
+                return "not allowed to listen there (ports below 1024 need privileges); use 8080"
+            if error.errno == errno.EADDRNOTAVAIL:
+                return "no network interface of this machine has that address"
+            return error.strerror or str(error)
+    return None
+
+
 @contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """SIGTERM and SIGINT set ``stop``; only the main thread may install handlers."""
@@ -516,6 +543,10 @@ def run(
                 heartbeat=heartbeat,
                 registry=metrics.registry,
             )
+            busy = address_problem(host, port)
+            if busy is not None:
+                print(f"syncd: web.listen: {settings.web.listen}: {busy}", flush=True)
+                return 1
             server = WebServer(app, host, port)
             if not server.start():
                 print(f"syncd: web.listen: cannot serve on {settings.web.listen}", flush=True)

@@ -114,3 +114,23 @@ def test_writes_send_if_match_and_the_configured_send_updates(emulator: GoogleEm
         "extendedProperties": {"private": {"syncdMeeting": "tok"}},
     }
     assert written.tag == "tok" and written.etag != event.etag
+
+
+def test_an_unreachable_api_host_is_named_in_the_error() -> None:
+    import socket
+
+    from google.oauth2.credentials import Credentials
+
+    from providers.base import Transient
+
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    provider = GoogleProvider(
+        [ANA],
+        lambda person: Credentials(token="x"),
+        api_root=f"http://127.0.0.1:{port}/calendar/v3/",
+    )
+    with pytest.raises(Transient) as failed:
+        list(provider.changes(ANA, None, WINDOW))
+    assert f"cannot reach 127.0.0.1:{port}" in str(failed.value)

@@ -651,3 +651,24 @@ def test_a_subscription_notifies_with_our_client_state_and_can_be_renewed_and_st
         provider.stop(channel)
         provider.stop(channel)  # already gone: not an error
         assert [r.status for r in ops(emulator, "unsubscribe")] == [204, 404]
+
+
+def test_an_unreachable_graph_host_is_named_in_the_error(emulator: GraphEmulator) -> None:
+    import socket
+
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    tokens = app_token_source(
+        emulator.authority,
+        emulator.client_id,
+        emulator.client_secret,
+        http_client=emulator.http_client(),
+    )
+    provider = MicrosoftProvider(CALENDARS, tokens, graph_root=f"http://127.0.0.1:{port}/v1.0/")
+    try:
+        with pytest.raises(Transient) as failed:
+            list(provider.changes(ANA, None, WINDOW))
+    finally:
+        provider.close()
+    assert f"cannot reach 127.0.0.1:{port}" in str(failed.value)

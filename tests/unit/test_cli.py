@@ -220,3 +220,28 @@ def test_web_serves_the_app_from_the_config_and_keeps_tokens_out_of_its_log(
         log, _ = server.communicate(timeout=20)
     assert "/m/" in log  # the access log names the page...
     assert "secret-token-123" not in log  # ...but never the token
+
+
+def test_run_on_a_busy_port_says_how_to_pick_another(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    seed(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path)
+        config.write_text(
+            config.read_text(encoding="utf-8").replace(
+                "[detect]", f'[web]\nlisten = "127.0.0.1:{port}"\n[detect]'
+            ),
+            encoding="utf-8",
+        )
+
+        assert main(["run", "-c", str(config)]) == 1
+
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if line.startswith("syncd: web.listen")]
+    assert f"127.0.0.1:{port}" in line and "in use" in line and "[web] listen" in line
