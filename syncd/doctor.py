@@ -13,6 +13,9 @@ What is checked, in order:
 * ``syncd.key_file``: the key exists, holds a Fernet key and is not readable
   by others (FAIL: syncd refuses such a key) nor by its group (warn: syncd
   accepts it, but everyone in the group can unseal the stored grants);
+* the installation's identity, from the key (warn when it comes from
+  ``base_url`` because no key is set: moving to a new address would then
+  make syncd take its own blocks for another installation's);
 * the other secret files (service-account JSON, client secrets, OAuth
   client files, the session secret): FAIL when others can read one (syncd
   refuses it), warn when its group can;
@@ -53,7 +56,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from providers.base import ProviderError
-from syncd import assemble, config, secrets, status
+from syncd import assemble, config, installation, secrets, status
 from syncd.model import Window
 from syncd.store import connect
 
@@ -87,6 +90,7 @@ def run(path: Path, now: datetime) -> Iterator[Check]:
         return
     yield Check(Level.OK, "config", f"{settings.path} parses")
     yield key_file(settings)
+    yield identity(settings)
     yield secret_files(settings)
     yield template(settings)
     yield from database(settings)
@@ -141,6 +145,27 @@ def key_file(settings: config.Settings) -> Check:
             "the group is meant to unseal grants",
         )
     return Check(Level.OK, name, f"{path} holds a key and only its owner can read it")
+
+
+def identity(settings: config.Settings) -> Check:
+    name = "installation"
+    if not settings.syncd.key_file.strip():
+        derived = installation.identity(None, settings.syncd.base_url)
+        return Check(
+            Level.WARN,
+            name,
+            f"{derived}, from base_url (no syncd.key_file): with a new base_url syncd would "
+            "take its own blocks for another installation's; set key_file and run "
+            "`syncd keygen` before the first sync",
+        )
+    if config.credential_name(settings.syncd.key_file) is not None and not _in_service():
+        return Check(Level.WARN, name, "comes from the key, which this shell cannot read")
+    try:
+        key = secrets.installation_key(settings)
+    except secrets.SecretError as error:
+        return Check(Level.FAIL, name, f"no identity without the key: {error}")
+    derived = installation.identity(key, settings.syncd.base_url)
+    return Check(Level.OK, name, f"{derived}, from the key: keep the key, it is this identity")
 
 
 def _secret_settings(settings: config.Settings) -> list[tuple[str, str]]:

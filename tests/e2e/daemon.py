@@ -39,8 +39,13 @@ def google_config(
     port: int,
     sync: dict[str, int] | None = None,
     push: bool = False,
+    key_file: bool = False,
 ) -> Path:
-    """A config for one Google organization account on the emulator."""
+    """A config for one Google organization account on the emulator.
+
+    ``key_file``: with a key of its own (``syncd.key``), from which the
+    installation's identity comes.
+    """
     key = directory / "service-account.json"
     key.write_text(json.dumps(emulator.service_account_info()))
     key.chmod(0o600)
@@ -61,6 +66,12 @@ def google_config(
         'service_account_file = "service-account.json"',
         f"api_root = {json.dumps(emulator.api_root)}",
     ]
+    if key_file:
+        from cryptography.fernet import Fernet
+
+        (directory / "syncd.key").write_bytes(Fernet.generate_key() + b"\n")
+        (directory / "syncd.key").chmod(0o600)
+        lines.insert(1, 'key_file = "syncd.key"')
     if push:  # the daemon's own web server takes the emulator's notifications
         lines.append(f'webhook_url = "http://127.0.0.1:{port}/hooks/google"')
     path = directory / "syncd.toml"

@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from providers.emulators.google import GoogleEmulator
-from syncd import config, doctor
+from syncd import config, doctor, installation
 from syncd.cli import main
 from syncd.store import MIGRATIONS, connect, migrate
 
@@ -70,6 +70,7 @@ def test_a_sound_installation_is_all_ok_and_exits_0(
     assert set(lines) == {
         "config",
         "key file",
+        "installation",
         "secret files",
         "template",
         "database",
@@ -380,3 +381,21 @@ def test_a_directory_that_cannot_be_listed_fails_even_when_calendars_are_named(
     assert status == 1
     assert lines["account workspace"].startswith("FAIL")
     assert "directory" in lines["account workspace"]
+
+
+def test_the_installation_identity_comes_from_the_key_and_without_one_doctor_warns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = setup(tmp_path)
+    key = (tmp_path / "secrets.key").read_bytes()
+    status, lines = doctor_says(path, capsys)
+    assert status == 0 and lines["installation"].startswith("ok")
+    assert installation.identity(key, "https://agenda.example.org") in lines["installation"]
+
+    path.write_text(
+        path.read_text(encoding="utf-8").replace('key_file = "secrets.key"\n', ""),
+        encoding="utf-8",
+    )
+    status, lines = doctor_says(path, capsys)
+    assert status == 0 and lines["installation"].startswith("warn")
+    assert "from base_url" in lines["installation"] and "syncd keygen" in lines["installation"]
