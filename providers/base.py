@@ -29,6 +29,7 @@ what to do by type and never by matching message text.
 from __future__ import annotations
 
 import fnmatch
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, runtime_checkable
 
 from syncd.model import MAX_ID_CHARS, ChangePage, Event, Unreadable, Window, storable
+
+log = logging.getLogger(__name__)
 
 
 class ProviderError(Exception):
@@ -118,6 +121,24 @@ def read_event(item: object, convert: Callable[[Mapping[str, Any]], Event]) -> E
         event_id = storable(raw) if isinstance(raw, str) and len(raw) <= MAX_ID_CHARS else None
         reason = " ".join(f"{type(error).__name__}: {error}".split())
         return Unreadable(event_id, storable(reason[:_MAX_REASON]))
+
+
+def readable_occurrences(
+    items: object, convert: Callable[[Mapping[str, Any]], Event], series_id: str
+) -> list[Event]:
+    """The occurrences of one page of ``instances`` that can be read; the rest logged.
+
+    ``instances`` returns Events only, so an unreadable occurrence is logged
+    here and left out; the series' other occurrences still count.
+    """
+    found: list[Event] = []
+    for item in items if isinstance(items, list) else ():
+        outcome = read_event(item, convert)
+        if isinstance(outcome, Unreadable):
+            log.warning("skipping an occurrence of %s: %s", series_id, outcome.reason)
+        else:
+            found.append(outcome)
+    return found
 
 
 def split_readable(outcomes: Sequence[Event | Unreadable]) -> tuple[list[Event], list[Unreadable]]:

@@ -51,6 +51,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -74,6 +75,7 @@ from providers.base import (
     RateLimited,
     Transient,
     read_event,
+    readable_occurrences,
     retry_after,
     split_readable,
     watched,
@@ -468,12 +470,8 @@ class GoogleProvider:
                     pageToken=page_token,
                 )
             )
-            for item in page.get("items") or ():
-                outcome = read_event(item, lambda raw: self._event(calendar, raw))
-                if isinstance(outcome, Unreadable):  # the series' other occurrences still count
-                    log.warning("skipping an occurrence of %s: %s", series_id, outcome.reason)
-                else:
-                    found.append(outcome)
+            convert = partial(self._event, calendar)
+            found.extend(readable_occurrences(page.get("items"), convert, series_id))
             page_token = page.get("nextPageToken")
             if page_token is None:
                 return found

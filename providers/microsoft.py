@@ -88,6 +88,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -108,6 +109,7 @@ from providers.base import (
     RateLimited,
     Transient,
     read_event,
+    readable_occurrences,
     retry_after,
     watched,
 )
@@ -895,12 +897,8 @@ class MicrosoftProvider:
         found: list[Event] = []
         while True:
             page = self._json(calendar, "GET", url, headers=self._prefer(True))
-            for item in page.get("value") or ():
-                outcome = read_event(item, lambda raw: self._event(calendar, raw))
-                if isinstance(outcome, Unreadable):  # the series' other occurrences still count
-                    log.warning("skipping an occurrence of %s: %s", series_id, outcome.reason)
-                else:
-                    found.append(outcome)
+            convert = partial(self._event, calendar)
+            found.extend(readable_occurrences(page.get("value"), convert, series_id))
             next_link = page.get("@odata.nextLink")
             if not next_link:
                 # Graph lists exceptions before occurrences; callers expect series order.

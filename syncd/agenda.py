@@ -125,19 +125,7 @@ def meeting_for(
             session.scalars(select(Meeting.id).where(Meeting.pair_id == pair.id).limit(1)).first()
             is None
         )
-        meeting = Meeting(
-            pair_id=pair.id,
-            ical_uid=key.ical_uid,
-            original_start=key.original_start,
-            start=start,
-            end=end,
-            title=title,
-            token=new_token(),
-            cancelled=cancelled,
-            created_at=now,
-        )
-        session.add(meeting)
-        session.flush()
+        meeting = _new_meeting(session, pair, key, new_token(), start, end, title, cancelled, now)
         if first_of_pair:
             for position, text in enumerate(template):
                 session.add(
@@ -182,13 +170,8 @@ def adopt(
     """
     listed = block.parse(invite.block_text, _names(pair))
     if meeting is None:
-        meeting = Meeting(
-            pair_id=pair.id, ical_uid=key.ical_uid, original_start=key.original_start,
-            start=start, end=end, title=title, token=invite.token, cancelled=cancelled,
-            created_at=now,
-        )  # fmt: skip
-        session.add(meeting)
-        session.flush()
+        token = invite.token
+        meeting = _new_meeting(session, pair, key, token, start, end, title, cancelled, now)
     else:
         meeting.token = invite.token
         meeting.pair_id = pair.id
@@ -271,20 +254,38 @@ def _origin_meeting(
     ).first()
     if known is not None:
         return known
-    recovered = Meeting(
+    key = OccurrenceKey(f"syncd-recovered-{pair.id}", day_start)
+    token = new_token()
+    return _new_meeting(
+        session, pair, key, token, day_start, day_start, RECOVERED_TITLE, False, now
+    )
+
+
+def _new_meeting(
+    session: Session,
+    pair: Pair,
+    key: OccurrenceKey,
+    token: str,
+    start: datetime,
+    end: datetime,
+    title: str,
+    cancelled: bool,
+    now: datetime,
+) -> Meeting:
+    meeting = Meeting(
         pair_id=pair.id,
-        ical_uid=f"syncd-recovered-{pair.id}",
-        original_start=day_start,
-        start=day_start,
-        end=day_start,
-        title=RECOVERED_TITLE,
-        token=new_token(),
-        cancelled=False,
+        ical_uid=key.ical_uid,
+        original_start=key.original_start,
+        start=start,
+        end=end,
+        title=title,
+        token=token,
+        cancelled=cancelled,
         created_at=now,
     )
-    session.add(recovered)
+    session.add(meeting)
     session.flush()
-    return recovered
+    return meeting
 
 
 def mark_cancelled(session: Session, key: OccurrenceKey) -> None:

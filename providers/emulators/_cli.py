@@ -44,7 +44,7 @@ from providers.calendar_world import WorldBuilder
 from ._server import Served
 
 __all__ = ["SeedError", "parser", "read_seed", "seed", "serve_until_interrupted", "users"]
-__all__ += ["write_private_json"]
+__all__ += ["seeded", "write_private_json"]
 
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -143,6 +143,23 @@ def read_seed(path: Path, now: datetime) -> tuple[list[str], list[SeedEvent]]:
         )
     everyone = list(dict.fromkeys([*named, *(p for e in found for p in e.attendees)]))
     return everyone, found
+
+
+def seeded(
+    made: argparse.ArgumentParser, args: argparse.Namespace
+) -> tuple[list[str], list[SeedEvent]]:
+    """Everyone to hold a calendar (``--users`` and the seed's) and the seed's events.
+
+    A seed file that cannot be used ends the program with one line, status 2.
+    """
+    listed: list[str] = []
+    events: list[SeedEvent] = []
+    if args.seed is not None:
+        try:
+            listed, events = read_seed(args.seed, datetime.now(UTC))
+        except SeedError as error:
+            made.exit(2, f"{made.prog}: --seed: {error}\n")
+    return list(dict.fromkeys([*users(args.users), *listed])), events
 
 
 def seed(world: WorldBuilder, events: list[SeedEvent]) -> list[str]:

@@ -42,7 +42,6 @@ docstring; in short:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -196,14 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write the service-account JSON (with its private key) to this file",
     )
     args = parser.parse_args(argv)
-    listed: list[str] = []
-    events: list[_cli.SeedEvent] = []
-    if args.seed is not None:
-        try:
-            listed, events = _cli.read_seed(args.seed, datetime.now(UTC))
-        except _cli.SeedError as error:
-            parser.exit(2, f"{parser.prog}: --seed: {error}\n")
-    users = list(dict.fromkeys([*_cli.users(args.users), *listed]))
+    users, events = _cli.seeded(parser, args)
     emulator = GoogleEmulator(users, port=args.port)
     _cli.seed(emulator, events)
     if args.service_account is not None:
