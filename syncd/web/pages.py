@@ -32,8 +32,15 @@ from syncd.web.service import Agendas, Forbidden, Invalid, NotFound, Unavailable
 from syncd.web.settings import WebSettings
 
 TEMPLATES = Path(__file__).parent / "templates"
-#: The fields a person types, shown again (as text) when an edit could not be saved.
-_TYPED = (("text", "Text"), ("body", "Notes"))
+#: The fields a person types, shown again (as text) when an edit could not be saved,
+#: labelled by what the form was for (the first part of its path that matches).
+_TYPED = ("text", "body")
+_WHAT = (
+    ("/talking-points", "Talking point"),
+    ("/action-items", "Action item"),
+    ("/notes/private", "Your private notes"),
+    ("/notes/shared", "Shared notes"),
+)
 
 
 def _who(author: str) -> str:
@@ -201,14 +208,16 @@ class Pages:
 
     def _not_saved(self, request: Request, fields: dict[str, str], back: str) -> HTMLResponse:
         """The form again, holding what was typed, to post to the same place once more."""
-        typed = [(name, label, fields[name]) for name, label in _TYPED if name in fields]
+        path = request.url.path
+        what = next((label for part, label in _WHAT if part in path), "Text")
+        typed = [(name, what, fields[name]) for name in _TYPED if name in fields]
         shown = {name for name, _, _ in typed} | {security.CSRF_FIELD}
         hidden = [(name, value) for name, value in fields.items() if name not in shown]
         response = self.render(
             request,
             "not_saved.html",
             status=503,
-            action=request.url.path,  # routed here, so one of ours
+            action=path,  # routed here, so one of ours
             typed=typed,
             hidden=hidden,
             back=back,

@@ -59,6 +59,7 @@ def test_a_refused_edit_comes_back_with_the_typed_text_and_saves_once_the_lock_i
     assert page.status_code == 503
     assert page.headers["Retry-After"] == "5"
     assert "Not saved yet" in page.text and "try again" in page.text
+    assert ">Talking point</label>" in page.text
     # the form again, posting to the same place, holding exactly what was typed
     assert f'action="/m/{meeting}/talking-points"' in page.text
     assert f">\n{html.escape(TYPED)}</textarea>" in page.text
