@@ -16,7 +16,7 @@ from .google_state import CalendarStore
 
 __all__ = ["OPS", "GoogleFaults"]
 
-OPS = frozenset({"list", "get", "patch", "instances", "watch", "stop", "token", "users"})
+OPS = frozenset({"list", "get", "insert", "patch", "instances", "watch", "stop", "token", "users"})
 """Operations ``fail`` and ``latency`` accept, as recorded in ``Recorded.op``."""
 
 

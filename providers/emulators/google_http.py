@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from . import _server
+from ._inserts import InvalidInsert, from_google
 from ._recording import Recorded, RecordingApp, segments
 from ._server import RequestHandler, Response
 from .google_auth import Authority, Grant
@@ -100,6 +101,15 @@ class ApiApp(RecordingApp):
             page = self._queries.list_events(address, record.query)
             page["items"] = [*page.get("items", ()), *self._faults.injected(address)]
             return _json(200, page)
+        if tail == [] and method == "POST":
+            record.op = "insert"
+            address = self._calendar(record, calendar_id, write=True)
+            try:
+                uid = from_google(record.body).create(self._store, address)
+            except InvalidInsert as invalid:
+                reason = "required" if str(invalid).startswith("Missing") else "invalid"
+                raise ApiError(400, reason, str(invalid), invalid.field, "body") from None
+            return _json(200, self._queries.get(address, self._store.copy_id(address, uid)))
         if tail == ["watch"] and method == "POST":
             record.op = "watch"
             address = self._calendar(record, calendar_id, write=False)

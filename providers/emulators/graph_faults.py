@@ -17,7 +17,8 @@ from .graph_store import MailboxStore
 __all__ = ["OPS", "GraphFaults"]
 
 OPS = frozenset(
-    {"delta", "get", "patch", "instances", "subscribe", "renew", "unsubscribe", "token", "users"}
+    {"delta", "get", "insert", "patch", "instances", "subscribe", "renew", "unsubscribe"}
+    | {"token", "users"}
 )
 """Operations ``fail`` and ``latency`` accept, as recorded in ``Recorded.op``."""
 

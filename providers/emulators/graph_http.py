@@ -24,6 +24,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 from . import _server
+from ._inserts import InvalidInsert, from_graph
 from ._recording import Recorded, RecordingApp, segments
 from ._server import RequestHandler, Response
 from .graph_directory import Directory
@@ -164,6 +165,20 @@ class GraphApp(RecordingApp):
             page = self._views.delta(box, record.query, self._prefer(record), link)
             page.body["value"] = [*page.body["value"], *self._faults.injected(box.address)]
             return _page(page)
+        if tail == ["events"] and method == "POST":
+            box = self._mailbox(record, "insert", user)
+            try:
+                uid = from_graph(record.body).create(self._store, box.address)
+            except InvalidInsert as invalid:
+                raise GraphError(
+                    400, "ErrorInvalidRequest", f"{invalid.field}: {invalid}"
+                ) from None
+            with self._store.lock:
+                event_id = self._store.copy_id(box.address, uid)
+                page = self._views.get(box, event_id, {}, self._prefer(record))
+            response = _page(page)
+            response.status = 201
+            return response
         if len(tail) == 2 and tail[0] == "events":
             if method == "PATCH":
                 return self._patch(record, user, tail[1])

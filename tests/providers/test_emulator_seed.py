@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -101,3 +101,63 @@ def test_both_emulators_read_the_same_seed(tmp_path: Path) -> None:
         copy = graph.copy_id(BO, weekly, events[0].start)
         assert "bring the numbers" in graph.description(BO, copy)
         assert graph.copy_id(CY, planning)  # every attendee holds a copy
+
+
+def test_events_inserted_over_http_are_synced_like_any_other(tmp_path: Path) -> None:
+    """What an admin's script would do to a running emulator: insert, then sync."""
+    import httpx
+    from google.oauth2 import service_account
+
+    from providers.emulators.google import GoogleEmulator
+    from providers.google import GoogleProvider
+    from syncd.secrets import GOOGLE_SCOPES
+    from tests.e2e.test_microsoft_tenant import graph_provider
+    from tests.providers.contract import WINDOW
+
+    start = WINDOW.start + timedelta(days=2)
+    google_body = {
+        "summary": "Ana / Bo",
+        "start": {"dateTime": start.isoformat()},
+        "end": {"dateTime": (start + timedelta(minutes=30)).isoformat()},
+        "attendees": [{"email": BO}],
+        "recurrence": ["RRULE:FREQ=WEEKLY;INTERVAL=1;COUNT=3"],
+    }
+    with GoogleEmulator([ANA, BO]) as google:
+        delegating = service_account.Credentials.from_service_account_info(
+            google.service_account_info(), scopes=list(GOOGLE_SCOPES)
+        )
+        provider = GoogleProvider([ANA, BO], lambda p: delegating.with_subject(p),
+                                  api_root=google.api_root)  # fmt: skip
+        service = provider._events(ANA)  # the real client library's events() resource
+        made = service.insert(calendarId=ANA, body=google_body).execute()
+        assert made["organizer"]["email"] == ANA and made["recurrence"]
+        bad = {**google_body, "end": None}
+        with pytest.raises(Exception) as refused:
+            service.insert(calendarId=ANA, body=bad).execute()
+        assert "Missing end time" in str(refused.value)
+        seen = [e for page in provider.changes(BO, None, WINDOW) for e in page.events]
+        assert [e.title for e in seen] == ["Ana / Bo"] and seen[0].recurring
+        assert len(provider.instances(BO, seen[0].id, WINDOW)) == 3
+
+    graph_body = {
+        "subject": "Gus / Hal",
+        "body": {"contentType": "text", "content": "agenda to come"},
+        "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+        "end": {"dateTime": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"),
+                "timeZone": "UTC"},
+        "attendees": [{"emailAddress": {"address": BO}, "type": "required"}],
+    }  # fmt: skip
+    with GraphEmulator([ANA, BO]) as graph:
+        outlook = graph_provider(graph, (ANA, BO))
+        token = outlook._bearer(False)  # the app token msal got, as a script would use it
+        url = f"{graph.graph_root}users/{ANA}/events"
+        headers = {"Authorization": f"Bearer {token}"}
+        made = httpx.post(url, json=graph_body, headers=headers)
+        assert made.status_code == 201 and made.json()["subject"] == "Gus / Hal"
+        refused = httpx.post(url, json={**graph_body, "start": "soon"}, headers=headers)
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "ErrorInvalidRequest"
+        seen = [e for page in outlook.changes(BO, None, WINDOW) for e in page.events]
+        assert [e.title for e in seen] == ["Gus / Hal"]
+        assert "agenda to come" in graph.description(ANA, graph.copy_id(ANA, seen[0].ical_uid))
+        outlook.close()
