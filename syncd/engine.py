@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
@@ -74,6 +74,8 @@ log = logging.getLogger(__name__)
 
 #: The skip reason of an event the provider returned but syncd cannot read.
 UNREADABLE = "unreadable"
+#: How many unreadable events a process remembers having warned about.
+MAX_WARNED = 10_000
 CURSOR_VERSION = 1  # bump when the meaning of stored cursors changes: old ones are dropped
 T = TypeVar("T")
 
@@ -245,6 +247,7 @@ class CalendarSync:
         self.policy = policy
         self.account = account
         self.sleep = sleep
+        self._warned: OrderedDict[tuple[str, str | None, str], None] = OrderedDict()
 
     # -- provider calls, with retries for what is worth retrying ---------------
 
@@ -401,11 +404,19 @@ class CalendarSync:
     def _skip_unreadable(self, run: _Pass, unreadable: Sequence[Unreadable]) -> None:
         """Count and log each unreadable event; the rest of the calendar syncs on.
 
-        A warning per event and version: an incremental pull brings an event
-        back only when it changed, so this is once per broken version.
+        A warning per event and reason, once per process: an incremental pull
+        brings an event back only when it changed, and a full resync's repeat
+        of an event already reported is only counted.
         """
         for item in unreadable:
             run.report.skipped[UNREADABLE] += 1
+            seen = (run.address, item.event_id, item.reason)
+            if seen in self._warned:  # a full resync brings it back unchanged: said already
+                self._warned.move_to_end(seen)
+                continue
+            self._warned[seen] = None
+            while len(self._warned) > MAX_WARNED:
+                self._warned.popitem(last=False)
             log.warning(
                 "skipping an unreadable event in %s (%s): %s",
                 run.address,

@@ -173,10 +173,15 @@ def test_each_named_malformed_event_is_skipped_and_the_calendar_syncs_on(
     assert len(warned) == len(broken)
     assert all(len(line.splitlines()) == 1 for line in warned)
 
-    # Later passes still work: a new 1:1 arriving next to the same broken events gets its block.
+    # Later passes still work: a new 1:1 arriving next to the same broken events gets its
+    # block; the same broken events are counted again but not warned about again.
+    caplog.clear()
     later, _ = side.one_on_one("Ana / Bo again", days=4)
-    again = side.sync()
+    with caplog.at_level(logging.WARNING, logger="syncd.engine"):
+        again = side.sync()
     assert again.errors == [] and side.block_of(later) is not None
+    assert again.skipped[UNREADABLE] == len(broken)
+    assert not [r for r in caplog.records if "unreadable event" in r.getMessage()]
 
 
 def test_unstorable_text_is_cleaned_and_the_1_1_still_gets_its_block(side: Side) -> None:
