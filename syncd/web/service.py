@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -184,6 +184,9 @@ def due_field(value: object) -> date | None:
 
 
 class Agendas:
+    #: How long an edit waits for a row lock (PostgreSQL) before it is refused.
+    lock_wait_seconds = 10.0
+
     def __init__(
         self,
         factory: sessionmaker[Session],
@@ -201,6 +204,11 @@ class Agendas:
         """One edit's transaction; a database that refuses it raises ``Unavailable``."""
         try:
             with transaction(self.factory) as session:
+                if session.get_bind().dialect.name == "postgresql":
+                    # A row another transaction holds must not keep a person waiting for
+                    # ever: give up after as long as SQLite's busy timeout would.
+                    milliseconds = int(self.lock_wait_seconds * 1000)
+                    session.execute(text(f"SET LOCAL lock_timeout = {milliseconds}"))
                 yield session
         except (OperationalError, InterfaceError) as error:
             self.writes.refused()

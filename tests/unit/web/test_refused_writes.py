@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 
+from syncd.web.service import Agendas
 from tests.unit.web.conftest import Browser, Org
 
 TYPED = "Ask about the Q3 offsite <and> the budget ✓"
@@ -82,3 +83,25 @@ def test_a_refused_edit_comes_back_with_the_typed_text_and_saves_once_the_lock_i
     assert again.status_code == 303
     points = bo.get(f"/api/v1/meetings/{meeting}").json()["talking_points"]
     assert [p["text"] for p in points].count(TYPED) == 1
+
+
+def test_on_postgresql_an_edit_behind_a_held_row_lock_gives_up_and_keeps_the_text(
+    org: Org, db_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row another transaction holds (a long migration, a stuck worker) must not hang the page."""
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's row locks; SQLite's database lock is tested above")
+    monkeypatch.setattr(Agendas, "lock_wait_seconds", 0.3)  # instead of ten seconds
+    meeting, _ = org.tokens(0)
+    bo = Browser(org.app(), "bo@example.org")
+    csrf = bo.csrf(f"/m/{meeting}")
+    with db_engine.connect() as holder:
+        holder.execute(text("SELECT id FROM meetings WHERE token = :t FOR UPDATE"), {"t": meeting})
+        page = bo.client.post(
+            f"/m/{meeting}/talking-points",
+            data={"text": TYPED, "csrf": csrf},
+            follow_redirects=False,
+        )
+        holder.rollback()
+    assert page.status_code == 503
+    assert f">\n{html.escape(TYPED)}</textarea>" in page.text
