@@ -366,30 +366,50 @@ class GoogleProvider:
         # the iCalUID of each master (cancelled occurrences come without one),
         # and which ids are masters (we refuse to write those).
         self._series_uid: dict[tuple[str, str], str] = {}
+        self._people: dict[str, Credentials] = {}
         self._lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------
 
-    def _events(self, calendar: str) -> Any:
-        """This thread's events() resource for one person, built once."""
-        services: dict[str, Any] | None = getattr(self._local, "services", None)
-        if services is None:
-            services = self._local.services = {}
-        service = services.get(calendar)
+    def _service(self) -> Any:
+        """This thread's built Calendar service: one per thread, not one per person.
+
+        Building one costs about half a megabyte and, with ``events()``, most
+        of a settled poll's client CPU, so it is built once per thread (httplib2
+        is not thread-safe: each thread keeps its own connections) and its
+        ``events()`` resource kept. Whom a request acts for is decided when it
+        is executed, with that person's credentials (``_execute``).
+        """
+        service = getattr(self._local, "service", None)
         if service is None:
-            http = AuthorizedHttp(
-                self._credentials_for(calendar), http=httplib2.Http(timeout=self._timeout)
-            )
+            self._local.http = httplib2.Http(timeout=self._timeout)
             service = build(
                 "calendar",
                 "v3",
-                http=http,
+                http=self._local.http,
                 static_discovery=True,
                 cache_discovery=False,
                 client_options={"api_endpoint": self._api_root},
             )
-            services[calendar] = service
-        return service.events()
+            self._local.service, self._local.events = service, service.events()
+        return service
+
+    def _events(self) -> Any:
+        """This thread's ``events()`` resource, built once."""
+        self._service()
+        return self._local.events
+
+    def _credentials(self, calendar: str) -> Credentials:
+        """One person's credentials, kept across polls and threads so a token lives its hour.
+
+        Never two threads for one mailbox at once (the scheduler's rule), so
+        a person's credentials are refreshed by one thread at a time.
+        """
+        with self._lock:
+            found = self._people.get(calendar)
+            if found is None:
+                found = self._people[calendar] = self._credentials_for(calendar)
+        return found
 
     def _event(self, calendar: str, item: Mapping[str, Any]) -> Event:
         """Map one resource, filling a stub's iCalUID from its series."""
@@ -408,9 +428,12 @@ class GoogleProvider:
                 self._series_uid[(calendar, event.id)] = event.ical_uid
         return event
 
-    def _execute(self, request: Any) -> dict[str, Any]:
+    def _execute(self, calendar: str, request: Any) -> dict[str, Any]:
+        """Run ``request`` as the person whose calendar it is, on this thread's connections."""
+        self._service()
+        http = AuthorizedHttp(self._credentials(calendar), http=self._local.http)
         try:
-            return cast(dict[str, Any], request.execute(num_retries=0))
+            return cast(dict[str, Any], request.execute(http=http, num_retries=0))
         except Exception as error:  # every failure is mapped; none escapes raw
             mapped = error_for(error)
             if isinstance(error, (OSError, httplib2.HttpLib2Error)):  # never reached Google
@@ -438,7 +461,7 @@ class GoogleProvider:
             params["syncToken"] = cursor
         page_token: str | None = None
         while True:
-            page = self._execute(self._events(calendar).list(**params, pageToken=page_token))
+            page = self._execute(calendar, self._events().list(**params, pageToken=page_token))
             outcomes: list[Event | Unreadable] = []
             removed: list[str] = []
             for item in page.get("items") or ():
@@ -460,7 +483,8 @@ class GoogleProvider:
         page_token: str | None = None
         while True:
             page = self._execute(
-                self._events(calendar).instances(
+                calendar,
+                self._events().instances(
                     calendarId=calendar,
                     eventId=series_id,
                     timeMin=_rfc3339(window.start),
@@ -468,7 +492,7 @@ class GoogleProvider:
                     showDeleted=True,
                     maxResults=self._page_size,
                     pageToken=page_token,
-                )
+                ),
             )
             convert = partial(self._event, calendar)
             found.extend(readable_occurrences(page.get("items"), convert, series_id))
@@ -477,7 +501,7 @@ class GoogleProvider:
                 return found
 
     def get(self, calendar: str, event_id: str) -> Event:
-        item = self._execute(self._events(calendar).get(calendarId=calendar, eventId=event_id))
+        item = self._execute(calendar, self._events().get(calendarId=calendar, eventId=event_id))
         if _is_removal(item):  # Google still answers for a deleted event, as cancelled
             raise NotFound(f"event {event_id} was deleted")
         return self._event(calendar, item)
@@ -491,11 +515,11 @@ class GoogleProvider:
         body: dict[str, Any] = {"description": description}
         if tag is not None:
             body["extendedProperties"] = {"private": {TAG_PROPERTY: tag}}
-        request = self._events(calendar).patch(
+        request = self._events().patch(
             calendarId=calendar, eventId=event_id, body=body, sendUpdates=self._send_updates
         )
         request.headers["If-Match"] = etag
-        return self._event(calendar, self._execute(request))
+        return self._event(calendar, self._execute(calendar, request))
 
     # -- push ---------------------------------------------------------------------
 
@@ -509,7 +533,7 @@ class GoogleProvider:
             "token": token,
             "params": {"ttl": str(int(ttl.total_seconds()))},
         }
-        answer = self._execute(self._events(calendar).watch(calendarId=calendar, body=body))
+        answer = self._execute(calendar, self._events().watch(calendarId=calendar, body=body))
         expires_ms = int(answer.get("expiration", 0)) or None
         expires = (
             datetime.fromtimestamp(expires_ms / 1000, UTC)
@@ -524,13 +548,13 @@ class GoogleProvider:
         )
 
     def stop(self, channel: Channel) -> None:
-        self._events(channel.calendar)  # builds this thread's service for that person
-        service = self._local.services[channel.calendar]
-        request = service.channels().stop(
-            body={"id": channel.id, "resourceId": channel.resource_id}
+        request = (
+            self._service()
+            .channels()
+            .stop(body={"id": channel.id, "resourceId": channel.resource_id})
         )
         try:
-            self._execute(request)
+            self._execute(channel.calendar, request)
         except NotFound:
             return  # already gone: expired or stopped elsewhere
 

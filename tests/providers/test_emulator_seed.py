@@ -107,6 +107,7 @@ def test_events_inserted_over_http_are_synced_like_any_other(tmp_path: Path) -> 
     """What an admin's script would do to a running emulator: insert, then sync."""
     import httpx
     from google.oauth2 import service_account
+    from googleapiclient.discovery import build
 
     from providers.emulators.google import GoogleEmulator
     from providers.google import GoogleProvider
@@ -128,7 +129,13 @@ def test_events_inserted_over_http_are_synced_like_any_other(tmp_path: Path) -> 
         )
         provider = GoogleProvider([ANA, BO], lambda p: delegating.with_subject(p),
                                   api_root=google.api_root)  # fmt: skip
-        service = provider._events(ANA)  # the real client library's events() resource
+        service = build(  # an admin's script, with the real client library
+            "calendar",
+            "v3",
+            credentials=delegating.with_subject(ANA),
+            static_discovery=True,
+            client_options={"api_endpoint": google.api_root},
+        ).events()
         made = service.insert(calendarId=ANA, body=google_body).execute()
         assert made["organizer"]["email"] == ANA and made["recurrence"]
         bad = {**google_body, "end": None}

@@ -134,3 +134,26 @@ def test_an_unreachable_api_host_is_named_in_the_error() -> None:
     with pytest.raises(Transient) as failed:
         list(provider.changes(ANA, None, WINDOW))
     assert f"cannot reach 127.0.0.1:{port}" in str(failed.value)
+
+
+def test_a_persons_token_is_reused_across_polls_and_threads(emulator: GoogleEmulator) -> None:
+    """Quota: one token request per person per token lifetime, not one per poll or thread."""
+    import threading
+
+    provider = google_provider(emulator)
+
+    def poll_everyone() -> None:
+        for person in CALENDARS:
+            list(provider.changes(person, None, WINDOW))
+
+    poll_everyone()
+    poll_everyone()
+    other = threading.Thread(target=poll_everyone)
+    other.start()
+    other.join()
+
+    tokens = [r for r in emulator.requests if r.op == "token"]
+    lists = [r for r in emulator.requests if r.op == "list"]
+    assert len(lists) == 3 * len(CALENDARS)
+    assert len(tokens) == len(CALENDARS)  # each person's one token, for all three polls
+    assert {r.user for r in lists} == set(CALENDARS)  # and each list made as its own person
