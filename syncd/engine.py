@@ -22,6 +22,12 @@ The algorithm, for one calendar at time ``now``:
    with If-Match on the etag just read. A precondition failure (a person or
    another client wrote in between) re-reads and re-merges, a bounded number
    of times, so a concurrent human edit is never lost.
+   A **settled** pass skips 2 to 5: the pull brought nothing, no mark asks
+   for a sync, and time moved none of the calendar's 1:1s across a line (a
+   start or end since the last sync, the horizon's edge, a series'
+   expansion): then no block can have changed (``_settled``). Every agenda
+   edit marks the pair's calendars (``push.mark_pair_due``), and a calendar
+   is planned in full at least once per process and every hour.
 6. **Commit the cursor** last. A crash before that re-reads the same changes
    on restart; the writes already made come back with the wanted block and
    are not repeated, so nothing is lost and nothing duplicated.
@@ -74,6 +80,8 @@ log = logging.getLogger(__name__)
 
 #: The skip reason of an event the provider returned but syncd cannot read.
 UNREADABLE = "unreadable"
+#: The longest a calendar goes without a full plan, however settled it looks.
+REPLAN_AT_LEAST_EVERY = timedelta(hours=1)
 #: How many unreadable events a process remembers having warned about.
 MAX_WARNED = 10_000
 CURSOR_VERSION = 1  # bump when the meaning of stored cursors changes: old ones are dropped
@@ -248,6 +256,7 @@ class CalendarSync:
         self.account = account
         self.sleep = sleep
         self._warned: OrderedDict[tuple[str, str | None, str], None] = OrderedDict()
+        self._planned: dict[int, datetime] = {}  # calendar -> when this process last planned it
 
     # -- provider calls, with retries for what is worth retrying ---------------
 
@@ -317,7 +326,7 @@ class CalendarSync:
         with transaction(self.factory) as session:
             row = session.get_one(Calendar, calendar_id)
             cursor = row.cursor if row.cursor_version == CURSOR_VERSION else None
-            mark, pushed = row.next_sync_at, row.pushed_at
+            mark, pushed, last_sync = row.next_sync_at, row.pushed_at, row.last_sync_at
             if cursor is not None and self._window_outgrown(row.cursor_at, now):
                 log.info("the window of %s's cursor no longer covers the horizon", address)
                 cursor = None
@@ -329,21 +338,23 @@ class CalendarSync:
         report.events_seen += len(pulled.events) + len(pulled.unreadable)
 
         run = _Pass(calendar_id, address, now, window, report)
-        self._skip_unreadable(run, pulled.unreadable)
-        with transaction(self.factory) as session:
-            self._apply_changes(session, run, pulled, full)
-            self._expand_stale_series(session, run)
-            self._attach(session, run)
-        foreign = report.skipped[detect.Reason.OTHER_INSTALLATION.value]
-        if foreign:
-            log.warning(
-                "%s: %d event(s) carry the block of another syncd installation; left alone "
-                "(two installations on one calendar: see `syncd explain`)",
-                address,
-                foreign,
-            )
-
-        self._write_planned(calendar_id, address, now, report)
+        asked = mark is not None or pushed is not None
+        if asked or not self._settled(calendar_id, pulled, last_sync, now):
+            self._skip_unreadable(run, pulled.unreadable)
+            with transaction(self.factory) as session:
+                self._apply_changes(session, run, pulled, full)
+                self._expand_stale_series(session, run)
+                self._attach(session, run)
+            foreign = report.skipped[detect.Reason.OTHER_INSTALLATION.value]
+            if foreign:
+                log.warning(
+                    "%s: %d event(s) carry the block of another syncd installation; left "
+                    "alone (two installations on one calendar: see `syncd explain`)",
+                    address,
+                    foreign,
+                )
+            self._write_planned(calendar_id, address, now, report)
+            self._planned[calendar_id] = now
 
         with transaction(self.factory) as session:
             row = session.get_one(Calendar, calendar_id)
@@ -369,6 +380,50 @@ class CalendarSync:
                     .values(next_sync_at=None, pushed_at=None)
                     .execution_options(synchronize_session=False)
                 )
+
+    def _settled(
+        self, calendar_id: int, pulled: _Pulled, last_sync: datetime | None, now: datetime
+    ) -> bool:
+        """Whether this pass can change nothing, so nothing is mirrored, planned or rendered.
+
+        The blocks a calendar should carry change only when its events change
+        (the pull), an agenda is edited (a mark, checked by the caller), or
+        time moves one of its 1:1s across a line: a start or an end since the
+        last sync (carry-over; the next occurrence entering the horizon), an
+        occurrence reaching the horizon's far edge, a series' expansion running
+        short. Without any of these a settled poll costs one list call and a
+        few statements. A calendar is planned in full at least once per process
+        (a restart may bring a new template, base_url or policy) and once every
+        ``REPLAN_AT_LEAST_EVERY``.
+        """
+        if pulled.full or pulled.events or pulled.removed or pulled.unreadable:
+            return False
+        planned = self._planned.get(calendar_id)
+        if self.policy.dry_run or last_sync is None or planned is None:
+            return False
+        if not timedelta(0) <= now - planned < REPLAN_AT_LEAST_EVERY:
+            return False  # a safety net: whatever was missed is caught within the hour
+        reach = timedelta(days=self.policy.horizon_days)
+        crossing = (
+            Occurrence.start.between(last_sync, now)
+            | Occurrence.end.between(last_sync, now)
+            | Occurrence.start.between(last_sync + reach, now + reach)
+        )
+        needed = now + timedelta(days=self.policy.horizon_days + 1)
+        outgrown = Occurrence.is_master.is_(True) & (
+            Occurrence.expanded_until.is_(None) | (Occurrence.expanded_until < needed)
+        )
+        with self.factory() as session:
+            moved = session.scalar(
+                select(Occurrence.id)
+                .where(
+                    Occurrence.calendar_id == calendar_id,
+                    Occurrence.verdict == detect.Reason.ONE_ON_ONE.value,
+                    crossing | outgrown,
+                )
+                .limit(1)
+            )
+        return moved is None
 
     def _window_outgrown(self, since: datetime | None, now: datetime) -> bool:
         """Whether a cursor taken at ``since`` still sees the whole horizon.

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from providers.base import Channel, Notification, Watchable
 from syncd.store import transaction
-from syncd.store.models import Calendar, PushChannel
+from syncd.store.models import Calendar, Occurrence, PushChannel
 
 DEBOUNCE = timedelta(seconds=2)
 RENEW_MARGIN = timedelta(hours=12)
@@ -161,6 +161,22 @@ def accept(session: Session, notification: Notification | None, now: datetime) -
     # "missed" and plain changes: something changed that we have not seen
     mark_due(session.get_one(Calendar, row.calendar_id), now)
     return outcome
+
+
+def mark_pair_due(session: Session, pair_id: int, now: datetime) -> None:
+    """After an agenda edit: mark every calendar with an organizer copy of the pair due.
+
+    The engine re-plans a calendar's blocks only when its events changed,
+    time moved one of its 1:1s, or it is marked, so every path that edits an
+    agenda must come through here, in the edit's own transaction.
+    """
+    calendars = (
+        select(Occurrence.calendar_id)
+        .where(Occurrence.pair_id == pair_id, Occurrence.organizer_copy.is_(True))
+        .distinct()
+    )
+    for calendar in session.scalars(select(Calendar).where(Calendar.id.in_(calendars))):
+        mark_due(calendar, now)
 
 
 def mark_due(calendar: Calendar, now: datetime) -> None:

@@ -25,10 +25,8 @@ from syncd.health import WriteHealth
 from syncd.store import transaction
 from syncd.store.models import (
     ActionItem,
-    Calendar,
     Meeting,
     Note,
-    Occurrence,
     Pair,
     TalkingPoint,
 )
@@ -251,14 +249,7 @@ class Agendas:
         return item
 
     def _edited(self, session: Session, pair_id: int, now: datetime) -> None:
-        """Mark every calendar with an organizer copy of the pair's meetings due."""
-        calendars = (
-            select(Occurrence.calendar_id)
-            .where(Occurrence.pair_id == pair_id, Occurrence.organizer_copy.is_(True))
-            .distinct()
-        )
-        for calendar in session.scalars(select(Calendar).where(Calendar.id.in_(calendars))):
-            push.mark_due(calendar, now)
+        push.mark_pair_due(session, pair_id, now)
 
     # -- reading ---------------------------------------------------------------
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 
 from providers.base import AuthRevoked, PreconditionFailed, QuotaExceeded, RateLimited, Transient
 from providers.memory import MemoryProvider
-from syncd import agenda, detect
+from syncd import agenda, detect, push
 from syncd.engine import CalendarSync
 from syncd.model import Attendee, ChangePage, Event, EventType, Window
 from syncd.store.models import ActionItem, Calendar, Meeting, WriteLog
@@ -130,6 +131,7 @@ def test_action_item_carries_over_after_the_meeting_and_leaves_when_done(world: 
     with world.session() as session:
         done = session.get_one(ActionItem, item_id)
         agenda.set_action_item_done(session, done, BO, world.now)
+        push.mark_pair_due(session, done.meeting.pair_id, world.now)  # as the page does
     world.settle()
     for week in (1, 2):
         assert "intro to the data team" not in (world.block_in(ANA, uid, tuesday(week)) or "")
@@ -505,3 +507,53 @@ def test_a_deleted_1on1_marks_its_agenda_cancelled(world: World) -> None:
     world.settle()
 
     assert world.meeting(uid).cancelled  # its notes stay, marked as not happening
+
+
+# -- a settled poll costs next to nothing, and time still moves blocks along ----------
+
+
+def statements_of(world: World, run: Callable[[], object]) -> list[str]:
+    """Every SQL statement ``run`` sends to the store."""
+    sent: list[str] = []
+    engine = world.factory.kw["bind"]
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        run()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return sent
+
+
+def test_a_settled_poll_plans_nothing_and_sends_a_handful_of_statements(world: World) -> None:
+    for person in (BO, CY):
+        weekly(world, ANA, person, title=f"Ana / {person}")
+    world.settle()
+    calls_before = len(world.provider.requests)
+
+    sent = statements_of(world, lambda: world.syncer.sync(ANA, world.now + timedelta(minutes=5)))
+
+    assert [r.op for r in world.provider.requests[calls_before:]] == ["changes"]
+    writes = [s for s in sent if s.lstrip().upper().startswith(("INSERT", "DELETE"))]
+    assert writes == []
+    # read the calendar, check that nothing crossed a line, commit the cursor
+    assert len(sent) <= 6, sent
+
+
+def test_an_event_reaching_the_horizon_gets_its_block_with_nothing_else_happening(
+    world: World,
+) -> None:
+    start = world.now + timedelta(days=20)  # beyond the 14 days of the horizon
+    uid = world.provider.create_event(
+        ANA, [ANA, BO], "quarterly", start, start + timedelta(hours=1)
+    )
+    world.settle()
+    assert world.block_in(ANA, uid) is None
+
+    for _ in range(7):  # a week of quiet daily polls: no edit, no change, no meeting ends
+        world.advance(days=1)
+        world.sync()
+    assert world.block_in(ANA, uid) is not None

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, event, select, update
 
+from syncd import push
 from syncd.scheduler import POLL_INTERVAL, Cadence, Claim, Slots, claim, due, release, renew, tick
 from syncd.store import sessions, transaction
 from syncd.store.models import Calendar, PushChannel
@@ -180,8 +181,9 @@ def test_the_end_of_a_1on1_makes_its_calendar_due_for_the_carry_over(db_engine: 
     assert due_at(meeting_end) == {ANA, BO}  # both hold a copy of the ended 1:1
 
     world.now = meeting_end
+    # the edit marks Ana's calendar (the organizer's) due after the debounce, as the page does
     world.add_action_item(uid, tuesday(0), "send the notes", owner=BO, author=ANA)
-    report = tick(world.factory, {"acme": world.syncer}, meeting_end, cadence)
+    report = tick(world.factory, {"acme": world.syncer}, meeting_end + push.DEBOUNCE, cadence)
     assert report.calendars == 2
     assert "send the notes" in (world.block_in(ANA, uid, tuesday(1)) or "")
     assert due_at(meeting_end + timedelta(minutes=1)) == set()

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from providers.memory import MemoryProvider
-from syncd import agenda, block, detect
+from syncd import agenda, block, detect, push
 from syncd.engine import CalendarSync, Policy, Report
 from syncd.model import SINGLE_EVENT
 from syncd.store import sessions, transaction
@@ -111,6 +111,7 @@ class World:
             item = agenda.add_action_item(
                 session, meeting, text, owner=owner, author=author, now=self.now
             )
+            push.mark_pair_due(session, meeting.pair_id, self.now)  # as the page does
             return item.id
 
     def session(self) -> Any:
