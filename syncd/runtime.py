@@ -52,6 +52,8 @@ OnSync = Callable[[str, str, Report], None]
 #: How often the loop wakes when nothing finishes: the latency of a push mark
 #: or of a webhook-marked calendar, at worst.
 IDLE_WAIT = 1.0
+#: How far past a nudged mark the idle loop wakes, so the mark is due when it claims.
+WAKE_SLACK = 0.02
 #: How often a directory account's people are listed again (joiners, leavers).
 DIRECTORY_REFRESH = 3600.0
 #: Channels are (re)opened at most this often per calendar, when synced.
@@ -128,6 +130,38 @@ class Worker:
         self._renewed = time.monotonic()
         #: The calendars each account watches now; a directory refresh replaces a set.
         self.watching: dict[str, frozenset[str]] | None = None
+        self._wake = threading.Event()
+        self._wake_lock = threading.Lock()
+        self._wake_at: float | None = None  # monotonic: when a mark made in this process is due
+
+    def nudge(self, after: float) -> None:
+        """A calendar was marked due ``after`` seconds from now (a webhook, an edit here).
+
+        The idle loop is then awake at that moment rather than at its next
+        step, so a push reaches the invite one debounce after it arrived.
+        Thread-safe; called from the web server's threads.
+        """
+        at = time.monotonic() + max(0.0, after) + WAKE_SLACK
+        with self._wake_lock:
+            if self._wake_at is None or at < self._wake_at:
+                self._wake_at = at
+        self._wake.set()
+
+    def _idle(self, seconds: float) -> None:
+        """Wait ``seconds``, or until the earliest nudge is due, whichever comes first."""
+        deadline = time.monotonic() + seconds
+        while True:
+            now = time.monotonic()
+            with self._wake_lock:
+                at = self._wake_at
+                if at is not None and at <= now:
+                    self._wake_at = None
+                    return
+            end = deadline if at is None else min(deadline, at)
+            if end <= now:
+                return
+            self._wake.wait(end - now)
+            self._wake.clear()
 
     # -- one calendar ------------------------------------------------------------
 
@@ -269,7 +303,7 @@ class Worker:
             if done:
                 self._finish(done)
         elif wait_seconds > 0:
-            time.sleep(wait_seconds)
+            self._idle(wait_seconds)
         self._renew()
 
     def run(self, stop: threading.Event, status: Callable[[str], None] = lambda _: None) -> None:
@@ -542,6 +576,7 @@ def run(
                 web=assemble.web_settings(settings),
                 heartbeat=heartbeat,
                 registry=metrics.registry,
+                on_mark=worker.nudge if worker is not None else None,
             )
             busy = address_problem(host, port)
             if busy is not None:

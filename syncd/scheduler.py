@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, case, exists, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ColumnElement
 
 from syncd import config
@@ -334,13 +336,30 @@ def release(factory: sessionmaker[Session], owner: str, calendar_ids: Iterable[i
 def enroll(
     factory: sessionmaker[Session], account: str, provider: str, addresses: Iterable[str]
 ) -> None:
-    """Make sure every configured calendar has a row, so that it can be claimed."""
+    """Make sure every configured calendar has a row, so that it can be claimed.
+
+    Workers starting together enroll the same calendars at the same moment;
+    the insert skips a row another worker has just written (ON CONFLICT DO
+    NOTHING on both databases) instead of failing the whole start.
+    """
     with transaction(factory) as session:
         known = set(session.scalars(select(Calendar.address).where(Calendar.account == account)))
-        for address in addresses:
-            if address not in known:
-                session.add(Calendar(account=account, provider=provider, address=address))
-                known.add(address)
+        missing = [
+            {"account": account, "provider": provider, "address": address}
+            for address in dict.fromkeys(addresses)
+            if address not in known
+        ]
+        if missing:
+            session.execute(_insert_ignoring_existing(session), missing)
+
+
+def _insert_ignoring_existing(session: Session) -> Executable:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(Calendar).on_conflict_do_nothing(
+            index_elements=["account", "address"]
+        )
+    return sqlite.insert(Calendar).on_conflict_do_nothing(index_elements=["account", "address"])
 
 
 def tick(

@@ -42,23 +42,26 @@ def create_app(
     heartbeat: Heartbeat | None = None,
     registry: CollectorRegistry | None = None,
     authenticator: Authenticator | None = None,
+    on_mark: Callable[[float], None] | None = None,
 ) -> Starlette:
     """``heartbeat``: the scheduler's, when this process runs one (``/readyz`` checks it).
     ``registry``: the process's metrics; by default a new one, where only the calendar
     gauges (read from the database) have values: a web-only process syncs nothing.
     ``authenticator``: instead of the one ``web`` names (tests hand msal's transport to it).
+    ``on_mark(seconds)``: told when a webhook or an edit marked a calendar due that many
+    seconds from now (``syncd run`` wakes its scheduler then).
     """
     settings = web or WebSettings()
     authenticator = authenticator or authenticator_for(settings)
     writes = WriteHealth()
-    agendas = Agendas(factory, clock, settings, writes)
+    agendas = Agendas(factory, clock, settings, writes, on_mark=on_mark)
     page_routes = pages.Pages(agendas, authenticator, settings)
     api_routes = api.Api(agendas, authenticator, settings)
     if registry is None:
         registry = metrics.Metrics(factory).registry
     routes: list[BaseRoute] = [
         *health.routes(factory, registry, heartbeat, writes),
-        *hooks.routes(factory, clock),
+        *hooks.routes(factory, clock, on_mark),
         *page_routes.routes(),
         *api_routes.routes(),
         *authenticator.routes(),

@@ -28,11 +28,19 @@ from syncd.store import transaction
 
 
 def routes(
-    factory: sessionmaker[Session], clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    factory: sessionmaker[Session],
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    on_mark: Callable[[float], None] | None = None,
 ) -> list[Route]:
+    def marked(outcome: push.Outcome) -> push.Outcome:
+        if on_mark is not None and outcome in (push.Outcome.DUE, push.Outcome.RENEW):
+            on_mark(push.DEBOUNCE.total_seconds())  # after the commit: the mark is there
+        return outcome
+
     def judge_google(headers: dict[str, str]) -> push.Outcome:
         with transaction(factory) as session:
-            return push.accept(session, google.parse_notification(headers), clock())
+            outcome = push.accept(session, google.parse_notification(headers), clock())
+        return marked(outcome)
 
     async def google_hook(request: Request) -> Response:
         await request.body()  # empty from Google; anything big is refused (413) while read
@@ -42,8 +50,9 @@ def routes(
 
     def judge_microsoft(notifications: list[Notification]) -> None:
         with transaction(factory) as session:
-            for notification in notifications:
-                push.accept(session, notification, clock())
+            outcomes = [push.accept(session, n, clock()) for n in notifications]
+        for outcome in set(outcomes):
+            marked(outcome)
 
     async def microsoft_hook(request: Request) -> Response:
         token = request.query_params.get("validationToken")

@@ -191,11 +191,14 @@ class Agendas:
         clock: Callable[[], datetime],
         settings: WebSettings,
         writes: WriteHealth | None = None,
+        *,
+        on_mark: Callable[[float], None] | None = None,
     ) -> None:
         self.factory = factory
         self.clock = clock
         self.settings = settings
         self.writes = writes or WriteHealth()
+        self.on_mark = on_mark
 
     @contextmanager
     def _writing(self) -> Iterator[Session]:
@@ -214,6 +217,8 @@ class Agendas:
             log.warning("an edit was refused by the database: %s", reason)
             raise Unavailable from None
         self.writes.accepted()
+        if self.on_mark is not None:  # every edit marks the pair's calendars (_edited)
+            self.on_mark(push.DEBOUNCE.total_seconds())
 
     # -- access ----------------------------------------------------------------
 

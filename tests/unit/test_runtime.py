@@ -17,8 +17,8 @@ from syncd.engine import CalendarSync, Report
 from syncd.model import ChangePage, Window
 from syncd.runtime import WebServer, Worker, refresh_directories
 from syncd.store import sessions, transaction
-from syncd.store.models import Calendar
-from tests.unit.world import ANA, BO, CY, PEOPLE, World, weekly
+from syncd.store.models import Calendar, Meeting
+from tests.unit.world import ANA, BO, CY, PEOPLE, World, tuesday, weekly
 
 NOW = datetime(2026, 11, 23, 8, tzinfo=UTC)
 
@@ -225,3 +225,59 @@ def test_a_web_server_that_ends_unasked_stops_the_daemon_and_one_asked_does_not(
     asked.watcher.join(10)  # the watcher has seen the server end
     assert not asked.watcher.is_alive()
     assert not calm.is_set() and not quiet.is_set()
+
+
+def test_an_edit_wakes_the_idle_loop_when_its_mark_is_due(db_engine: Engine) -> None:
+    """The scheduler need not poll every second for what this very process just marked."""
+    import time
+
+    from starlette.testclient import TestClient
+
+    from syncd.web.app import create_app
+
+    world = World(db_engine)
+    uid = weekly(world, ANA, BO)
+    began, origin = time.monotonic(), world.now
+
+    def clock() -> datetime:  # the world's time, running at the speed of the real one
+        return origin + timedelta(seconds=time.monotonic() - began)
+
+    factory = sessions(db_engine)
+    syncer = CalendarSync(world.provider, factory, world.policy, account="acme")
+    scheduler.enroll(factory, "acme", "memory", PEOPLE)
+    synced: list[str] = []
+    worker = Worker(
+        factory, {"acme": syncer}, {}, config.Sync(), owner="w", clock=clock,
+        on_sync=lambda account, calendar, report: synced.append(calendar),
+    )  # fmt: skip
+    while len(synced) < len(PEOPLE):
+        worker.step(0.05)
+    with transaction(factory) as session:
+        token = session.scalars(select(Meeting.token).order_by(Meeting.start)).first()
+    app = TestClient(
+        create_app(factory, clock=clock, on_mark=worker.nudge), base_url="https://testserver"
+    )
+    csrf = app.get(f"/api/v1/meetings/{token}").headers["X-CSRF-Token"]
+
+    # nothing is due for minutes: the loop would idle the whole 600 s unless woken
+    idle = threading.Thread(target=worker.step, args=(600.0,), daemon=True)
+    idle.start()
+    try:
+        added = app.post(
+            f"/api/v1/meetings/{token}/talking-points",
+            json={"text": "Offsite plans"},
+            headers={"X-CSRF-Token": csrf},
+        )
+        assert added.status_code == 201
+        idle.join(60)
+        assert not idle.is_alive(), "the edit's mark did not wake the idle loop"
+    finally:
+        worker.nudge(0)  # never leave the loop asleep behind a failed test
+        idle.join(10)
+
+    before = len(synced)
+    while len(synced) == before:
+        worker.step(0.05)
+    worker.drain()
+    assert synced[before:] == [ANA]  # the organizer's calendar, marked by the edit
+    assert "Offsite plans" in (world.block_in(ANA, uid, tuesday(0)) or "")

@@ -8,7 +8,18 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, event, select, update
 
 from syncd import push
-from syncd.scheduler import POLL_INTERVAL, Cadence, Claim, Slots, claim, due, release, renew, tick
+from syncd.scheduler import (
+    POLL_INTERVAL,
+    Cadence,
+    Claim,
+    Slots,
+    claim,
+    due,
+    enroll,
+    release,
+    renew,
+    tick,
+)
 from syncd.store import sessions, transaction
 from syncd.store.models import Calendar, PushChannel
 from tests.unit.world import ANA, BO, World, tuesday, weekly
@@ -39,6 +50,32 @@ def test_due_follows_marks_backoff_polling_and_reauth(db_engine: Engine) -> None
 
     # asked-for syncs first, then calendars never synced, then the longest-waiting polls
     assert names == ["pushed", "never-synced", "poll-interval-passed"]
+
+
+def test_workers_starting_together_enroll_each_calendar_once(db_engine: Engine) -> None:
+    factory = sessions(db_engine)
+    addresses = [f"p{n:02}@example.org" for n in range(40)]
+    enroll(factory, "acme", "google", addresses[:10])  # a previous start
+    start = threading.Barrier(6)
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        start.wait()
+        try:
+            enroll(factory, "acme", "google", addresses + addresses[:3])
+        except BaseException as error:  # noqa: BLE001 - collected for the assertion
+            failures.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    with transaction(factory) as session:
+        enrolled = list(session.scalars(select(Calendar.address).order_by(Calendar.address)))
+    assert enrolled == addresses
 
 
 # -- leases ------------------------------------------------------------------------
