@@ -151,6 +151,11 @@ class Provider(Protocol):
     """One calendar system. Implementations: memory, google, microsoft, caldav."""
 
     name: str
+    #: Whether writing the organizer's copy of a meeting mails every attendee
+    #: a meeting update (Exchange always does; Google when ``sendUpdates`` asks
+    #: for it). The engine then rewrites a block only on the occasions
+    #: ``syncd.budget`` allows, never once per agenda edit.
+    mails_attendees: bool
 
     def calendars(self) -> list[str]:
         """The calendars this account watches (from config or the directory)."""

@@ -359,6 +359,7 @@ class GoogleProvider:
         self._credentials_for = credentials_for
         self._api_root = api_root
         self._send_updates = send_updates
+        self.mails_attendees = send_updates != "none"
         self._page_size = page_size
         self._timeout = timeout
         self._local = threading.local()

@@ -212,11 +212,15 @@ class MemoryProvider(CalendarWorld[_Item, _Copy, _State, str | None]):
 
     name = "memory"
 
-    def __init__(self, calendars: Iterable[str] = (), *, page_size: int = 50) -> None:
+    def __init__(
+        self, calendars: Iterable[str] = (), *, page_size: int = 50, mails_attendees: bool = False
+    ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         super().__init__()
         self.page_size = page_size
+        #: Whether the engine should treat writes as mailed, as it does on Exchange.
+        self.mails_attendees = mails_attendees
         self.requests: list[Request] = []
         self.writes: list[Request] = []
         self.faults = Faults(self)

@@ -548,6 +548,8 @@ class MicrosoftProvider:
     """One Microsoft 365 tenant, reached with one app-only token source."""
 
     name = "microsoft"
+    #: Exchange mails every attendee when the organizer's copy of a meeting changes.
+    mails_attendees = True
 
     def __init__(
         self,

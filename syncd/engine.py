@@ -71,10 +71,10 @@ from providers.base import (
     RateLimited,
     Transient,
 )
-from syncd import agenda, block, detect, installation
+from syncd import agenda, block, budget, detect, installation
 from syncd.model import Event, Unreadable, Window
 from syncd.store import transaction
-from syncd.store.models import Calendar, Occurrence, Pair, WriteLog
+from syncd.store.models import Calendar, Meeting, Occurrence, Pair, WriteLog
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,8 @@ class Policy:
     max_write_attempts: int = 3
     retry_attempts: int = 4
     dry_run: bool = False
+    #: When a block may be rewritten where writes mail the attendees.
+    mail_budget: budget.Budget = budget.Budget()
 
     def __post_init__(self) -> None:
         if not self.installation:
@@ -121,6 +123,10 @@ class Report:
     meetings: set[int] = field(default_factory=set)
     writes: int = 0
     planned: int = 0
+    #: Meeting updates the writes mailed (or, in a dry run, would mail) to attendees.
+    attendee_mails: int = 0
+    #: Out-of-date blocks the mail budget left for later (the agenda page is current).
+    deferred: int = 0
     #: In a dry run, one line per write it would make: calendar, event, what changes.
     would_write: list[str] = field(default_factory=list)
     conflicts: int = 0
@@ -137,6 +143,8 @@ class Report:
         self.meetings |= other.meetings
         self.writes += other.writes
         self.planned += other.planned
+        self.attendee_mails += other.attendee_mails
+        self.deferred += other.deferred
         self.would_write.extend(other.would_write)
         self.conflicts += other.conflicts
         self.skipped.update(other.skipped)
@@ -207,6 +215,7 @@ class _Write:
     row_id: int
     text: str | None
     token: str | None
+    occasion: budget.Occasion = budget.Occasion.FREE
 
 
 def digest(block_text: str | None, token: str | None) -> str | None:
@@ -233,9 +242,10 @@ def judge(event: Event, policy: Policy) -> detect.Verdict:
     return detect.classify(event, policy.rules)
 
 
-def _would(address: str, row: Occurrence, change: str) -> str:
+def _would(address: str, row: Occurrence, change: str, occasion: budget.Occasion) -> str:
     title = " ".join(row.title.split())[:60] or "(no title)"
-    return f"{address}: {title!r} at {row.start:%Y-%m-%d %H:%M}Z: would {change}"
+    mail = "" if occasion is budget.Occasion.FREE else f" (mails the attendees: {occasion})"
+    return f"{address}: {title!r} at {row.start:%Y-%m-%d %H:%M}Z: would {change}{mail}"
 
 
 class CalendarSync:
@@ -327,6 +337,7 @@ class CalendarSync:
             row = session.get_one(Calendar, calendar_id)
             cursor = row.cursor if row.cursor_version == CURSOR_VERSION else None
             mark, pushed, last_sync = row.next_sync_at, row.pushed_at, row.last_sync_at
+            woken = row.wake_at
             if cursor is not None and self._window_outgrown(row.cursor_at, now):
                 log.info("the window of %s's cursor no longer covers the horizon", address)
                 cursor = None
@@ -338,7 +349,8 @@ class CalendarSync:
         report.events_seen += len(pulled.events) + len(pulled.unreadable)
 
         run = _Pass(calendar_id, address, now, window, report)
-        asked = mark is not None or pushed is not None
+        asked = mark is not None or pushed is not None or (woken is not None and woken <= now)
+        planned, wake = False, None
         if asked or not self._settled(calendar_id, pulled, last_sync, now):
             self._skip_unreadable(run, pulled.unreadable)
             with transaction(self.factory) as session:
@@ -353,14 +365,17 @@ class CalendarSync:
                     address,
                     foreign,
                 )
-            self._write_planned(calendar_id, address, now, report)
+            wake = self._write_planned(calendar_id, address, now, report)
             self._planned[calendar_id] = now
+            planned = True
 
         with transaction(self.factory) as session:
             row = session.get_one(Calendar, calendar_id)
             row.cursor, row.cursor_version = next_cursor, CURSOR_VERSION
             row.cursor_at = now if full or row.cursor_at is None else row.cursor_at
             row.last_sync_at = now
+            if planned:
+                row.wake_at = wake
             row.last_error, row.error_count = None, 0
             row.needs_reauth = False
             if pushed is not None and report.writes:
@@ -712,8 +727,16 @@ class CalendarSync:
             )
         )
 
-    def _write_planned(self, calendar_id: int, address: str, now: datetime, report: Report) -> None:
+    def _write_planned(
+        self, calendar_id: int, address: str, now: datetime, report: Report
+    ) -> datetime | None:
+        """Write every block that is out of date and may be written now.
+
+        Returns when a deferred rewrite (``syncd.budget``) falls due, if any.
+        """
         work: list[_Write] = []
+        wake: datetime | None = None
+        mailed = self.provider.mails_attendees
         with transaction(self.factory) as session:
             for row in self.plan(session, calendar_id, now):
                 meeting = agenda.find_meeting(session, row.key)
@@ -722,25 +745,57 @@ class CalendarSync:
                     session, meeting, base_url=self.policy.base_url, zone=self.policy.zone, now=now
                 )
                 text = block.render(view)
-                if row.block_digest != digest(text, meeting.token):
-                    tag = installation.tag(self.policy.installation, meeting.token)
-                    work.append(_Write(row.id, text, tag))
-                    if self.policy.dry_run:
-                        change = "rewrite the block" if row.has_block else "add the block"
-                        report.would_write.append(_would(address, row, change))
-            for row in self._stale_blocks(session, calendar_id, now):
-                work.append(_Write(row.id, None, None))
+                if row.block_digest == digest(text, meeting.token):
+                    continue
+                copy = self._budget_copy(session, row, meeting)
+                occasion = budget.decide(copy, now, self.policy.mail_budget, mailed=mailed)
+                if isinstance(occasion, budget.Wait):
+                    report.deferred += 1
+                    if occasion.until is not None:
+                        wake = occasion.until if wake is None else min(wake, occasion.until)
+                    continue
+                tag = installation.tag(self.policy.installation, meeting.token)
+                work.append(_Write(row.id, text, tag, occasion))
                 if self.policy.dry_run:
-                    report.would_write.append(_would(address, row, "remove the block"))
+                    change = "rewrite the block" if row.has_block else "add the block"
+                    report.would_write.append(_would(address, row, change, occasion))
+                    report.attendee_mails += occasion is not budget.Occasion.FREE
+            removal = budget.Occasion.REMOVE if mailed else budget.Occasion.FREE
+            for row in self._stale_blocks(session, calendar_id, now):
+                work.append(_Write(row.id, None, None, removal))
+                if self.policy.dry_run:
+                    report.would_write.append(_would(address, row, "remove the block", removal))
+                    report.attendee_mails += mailed
         report.planned += len(work)
         if self.policy.dry_run:
-            return
+            return wake
         for write in work:
             try:
                 self._write_one(address, write, now, report)
             except (NotFound, NotWritable) as error:
                 report.skipped[type(error).__name__] += 1
                 log.warning("not writing event in %s: %s", address, error)
+        return wake
+
+    def _budget_copy(self, session: Session, row: Occurrence, meeting: Meeting) -> budget.Copy:
+        """What ``budget.decide`` needs of one copy: its writes and the pair's previous meeting."""
+        previous_end = session.scalar(
+            select(Meeting.end)
+            .where(
+                Meeting.pair_id == meeting.pair_id,
+                Meeting.start < meeting.start,
+                Meeting.cancelled.is_(False),
+            )
+            .order_by(Meeting.start.desc())
+            .limit(1)
+        )
+        return budget.Copy(
+            start=row.start,
+            has_block=row.has_block,
+            written_at=row.block_written_at,
+            refreshes=row.refreshes,
+            previous_end=previous_end,
+        )
 
     def _write_one(self, address: str, write: _Write, now: datetime, report: Report) -> None:
         with transaction(self.factory) as session:
@@ -773,13 +828,23 @@ class CalendarSync:
                 log.info("conflict writing %s (attempt %d); re-reading", event_id, attempt)
                 continue
             report.writes += 1
+            if write.occasion is not budget.Occasion.FREE:
+                report.attendee_mails += sum(
+                    1 for person in event.attendees if not person.is_organizer
+                )
             outcome = "removed" if write.text is None else "written"
-            self._settle(write.row_id, written, event.etag, outcome, now)
+            self._settle(write.row_id, written, event.etag, outcome, now, write.occasion)
             return
         report.errors.append(f"{address}: gave up on one event after {attempts} conflicts")
 
     def _settle(
-        self, row_id: int, event: Event, etag_before: str | None, outcome: str, now: datetime
+        self,
+        row_id: int,
+        event: Event,
+        etag_before: str | None,
+        outcome: str,
+        now: datetime,
+        occasion: budget.Occasion | None = None,
     ) -> None:
         found = block.extract(event.description)
         with transaction(self.factory) as session:
@@ -787,6 +852,9 @@ class CalendarSync:
             row.etag = event.etag
             row.block_digest = digest(found, installation.parse_tag(event.tag)[1])
             row.has_block = found is not None
+            if occasion is not None:
+                row.block_written_at = now
+                row.refreshes += occasion is budget.Occasion.REFRESH
             if etag_before is not None:
                 meeting = agenda.find_meeting(session, row.key)
                 meeting_id = meeting.id if meeting is not None else None

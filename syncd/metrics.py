@@ -208,6 +208,7 @@ class _Metered:
     def __init__(self, inner: Provider, metrics: Metrics) -> None:
         self.inner = inner
         self.name = inner.name
+        self.mails_attendees = inner.mails_attendees
         self._metrics = metrics
 
     def _count(self, method: str, call: Callable[[], T]) -> T:

@@ -12,7 +12,9 @@ A calendar is due when
   jitter), so a thousand calendars added together do not poll together
   forever after;
 * a 1:1 on it ended since its last sync: the meeting's open action items
-  now belong in the next invite.
+  now belong in the next invite;
+* a block rewrite the mail budget deferred falls due (``wake_at``, set by
+  the engine; ``syncd.budget``).
 
 A calendar waiting for re-authorisation is never due.
 
@@ -153,6 +155,7 @@ def _candidates(now: datetime, cadence: Cadence) -> ColumnElement[bool]:
                         ~_live_channel(now),
                     ),
                     _ended_meeting(now),
+                    Calendar.wake_at <= now,
                 ),
             ),
         ),
@@ -173,7 +176,8 @@ def next_due(
     if row.last_sync_at is None:
         return now
     polled = row.last_sync_at + cadence.interval(row.id, pushed)
-    return polled if meeting_end is None else min(polled, meeting_end)
+    lines = [polled] + [at for at in (meeting_end, row.wake_at) if at is not None]
+    return min(lines)
 
 
 def _due(row: Calendar, now: datetime, cadence: Cadence, pushed: bool, meeting_ended: bool) -> bool:

@@ -23,6 +23,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from providers.calendar_world import CalendarWorld
 
+from ._mail import MeetingMail
 from .google_state import CalendarStore
 from .graph_store import MailboxStore
 
@@ -60,6 +61,11 @@ class WorldEdits:
     def description(self, calendar: str, event_id: str) -> str:
         """The description as the API returns it (Graph: HTML), without it counting as a request."""
         return self._store.description(calendar, event_id)
+
+    @property
+    def mails(self) -> list[MeetingMail]:
+        """Every meeting update the real server would have mailed to an attendee so far."""
+        return self._store.outbox.sent()
 
     def expire_cursors(self, calendar: str) -> None:
         """Every sync or delta token issued so far for ``calendar`` now answers 410."""

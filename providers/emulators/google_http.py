@@ -163,7 +163,9 @@ class ApiApp(RecordingApp):
                 400, "invalid", f"Invalid value '{send_updates}'.", "sendUpdates", "parameter"
             )
         self._faults.run_before_patch(address, event_id)
-        written = self._store.patch(address, event_id, record.body, record.headers.get("if-match"))
+        written = self._store.patch(
+            address, event_id, record.body, record.headers.get("if-match"), send_updates
+        )
         return _json(200, written)
 
     # ---------------------------------------------------------------- checks

@@ -36,6 +36,7 @@ from providers.calendar_model import Clock, Draft, Write
 from providers.calendar_model import Hit as _Hit
 from providers.calendar_world import CalendarWorld
 
+from ._mail import Outbox
 from .google_errors import ApiError
 from .google_model import (
     Calendar,
@@ -79,6 +80,8 @@ class CalendarStore(CalendarWorld[Item, Copy, CopyState, Props]):
         self._clock = Clock(timedelta(milliseconds=1))
         self._calendars: dict[str, Calendar] = {}
         self._touched: set[str] = set()
+        #: The update mails ``sendUpdates`` asked for (``_mail``).
+        self.outbox = Outbox()
 
     # ---------------------------------------------------------------- calendars
 
@@ -107,13 +110,23 @@ class CalendarStore(CalendarWorld[Item, Copy, CopyState, Props]):
         return item.is_organizer(calendar)
 
     def patch(
-        self, calendar: str, event_id: str, body: Any, if_match: str | None
+        self,
+        calendar: str,
+        event_id: str,
+        body: Any,
+        if_match: str | None,
+        send_updates: str | None = None,
     ) -> dict[str, Any]:
         """events.patch: conditional, organizer-only for shared fields, merged per PATCH.
 
         Order of checks: the event must exist (404), the etag must match (412),
         then the body must be one we can apply (400) by someone allowed to
         (403).
+
+        ``sendUpdates`` decides who is mailed about an organizer's change of
+        what guests see: ``all`` every guest, ``externalOnly`` the guests
+        whose calendars this server does not hold, ``none`` (and, as the
+        reference gives no other default for API calls, absent) nobody.
         """
         with self._mutation():
             hit = self.find(calendar, event_id)
@@ -128,9 +141,25 @@ class CalendarStore(CalendarWorld[Item, Copy, CopyState, Props]):
                 raise ApiError(403, "forbiddenForNonOrganizer")
             if organizer and (description is not None or shared):
                 self._write_everywhere(hit, Write(description, Props(private, shared)))
+                self._mail_guests(hit, send_updates)
             else:
                 self._write(hit, Write(None, Props(private, {})))
             return render(hit.item, calendar, hit.copy, hit.moment)
+
+    def _mail_guests(self, hit: Hit, send_updates: str | None) -> None:
+        if send_updates not in ("all", "externalOnly"):
+            return
+        guests = [attendee.email for attendee in hit.item.attendees]
+        if send_updates == "externalOnly":
+            guests = [guest for guest in guests if self.address(guest) is None]
+        self.outbox.meeting_update(
+            organizer=hit.item.organizer,
+            recipients=guests,
+            ical_uid=hit.item.ical_uid,
+            occurrence=hit.moment,
+            subject=hit.item.title,
+            at=self._clock.now(),
+        )
 
     # --------------------------------------------------------------- world hooks
 

@@ -41,6 +41,7 @@ from providers.calendar_model import Hit as _Hit
 from providers.calendar_world import CalendarWorld
 
 from . import graph_body
+from ._mail import Outbox
 from .graph_errors import GraphError
 from .graph_model import (
     Copy,
@@ -108,6 +109,8 @@ class MailboxStore(CalendarWorld[Item, Copy, State, Props]):
         self._mailboxes: dict[str, Mailbox] = {}
         self._aliases: dict[str, str] = {}
         self._pending: list[Change] = []
+        #: The meeting updates Exchange would have mailed (``_mail``).
+        self.outbox = Outbox()
 
     # ---------------------------------------------------------------- mailboxes
 
@@ -179,11 +182,30 @@ class MailboxStore(CalendarWorld[Item, Copy, State, Props]):
                 raise GraphError(412, "ErrorIrresolvableConflict")
             if body is not None and hit.item.is_organizer(mailbox):
                 self._write_everywhere(hit, Write(body, props))
+                self._mail_attendees(hit)
             else:
                 self._write(hit, Write(body, props))
             written = self.resolve(mailbox, event_id)
             assert written is not None
             return written
+
+    def _mail_attendees(self, hit: Hit) -> None:
+        """Exchange mails every attendee a meeting update when the organizer's meeting changes.
+
+        Graph's event-update reference: an update of ``attendees`` alone mails
+        only the attendees added or removed; any other change of the
+        organizer's meeting (its body among them) is an update to all of
+        them. Extended properties are the organizer's own data and mail
+        nobody; an attendee's PATCH of their own copy stays in their copy.
+        """
+        self.outbox.meeting_update(
+            organizer=hit.item.organizer,
+            recipients=[attendee.email for attendee in hit.item.attendees],
+            ical_uid=hit.item.ical_uid,
+            occurrence=hit.moment,
+            subject=hit.item.title,
+            at=self._clock.now(),
+        )
 
     # --------------------------------------------------------------- world hooks
 

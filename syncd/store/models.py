@@ -164,6 +164,8 @@ class Calendar(Base):
     needs_reauth: Mapped[bool] = mapped_column(Boolean, default=False)
     lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # when a block rewrite the mail budget deferred falls due (syncd.budget)
+    wake_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class Occurrence(Base):
@@ -201,6 +203,10 @@ class Occurrence(Base):
     etag: Mapped[str] = mapped_column(Text, default="")
     block_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     has_block: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the mail budget (syncd.budget): when syncd last wrote the block, and how
+    # many pre-meeting refreshes it made
+    block_written_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    refreshes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     expanded_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     @property

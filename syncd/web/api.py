@@ -110,6 +110,7 @@ def meeting_json(view: MeetingView) -> dict[str, Any]:
         },
         "previous": _ref(view.previous),
         "next": _ref(view.next),
+        "invite_updated_at": view.invite_updated_at.isoformat() if view.invite_updated_at else None,
     }
 
 

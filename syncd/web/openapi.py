@@ -132,6 +132,7 @@ def document() -> dict[str, Any]:
             "notes",
             "previous",
             "next",
+            "invite_updated_at",
         ],
         meeting=_ref("MeetingRef"),
         people={"type": "array", "items": _STRING, "minItems": 2, "maxItems": 2},
@@ -160,6 +161,15 @@ def document() -> dict[str, Any]:
         ),
         previous={"oneOf": [_ref("MeetingRef"), {"type": "null"}]},
         next={"oneOf": [_ref("MeetingRef"), {"type": "null"}]},
+        invite_updated_at={
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": (
+                "When syncd last wrote this meeting's block into the calendar invite; null "
+                "before the first write. On Outlook every write mails the attendees, so the "
+                "invite is refreshed on a few occasions only; this agenda is always current."
+            ),
+        },
     )
     return {
         "openapi": "3.1.0",

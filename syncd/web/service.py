@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,6 +29,7 @@ from syncd.store.models import (
     Note,
     Pair,
     TalkingPoint,
+    WriteLog,
 )
 from syncd.web.identity import Access, Viewer, access, canonical
 from syncd.web.settings import WebSettings
@@ -111,6 +112,10 @@ class MeetingView:
     previous: MeetingRef | None
     next: MeetingRef | None
     access: Access
+    #: When syncd last wrote this meeting's block into the invite (None: not yet).
+    #: Where a write mails the attendees, the invite is refreshed on a few
+    #: occasions only (``syncd.budget``); the page is always current.
+    invite_updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -297,6 +302,11 @@ class Agendas:
                 previous=_ref(previous) if previous else None,
                 next=_ref(following) if following else None,
                 access=allowed,
+                invite_updated_at=session.scalar(
+                    select(func.max(WriteLog.at)).where(
+                        WriteLog.meeting_id == meeting.id, WriteLog.outcome == "written"
+                    )
+                ),
             )
 
     def pair(
