@@ -26,7 +26,7 @@ from providers.base import AuthRevoked, Provider, ProviderError, Transient
 from providers.google import DIRECTORY_SCOPE, GoogleDirectory, GoogleProvider, directory_root
 from providers.memory import MemoryProvider
 from providers.microsoft import MicrosoftProvider, app_token_source, error_for
-from syncd import config, detect, installation, secrets
+from syncd import budget, config, detect, installation, secrets
 from syncd.engine import Policy
 from syncd.store import connect, migrate
 from syncd.web.settings import (
@@ -53,6 +53,10 @@ def policy(settings: config.Settings) -> Policy:
         horizon_occurrences=settings.sync.horizon_occurrences,
         horizon_days=settings.sync.horizon_days,
         max_write_attempts=settings.sync.max_write_attempts,
+        mail_budget=budget.Budget(
+            lead=timedelta(minutes=settings.sync.invite_refresh_lead_minutes),
+            gap=timedelta(minutes=settings.sync.invite_refresh_gap_minutes),
+        ),
         dry_run=settings.syncd.dry_run,
     )
 

@@ -88,6 +88,8 @@ def decide(copy: Copy, now: datetime, budget: Budget, *, mailed: bool) -> Occasi
     at = copy.start - budget.lead
     if copy.written_at is not None:
         at = max(at, copy.written_at + budget.gap)
-    if at >= copy.start:
-        return Wait(None)  # too close to the last write: the page has it, the invite waits
+    if at >= copy.start or now >= copy.start:
+        # Too close to the last write, or the meeting is under way (notes
+        # typed during it are no reason to mail): the page has it.
+        return Wait(None)
     return Occasion.REFRESH if at <= now else Wait(at)

@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from providers.base import ProviderError
-from syncd import assemble, config, detect, logs, secrets
-from syncd.engine import CalendarSync, Report, judge
+from syncd import assemble, budget, config, detect, logs, secrets
+from syncd.engine import CalendarSync, Policy, Report, judge
 from syncd.model import Event, Window
 from syncd.progress import Progress
 from syncd.store import sessions, transaction
@@ -199,6 +199,12 @@ def format_report(report: Report) -> str:
     if report.would_write:
         lines.append(f"dry run: {len(report.would_write)} write(s) planned, none made")
         lines.extend(f"  {line}" for line in report.would_write)
+    if report.attendee_mails or report.deferred:
+        verb = "would mail" if report.would_write else "mailed"
+        lines.append(
+            f"attendee mails: the invite writes {verb} {report.attendee_mails}; "
+            f"{report.deferred} rewrite(s) wait for the mail budget"
+        )
     return "\n".join(lines)
 
 
@@ -286,6 +292,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                     continue
                 for event in sorted(events, key=lambda e: e.start):
                     print("  " + explain_line(event, judge(event, policy)))
+                print("  " + mail_line(conn.provider.mails_attendees, policy))
     unknown = sorted(wanted - watched)
     if unknown:
         print(
@@ -295,6 +302,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
         )
         return EXIT_CONFIG
     return 1 if failed else 0
+
+
+def mail_line(mails_attendees: bool, policy: Policy) -> str:
+    """What a write to an invite on this calendar costs its attendees."""
+    if not mails_attendees:
+        return "invite writes mail nobody: every agenda change reaches the invite at once"
+    lead = int(policy.mail_budget.lead.total_seconds() // 60)
+    return (
+        "invite writes mail the attendees: per occurrence at most "
+        f"{budget.MAX_MAILS} (first block, carry-over, one refresh within {lead} min "
+        "of the start); `syncd sync-once --dry-run` counts what a pass would send"
+    )
 
 
 def explain_line(event: Event, verdict: detect.Verdict) -> str:

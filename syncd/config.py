@@ -123,6 +123,8 @@ class Sync:
     lease_seconds: int = 120
     concurrency: int = 8
     shutdown_grace_seconds: int = 30
+    invite_refresh_lead_minutes: int = 120
+    invite_refresh_gap_minutes: int = 180
 
 
 @dataclass(frozen=True, slots=True)
@@ -898,6 +900,12 @@ class _Parser:
             concurrency=self.integer(table, p, "concurrency", d.concurrency, 1, 64),
             shutdown_grace_seconds=self.integer(
                 table, p, "shutdown_grace_seconds", d.shutdown_grace_seconds, 0, 3600
+            ),
+            invite_refresh_lead_minutes=self.integer(
+                table, p, "invite_refresh_lead_minutes", d.invite_refresh_lead_minutes, 0, 10080
+            ),
+            invite_refresh_gap_minutes=self.integer(
+                table, p, "invite_refresh_gap_minutes", d.invite_refresh_gap_minutes, 0, 10080
             ),
         )
 

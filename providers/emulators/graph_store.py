@@ -195,8 +195,9 @@ class MailboxStore(CalendarWorld[Item, Copy, State, Props]):
         Graph's event-update reference: an update of ``attendees`` alone mails
         only the attendees added or removed; any other change of the
         organizer's meeting (its body among them) is an update to all of
-        them. Extended properties are the organizer's own data and mail
-        nobody; an attendee's PATCH of their own copy stays in their copy.
+        them. An attendee's PATCH of their own copy stays in their copy. A
+        PATCH of extended properties alone mails nobody here: the reference
+        is silent on it, and syncd never sends one without the body.
         """
         self.outbox.meeting_update(
             organizer=hit.item.organizer,

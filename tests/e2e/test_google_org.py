@@ -23,7 +23,7 @@ from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import sessions, transaction
 from syncd.store.models import Calendar, Meeting
 from syncd.web.app import create_app
-from tests.e2e.org import ANA, BO, CY, EVE, PEOPLE, Org, policy, seed
+from tests.e2e.org import ANA, BO, CY, DEE, EVE, PEOPLE, Org, policy, seed
 from tests.e2e.servers import Webhook
 
 
@@ -258,3 +258,41 @@ def test_sync_once_runs_a_google_account_from_its_config(
     assert "calendars: 5" in out and "writes: 4" in out and "errors: none" in out
     assert "dry run" not in out
     assert org.block_of(ANA, *events["weekly"]) is not None
+
+
+def test_with_send_updates_all_the_dry_run_counts_the_mails_a_pass_would_send(
+    org: Org, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An admin who turns on Google's update mail sees what it costs before it costs it."""
+    import json
+
+    from syncd.cli import main
+
+    seed(org)
+    key = tmp_path / "service-account.json"
+    key.write_text(json.dumps(org.emulator.service_account_info()))
+    key.chmod(0o600)
+    config = tmp_path / "syncd.toml"
+    config.write_text(
+        f'[syncd]\ndatabase = "sqlite:///{tmp_path / "s.db"}"\n'
+        '[detect]\norg_domains = ["example.org"]\n'
+        '[[accounts]]\nname = "acme"\nprovider = "google"\nsend_updates = "all"\n'
+        f'service_account_file = "{key.name}"\napi_root = "{org.emulator.api_root}"\n'
+        f"calendars = {json.dumps(list(PEOPLE))}\n"
+    )
+
+    assert main(["sync-once", "--dry-run", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(mails the attendees: first block)") == 4
+    assert "attendee mails: the invite writes would mail 4;" in out
+    assert org.emulator.mails == []
+
+    assert main(["sync-once", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "writes: 4" in out and "attendee mails: the invite writes mailed 4;" in out
+    # the other person of each write: Bo twice (two weekly occurrences), Dee, and Ana for
+    # Eve's ad-hoc chat; no organizer is mailed about their own meeting
+    assert sorted(mail.recipient for mail in org.emulator.mails) == [ANA, BO, BO, DEE]
+
+    assert main(["explain", "-c", str(config), "--calendar", ANA]) == 0
+    assert "invite writes mail the attendees: per occurrence at most 3" in capsys.readouterr().out

@@ -393,6 +393,30 @@ def test_the_organizers_patch_reaches_the_attendees_copy(emulator: GoogleEmulato
     assert people[BO]["self"] is True
 
 
+@pytest.mark.parametrize(
+    ("send_updates", "mailed"),
+    [
+        (None, []),
+        ("none", []),
+        ("externalOnly", ["zed@elsewhere.test"]),
+        ("all", [BO, CY, "zed@elsewhere.test"]),
+    ],
+)
+def test_send_updates_decides_who_gets_an_update_mail(
+    emulator: GoogleEmulator, send_updates: str | None, mailed: list[str]
+) -> None:
+    """Events: patch, ``sendUpdates``: absent and "none" mail nobody, "externalOnly" the
+    guests outside the domain's calendars, "all" every guest but the organizer."""
+    uid = emulator.create_event(ANA, [ANA, BO, CY, "zed@elsewhere.test"], "Planning", T0, T0 + HOUR)
+    extra = {} if send_updates is None else {"sendUpdates": send_updates}
+    calendar(emulator, ANA).events().patch(
+        calendarId=ANA, eventId=emulator.copy_id(ANA, uid), body={"description": "new"}, **extra
+    ).execute()
+
+    assert sorted(mail.recipient for mail in emulator.mails) == mailed
+    assert all(mail.subject == "Planning" and mail.organizer == ANA for mail in emulator.mails)
+
+
 def test_an_attendee_may_not_patch_the_description(emulator: GoogleEmulator) -> None:
     uid = emulator.create_event(ANA, [BO], "1:1", T0, T0 + HOUR, description="invite")
     event_id = emulator.copy_id(BO, uid)

@@ -649,6 +649,35 @@ def test_an_attendees_edit_stays_in_their_copy(
     assert get_event(graph, ANA, ours_before["id"]) == ours_before
 
 
+def test_exchange_mails_every_attendee_when_the_organizers_meeting_changes(
+    emulator: GraphEmulator, graph: httpx.Client
+) -> None:
+    """The meeting updates a real mailbox would send, recorded (Graph event update)."""
+    uid = emulator.create_event(
+        ANA, [BO, CY], "Ana / Bo / Cy", T0, T0 + HOUR, recurrence=Recurrence(7, count=4)
+    )
+    ours = get_event(graph, ANA, emulator.copy_id(ANA, uid, T0 + WEEK))
+
+    stale = patch_body(graph, ANA, ours["id"], '"not-the-etag"', "<p>lost race</p>")
+    tag_only = graph.patch(
+        f"users/{ANA}/events/{ours['id']}",
+        json={"singleValueExtendedProperties": [{"id": TAG, "value": "tok"}]},
+    )
+    theirs = emulator.copy_id(BO, uid, T0 + WEEK)
+    their_edit = patch_body(graph, BO, theirs, None, "<p>my own notes</p>")
+    assert (stale.status_code, tag_only.status_code, their_edit.status_code) == (412, 200, 200)
+    assert emulator.mails == [], "a refused write, our tag and an attendee's copy mail nobody"
+
+    written = patch_body(graph, ANA, ours["id"], None, "<p>shared agenda</p>")
+
+    assert written.status_code == 200
+    mails = emulator.mails
+    assert sorted(mail.recipient for mail in mails) == [BO, CY]
+    assert {(m.organizer, m.subject, m.occurrence) for m in mails} == {
+        (ANA, "Ana / Bo / Cy", T0 + WEEK)
+    }
+
+
 def test_written_bodies_are_stored_as_outlook_stores_them(
     emulator: GraphEmulator, graph: httpx.Client
 ) -> None:

@@ -206,6 +206,8 @@ def test_values_are_read_and_normalised(tmp_path: Path) -> None:
         [sync]
         window_days = 42
         horizon_days = 42
+        invite_refresh_lead_minutes = 30
+        invite_refresh_gap_minutes = 0
         [detect]
         org_domains = ["@Example.ORG"]
         domain_policy = "any"
@@ -228,6 +230,8 @@ def test_values_are_read_and_normalised(tmp_path: Path) -> None:
     assert settings.syncd.zone.key == "Europe/Berlin"
     assert settings.syncd.dry_run is True
     assert settings.sync.window_days == settings.sync.horizon_days == 42
+    assert settings.sync.invite_refresh_lead_minutes == 30
+    assert settings.sync.invite_refresh_gap_minutes == 0
     assert settings.detect.org_domains == ("example.org",)
     assert settings.detect.group_addresses == ("team@example.org",)
     assert dict(settings.people.aliases) == {
@@ -412,6 +416,18 @@ ERRORS = [
         "must be at least 1, got 0",
     ),
     ("too large", "[sync]\npage_size = 5000\n", "sync.page_size", "must be at most 2500, got 5000"),
+    (
+        "invite refresh lead beyond a week",
+        "[sync]\ninvite_refresh_lead_minutes = 20000\n",
+        "sync.invite_refresh_lead_minutes",
+        "must be at most 10080, got 20000",
+    ),
+    (
+        "negative invite refresh gap",
+        "[sync]\ninvite_refresh_gap_minutes = -5\n",
+        "sync.invite_refresh_gap_minutes",
+        "must be at least 0, got -5",
+    ),
     (
         "horizon beyond window",
         "[sync]\nwindow_days = 7\nhorizon_days = 14\n",

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, event, select, update
 
+from providers.memory import MemoryProvider
 from syncd import push
+from syncd.budget import Budget
 from syncd.scheduler import (
     POLL_INTERVAL,
     Cadence,
@@ -22,7 +24,7 @@ from syncd.scheduler import (
 )
 from syncd.store import sessions, transaction
 from syncd.store.models import Calendar, PushChannel
-from tests.unit.world import ANA, BO, World, tuesday, weekly
+from tests.unit.world import ANA, BO, PEOPLE, World, tuesday, weekly
 
 NOW = datetime(2026, 11, 23, 8, tzinfo=UTC)
 
@@ -224,6 +226,35 @@ def test_the_end_of_a_1on1_makes_its_calendar_due_for_the_carry_over(db_engine: 
     assert report.calendars == 2
     assert "send the notes" in (world.block_in(ANA, uid, tuesday(1)) or "")
     assert due_at(meeting_end + timedelta(minutes=1)) == set()
+
+
+def test_a_rewrite_the_mail_budget_deferred_makes_its_calendar_due_at_the_refresh(
+    db_engine: Engine,
+) -> None:
+    """On a calendar whose writes mail the attendees an edit days ahead waits, then lands."""
+    world = World(db_engine, MemoryProvider(PEOPLE, page_size=7, mails_attendees=True))
+    uid = weekly(world, ANA, BO)  # Tuesdays 10:00-10:30, from tomorrow
+    world.sync()  # the first blocks
+    cadence = Cadence(poll=timedelta(days=3), max_poll=timedelta(days=3), jitter=0)
+
+    def due_at(moment: datetime) -> set[str]:
+        with transaction(world.factory) as session:
+            return {row.address for row in due(session, moment, cadence)}
+
+    world.now += timedelta(hours=1)
+    world.add_talking_point(uid, tuesday(0), "book the room", BO)
+    report = tick(world.factory, {"acme": world.syncer}, world.now + push.DEBOUNCE, cadence)
+    assert report.deferred == 1 and report.writes == 0
+    assert "book the room" not in (world.block_in(ANA, uid, tuesday(0)) or "")
+
+    refresh = tuesday(0) - Budget().lead
+    assert due_at(refresh - timedelta(minutes=1)) == set()
+    assert due_at(refresh) == {ANA}
+    world.now = refresh
+    report = tick(world.factory, {"acme": world.syncer}, refresh, cadence)
+    assert report.writes == 1 and report.attendee_mails == 1
+    assert "book the room" in (world.block_in(ANA, uid, tuesday(0)) or "")
+    assert due_at(refresh + timedelta(minutes=1)) == set()
 
 
 def test_needs_reauth_is_never_due_and_never_claimed(db_engine: Engine) -> None:

@@ -103,16 +103,25 @@ class World:
     ) -> int:
         """What a person does on the agenda page; returns the item's id."""
         with self.session() as session:
-            meeting = session.scalars(
-                select(Meeting).where(
-                    Meeting.ical_uid == uid, Meeting.original_start == original_start
-                )
-            ).one()
+            meeting = self._edited(session, uid, original_start)
             item = agenda.add_action_item(
                 session, meeting, text, owner=owner, author=author, now=self.now
             )
-            push.mark_pair_due(session, meeting.pair_id, self.now)  # as the page does
             return item.id
+
+    def add_talking_point(self, uid: str, original_start: datetime, text: str, author: str) -> None:
+        """What a person does on the agenda page."""
+        with self.session() as session:
+            meeting = self._edited(session, uid, original_start)
+            agenda.add_talking_point(session, meeting, text, author, self.now)
+
+    def _edited(self, session: Session, uid: str, original_start: datetime) -> Meeting:
+        """The meeting an edit is about, its pair's calendars marked due as the page does."""
+        meeting = session.scalars(
+            select(Meeting).where(Meeting.ical_uid == uid, Meeting.original_start == original_start)
+        ).one()
+        push.mark_pair_due(session, meeting.pair_id, self.now)
+        return meeting
 
     def session(self) -> Any:
         return transaction(self.factory)
