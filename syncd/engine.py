@@ -72,6 +72,7 @@ from providers.base import (
     Transient,
 )
 from syncd import agenda, block, budget, detect, installation
+from syncd.bodies import Bodies
 from syncd.model import Event, Unreadable, Window
 from syncd.store import transaction
 from syncd.store.models import Calendar, Meeting, Occurrence, Pair, WriteLog
@@ -209,6 +210,21 @@ class _Pulled:
 
 
 @dataclass(frozen=True, slots=True)
+class _Current:
+    """A copy's text as a write starts from it: as last read (``bodies``), or just re-read."""
+
+    id: str
+    etag: str
+    description: str
+    is_html: bool
+    tag: str | None
+
+    @classmethod
+    def of(cls, event: Event) -> _Current:
+        return cls(event.id, event.etag, event.description, event.description_is_html, event.tag)
+
+
+@dataclass(frozen=True, slots=True)
 class _Write:
     """One planned write: put ``text`` (tagged ``token``) in, or take the block out."""
 
@@ -259,8 +275,11 @@ class CalendarSync:
         *,
         account: str,
         sleep: Callable[[float], None] = time.sleep,
+        bodies: Bodies | None = None,
     ) -> None:
         self.provider = provider
+        #: the text of each writable copy as last read, so a write needs no GET
+        self.bodies = bodies if bodies is not None else Bodies()
         self.factory = factory
         self.policy = policy
         self.account = account
@@ -637,6 +656,8 @@ class CalendarSync:
         if verdict.people is not None and not event.recurring:
             pair, _ = agenda.pair_for(session, verdict.people, run.now)
             row.pair_id = pair.id
+            if event.is_organizer_copy:
+                self.bodies.keep(run.address, event)
             ours = owner is None or owner == self.policy.installation
             if ours and event.is_organizer_copy and token is not None and found is not None:
                 # Our own tag: the invite is a replica of this meeting's agenda,
@@ -798,49 +819,74 @@ class CalendarSync:
         )
 
     def _write_one(self, address: str, write: _Write, now: datetime, report: Report) -> None:
+        """Write one copy: first on the text and etag last read, re-reading only after a 412.
+
+        The text held in ``bodies`` is tried first and costs no attempt: its
+        etag is the mirror's, under which the copy was judged ours, and the
+        server refuses the write if the copy changed since.
+        """
         with transaction(self.factory) as session:
-            event_id = session.get_one(Occurrence, write.row_id).event_id
+            row = session.get_one(Occurrence, write.row_id)
+            event_id, held = row.event_id, self.bodies.get(address, row.event_id, row.etag)
+        current = None if held is None else _Current(event_id, *held.fields())
         attempts = self.policy.max_write_attempts
-        for attempt in range(1, attempts + 1):
-            event = self._call(partial(self.provider.get, address, event_id))
-            verdict = judge(event, self.policy)
-            if verdict.reason is detect.Reason.OTHER_INSTALLATION:
-                # taken over since it was mirrored: theirs now, and never ours to rewrite
-                report.skipped[verdict.reason.value] += 1
-                self._settle(write.row_id, event, None, "unchanged", now)
-                return
-            html = event.description_is_html
+        reads = 0
+        while True:
+            if current is None:
+                reads += 1
+                if reads > attempts:
+                    report.errors.append(
+                        f"{address}: gave up on one event after {attempts} conflicts"
+                    )
+                    return
+                event = self._call(partial(self.provider.get, address, event_id))
+                verdict = judge(event, self.policy)
+                if verdict.reason is detect.Reason.OTHER_INSTALLATION:
+                    # taken over since it was mirrored: theirs now, and never ours to rewrite
+                    report.skipped[verdict.reason.value] += 1
+                    self._settle(write.row_id, _Current.of(event), None, "unchanged", now)
+                    return
+                if event.is_organizer_copy:
+                    self.bodies.keep(address, event)
+                current = _Current.of(event)
             if write.text is None:
-                body, tag = block.remove(event.description, html), event.tag
+                body, tag = block.remove(current.description, current.is_html), current.tag
             else:
-                body, tag = block.apply(event.description, write.text, html), write.token
-            if body == event.description and tag == event.tag:
-                self._settle(write.row_id, event, None, "unchanged", now)
+                body = block.apply(current.description, write.text, current.is_html)
+                tag = write.token
+            if body == current.description and tag == current.tag:
+                self._settle(write.row_id, current, None, "unchanged", now)
                 return
             try:
                 written = self._call(
                     partial(
-                        self.provider.update_description, address, event.id, body, event.etag, tag
+                        self.provider.update_description,
+                        address,
+                        current.id,
+                        body,
+                        current.etag,
+                        tag,
                     )
                 )
             except PreconditionFailed:
                 report.conflicts += 1
-                log.info("conflict writing %s (attempt %d); re-reading", event_id, attempt)
+                log.info("conflict writing %s; re-reading", event_id)
+                current = None
                 continue
             report.writes += 1
             if write.occasion is not budget.Occasion.FREE:
-                report.attendee_mails += sum(
-                    1 for person in event.attendees if not person.is_organizer
-                )
+                report.attendee_mails += 1  # the other person of the 1:1
+            self.bodies.keep(address, written)
             outcome = "removed" if write.text is None else "written"
-            self._settle(write.row_id, written, event.etag, outcome, now, write.occasion)
+            self._settle(
+                write.row_id, _Current.of(written), current.etag, outcome, now, write.occasion
+            )
             return
-        report.errors.append(f"{address}: gave up on one event after {attempts} conflicts")
 
     def _settle(
         self,
         row_id: int,
-        event: Event,
+        event: _Current,
         etag_before: str | None,
         outcome: str,
         now: datetime,

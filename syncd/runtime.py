@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from providers.base import ProviderError, Watchable
 from syncd import assemble, config, push, scheduler
+from syncd.bodies import Bodies
 from syncd.engine import CalendarSync, Report
 from syncd.health import Heartbeat
 from syncd.metrics import Metrics, metered
@@ -533,6 +534,7 @@ def run(
             syncers: dict[str, CalendarSync] = {}
             webhooks: dict[str, str] = {}
             conns: dict[str, assemble.Connected] = {}
+            bodies = Bodies()  # one bound for the process, whatever the number of accounts
             for account in settings.require_accounts():
                 conn = stack.enter_context(
                     assemble.connected(
@@ -540,7 +542,11 @@ def run(
                     )
                 )
                 syncers[account.name] = CalendarSync(
-                    metered(conn.provider, metrics), factory, policy, account=account.name
+                    metered(conn.provider, metrics),
+                    factory,
+                    policy,
+                    account=account.name,
+                    bodies=bodies,
                 )
                 webhooks[account.name] = _webhook(account)
                 scheduler.enroll(factory, account.name, conn.provider.name, conn.calendars)

@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from providers.memory import Recurrence
-from syncd import block, detect
+from syncd import agenda, block, detect, push
 from syncd.engine import CalendarSync, Policy, Report
 from syncd.scheduler import tick
 from syncd.store import transaction
-from syncd.store.models import Calendar
+from syncd.store.models import Calendar, Meeting
 
 ANA, BO, CY, DEE, EVE = (f"{n}@example.org" for n in ("ana", "bo", "cy", "dee", "eve"))
 PEOPLE = (ANA, BO, CY, DEE, EVE)
@@ -63,6 +63,20 @@ class Org:
     def patches(self) -> list[str]:
         """The event ids of every PATCH sent, in order."""
         return [r.path.rsplit("/", 1)[-1] for r in self.emulator.requests if r.method == "PATCH"]
+
+    def add_point(self, uid: str, start: datetime, text: str, author: str) -> None:
+        """A talking point added on the agenda page, its pair's calendars marked due."""
+        with transaction(self.factory) as session:
+            meeting = session.scalars(
+                select(Meeting).where(Meeting.ical_uid == uid, Meeting.original_start == start)
+            ).one()
+            agenda.add_talking_point(session, meeting, text, author, self.now)
+            push.mark_pair_due(session, meeting.pair_id, self.now)
+
+    def calls_since(self, count: int) -> list[str]:
+        """The API operations (token requests aside) received after the first ``count``."""
+        sign_in = {"token", "discovery", "devicecode", "authorize", "auth", "certs"}
+        return [r.op for r in self.emulator.requests[count:] if r.op and r.op not in sign_in]
 
     def wait_marked(self, *addresses: str, timeout: float = 5.0) -> None:
         """Graph's notifications are judged after the 202: wait until they were."""

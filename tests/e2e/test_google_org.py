@@ -126,6 +126,21 @@ def test_push_leads_to_a_write_within_one_tick_and_our_own_write_to_none(org: Or
     assert org.tick().calendars == 0  # settled: no write, no notification ping-pong
 
 
+def test_a_talking_point_costs_one_list_and_one_patch(org: Org) -> None:
+    """The write goes on the text the last poll listed (If-Match its etag); no GET first."""
+    uid, first = seed(org)["weekly"]
+    org.sync_all()
+    org.sync_all()  # our writes come back once and change nothing
+    sent = len(org.emulator.requests)
+
+    org.add_point(uid, first, "Hiring plan", BO)
+    report = org.syncer.sync(ANA, org.now)
+
+    assert report.writes == 1 and "Hiring plan (bo)" in (org.block_of(ANA, uid, first) or "")
+    assert org.calls_since(sent) == ["list", "patch"]
+    assert org.emulator.requests[-1].headers.get("if-match")
+
+
 def test_forged_and_unknown_notifications_change_nothing(org: Org) -> None:
     import httpx
 

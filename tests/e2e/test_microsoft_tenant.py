@@ -187,6 +187,24 @@ def test_a_concurrent_edit_in_outlook_survives(tenant: Org) -> None:
     assert report.conflicts == 1
 
 
+def test_a_refresh_costs_one_delta_and_one_patch(tenant: Org) -> None:
+    """Graph too writes on the text delta returned (If-Match its change key): no GET first."""
+    uid, first = seed(tenant)["weekly"]
+    tenant.sync_all()
+    tenant.sync_all()
+    tenant.add_point(uid, first, "Hiring plan", BO)
+    tenant.sync_all()  # days ahead: on Outlook the talking point waits for the refresh
+    assert "Hiring plan" not in (tenant.block_of(ANA, uid, first) or "")
+    sent = len(tenant.emulator.requests)
+
+    tenant.now = first - timedelta(hours=1)  # within the refresh lead
+    report = tenant.syncer.sync(ANA, tenant.now)
+
+    assert report.writes == 1 and "Hiring plan (bo)" in (tenant.block_of(ANA, uid, first) or "")
+    assert tenant.calls_since(sent) == ["delta", "patch"]
+    assert tenant.emulator.requests[-1].headers.get("if-match")
+
+
 def test_a_410_recovers(tenant: Org) -> None:
     seed(tenant)
     tenant.sync_all()

@@ -217,6 +217,66 @@ def test_concurrent_edit_between_read_and_write_is_not_lost(world: World) -> Non
     assert sent[0].outcome == "PreconditionFailed"
 
 
+def ana_ops(world: World) -> list[tuple[str, str]]:
+    """The calls made on Ana's calendar (the organizer's, the one written), with outcomes."""
+    return [(r.op, r.outcome) for r in world.provider.requests if r.calendar == ANA]
+
+
+def test_an_agenda_edit_is_written_on_the_text_last_read_without_a_get(world: World) -> None:
+    uid = weekly(world, description="bring the numbers")
+    world.settle()
+    world.provider.requests.clear()
+
+    world.now += timedelta(hours=1)
+    world.add_talking_point(uid, tuesday(0), "Hiring plan", BO)
+    world.sync()
+
+    assert ana_ops(world) == [("changes", "ok"), ("update_description", "ok")]
+    assert world.body(ANA, uid, tuesday(0)).startswith("bring the numbers")
+    assert "Hiring plan (bo)" in (world.block_in(ANA, uid, tuesday(0)) or "")
+
+
+def test_a_new_process_reads_a_copy_once_before_it_writes_it(world: World) -> None:
+    uid = weekly(world)
+    world.settle()
+    world.restart()  # nothing of the text last read survives the process
+    world.provider.requests.clear()
+
+    world.add_talking_point(uid, tuesday(0), "Hiring plan", BO)
+    world.sync()
+
+    assert ana_ops(world) == [("changes", "ok"), ("get", "ok"), ("update_description", "ok")]
+    assert "Hiring plan (bo)" in (world.block_in(ANA, uid, tuesday(0)) or "")
+
+
+def test_a_text_changed_since_it_was_read_is_re_read_after_the_412_and_kept(
+    world: World,
+) -> None:
+    world.restart(max_write_attempts=1)  # the try on the text held costs no attempt
+    uid = weekly(world, description="draft")
+    world.settle()
+    occurrence = world.provider.copy_id(ANA, uid, tuesday(0))
+    world.provider.requests.clear()
+
+    def ana_types(calendar: str, event_id: str) -> None:
+        assert (calendar, event_id) == (ANA, occurrence)
+        body = world.provider.description(calendar, event_id)
+        world.provider.edit_description(calendar, event_id, body + "\nadded by Ana just now")
+
+    world.add_talking_point(uid, tuesday(0), "Hiring plan", BO)
+    world.provider.faults.before_write(ana_types, times=1)  # after the pull, before the write
+    report = world.sync()
+
+    assert ana_ops(world)[1:] == [
+        ("update_description", "PreconditionFailed"),
+        ("get", "ok"),
+        ("update_description", "ok"),
+    ]
+    assert report.conflicts == 1 and not report.errors
+    body = world.body(ANA, uid, tuesday(0))
+    assert "added by Ana just now" in body and "Hiring plan (bo)" in body
+
+
 def test_cursor_expiry_recovers_and_sweeps_a_deletion_made_in_the_gap(world: World) -> None:
     uid = weekly(world)
     adhoc_start = tuesday(0) + timedelta(days=2)
