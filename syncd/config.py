@@ -120,6 +120,7 @@ class Sync:
     page_size: int = 250
     poll_seconds: int = 300
     max_poll_seconds: int = 3600
+    push_poll_seconds: int = 21600
     lease_seconds: int = 120
     concurrency: int = 8
     shutdown_grace_seconds: int = 30
@@ -883,6 +884,14 @@ class _Parser:
                 "sync.max_poll_seconds",
                 f"must be at least sync.poll_seconds ({poll_seconds})",
             )
+        push_poll_seconds = self.integer(
+            table, p, "push_poll_seconds", d.push_poll_seconds, 1, 7 * 86400
+        )
+        if push_poll_seconds < max_poll_seconds:
+            self.fail(
+                "sync.push_poll_seconds",
+                f"must be at least sync.max_poll_seconds ({max_poll_seconds})",
+            )
         return Sync(
             window_days=window_days,
             past_days=self.integer(table, p, "past_days", d.past_days, 0, 366),
@@ -896,6 +905,7 @@ class _Parser:
             page_size=self.integer(table, p, "page_size", d.page_size, 1, 2500),
             poll_seconds=poll_seconds,
             max_poll_seconds=max_poll_seconds,
+            push_poll_seconds=push_poll_seconds,
             lease_seconds=self.integer(table, p, "lease_seconds", d.lease_seconds, 2, 3600),
             concurrency=self.integer(table, p, "concurrency", d.concurrency, 1, 64),
             shutdown_grace_seconds=self.integer(

@@ -75,7 +75,7 @@ from syncd import agenda, block, budget, detect, installation
 from syncd.bodies import Bodies
 from syncd.model import Event, Unreadable, Window
 from syncd.store import transaction
-from syncd.store.models import Calendar, Meeting, Occurrence, Pair, WriteLog
+from syncd.store.models import Calendar, Meeting, Occurrence, Pair, PushChannel, WriteLog
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,8 @@ class Report:
     attendee_mails: int = 0
     #: Out-of-date blocks the mail budget left for later (the agenda page is current).
     deferred: int = 0
+    #: polls that found changes a live push channel had not announced
+    unnotified: int = 0
     #: In a dry run, one line per write it would make: calendar, event, what changes.
     would_write: list[str] = field(default_factory=list)
     conflicts: int = 0
@@ -146,6 +148,7 @@ class Report:
         self.planned += other.planned
         self.attendee_mails += other.attendee_mails
         self.deferred += other.deferred
+        self.unnotified += other.unnotified
         self.would_write.extend(other.would_write)
         self.conflicts += other.conflicts
         self.skipped.update(other.skipped)
@@ -195,6 +198,7 @@ class _Pass:
     window: Window
     report: Report
     touched: set[int] = field(default_factory=set)  # mirror rows written in this pass
+    changed: int = 0  # events pulled that were new or changed since mirrored, and removals
     invites: dict[int, agenda.Invite] = field(default_factory=dict)  # row -> our tag's replica
 
 
@@ -395,6 +399,8 @@ class CalendarSync:
             row.last_sync_at = now
             if planned:
                 row.wake_at = wake
+                if run.changed and not full and mark is None and pushed is None:
+                    self._doubt_channels(session, calendar_id, address, last_sync, now, run)
             row.last_error, row.error_count = None, 0
             row.needs_reauth = False
             if pushed is not None and report.writes:
@@ -414,6 +420,43 @@ class CalendarSync:
                     .values(next_sync_at=None, pushed_at=None)
                     .execution_options(synchronize_session=False)
                 )
+
+    def _doubt_channels(
+        self,
+        session: Session,
+        calendar_id: int,
+        address: str,
+        last_sync: datetime | None,
+        now: datetime,
+        run: _Pass,
+    ) -> None:
+        """A poll found changes no notification announced: the live channels missed them.
+
+        Only channels that were open through the whole interval are doubted
+        (a change from before a channel existed was never its to announce);
+        the scheduler then polls the calendar every ``max_poll`` again until
+        one is heard from.
+        """
+        if last_sync is None:
+            return
+        doubted = session.execute(
+            update(PushChannel)
+            .where(
+                PushChannel.calendar_id == calendar_id,
+                PushChannel.expires > now,
+                PushChannel.created_at <= last_sync,
+            )
+            .values(missed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(doubted, "rowcount", 0):
+            run.report.unnotified += 1
+            log.info(
+                "%s: a poll found %d change(s) no notification announced; polling it more "
+                "often until its push channel is heard from again",
+                address,
+                run.changed,
+            )
 
     def _settled(
         self, calendar_id: int, pulled: _Pulled, last_sync: datetime | None, now: datetime
@@ -522,6 +565,7 @@ class CalendarSync:
         pulled: _Pulled,
         full: bool,
     ) -> None:
+        run.changed += len(pulled.removed)
         for event_id in pulled.removed:
             self._forget(session, run.calendar_id, event_id)
         # An unreadable event still exists: a full sync must not sweep its row.
@@ -531,7 +575,7 @@ class CalendarSync:
             if event.recurring and event.cancelled:
                 self._forget(session, run.calendar_id, event.id)
                 continue
-            verdict = self._upsert(session, run, event)
+            verdict = self._upsert(session, run, event, pulled=True)
             if verdict is not None and verdict.is_one_on_one:
                 run.report.one_on_ones += 1
             elif verdict is not None:
@@ -619,8 +663,14 @@ class CalendarSync:
             if master.expanded_until is None or master.expanded_until < needed:
                 self._expand(session, run, master.event_id)
 
-    def _upsert(self, session: Session, run: _Pass, event: Event) -> detect.Verdict | None:
-        """Mirror one event; None if it is bad (logged and skipped, the calendar goes on)."""
+    def _upsert(
+        self, session: Session, run: _Pass, event: Event, *, pulled: bool = False
+    ) -> detect.Verdict | None:
+        """Mirror one event; None if it is bad (logged and skipped, the calendar goes on).
+
+        ``pulled``: it came from the change feed, not from expanding a series,
+        so a version not mirrored yet is a change someone made (``run.changed``).
+        """
         try:
             verdict = judge(event, self.policy)
             found = block.extract(event.description)
@@ -636,6 +686,8 @@ class CalendarSync:
                 Occurrence.calendar_id == calendar_id, Occurrence.event_id == event.id
             )
         ).one_or_none()
+        if pulled and (row is None or row.etag != event.etag):
+            run.changed += 1
         if row is None:
             row = Occurrence(calendar_id=calendar_id, event_id=event.id)
             session.add(row)

@@ -52,6 +52,7 @@ class Response(enum.StrEnum):
 #: Lone surrogates (Exchange can cut a subject mid-emoji; JSON may carry a bare
 #: ``\\ud83d``) cannot be encoded as UTF-8, and NUL cannot be stored in a
 #: PostgreSQL text column: either would fail the whole sync's transaction.
+_HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 #: Sizes beyond any real event: a provider that returns more is returning
@@ -183,6 +184,9 @@ class Event:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _bounded(value, MAX_ID_CHARS, f"{name}"))
+        if not _HEADER_SAFE.fullmatch(self.etag):
+            # it goes back verbatim in If-Match: what no header can carry is no etag
+            raise ValueError(f"an etag that is not printable ASCII: {self.etag[:40]!r}")
         object.__setattr__(
             self, "organizer", _bounded(self.organizer, MAX_ADDRESS_CHARS, "organizer")
         )

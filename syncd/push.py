@@ -149,6 +149,7 @@ def accept(session: Session, notification: Notification | None, now: datetime) -
     genuine = hmac.compare_digest(digest(notification.token), expected)
     if row is None or not genuine or row.expires <= now:
         return Outcome.UNKNOWN
+    row.heard_at = now  # it works: trusted again to stretch the poll (syncd.scheduler)
     if notification.handshake:
         return Outcome.HANDSHAKE
     outcome = Outcome.DUE

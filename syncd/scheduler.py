@@ -6,8 +6,13 @@ A calendar is due when
   couple of seconds out so that a burst costs one sync), or a failure's
   backoff ran out (``next_sync_at`` again);
 * its poll interval passed since the last sync. Without a live push channel
-  that is ``poll``; with one it is ``max_poll``, which holds even with push
-  on, so a lost notification costs latency, never an update. Each calendar
+  that is ``poll``. With a healthy one (live, and not caught missing a change
+  since it was last heard from) it is ``push_poll``, hours: the poll is only
+  the fallback that proves the channel, since a poll that finds a change no
+  notification announced marks the channel as having missed it (the engine
+  does). A live channel that missed one is polled every ``max_poll`` until
+  it is heard from again, so a lost notification costs latency, never an
+  update. Each calendar
   polls a little early by its own fixed fraction of the interval (the
   jitter), so a thousand calendars added together do not poll together
   forever after;
@@ -28,6 +33,7 @@ its leases run out and the calendars become claimable again.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -46,6 +52,7 @@ from syncd.store.models import Calendar, Occurrence, PushChannel
 
 POLL_INTERVAL = timedelta(minutes=5)
 MAX_POLL_INTERVAL = timedelta(hours=1)
+PUSH_POLL_INTERVAL = timedelta(hours=6)
 JITTER = 0.2
 LEASE = timedelta(minutes=2)
 #: How many candidate rows a claim reads per free slot.
@@ -57,12 +64,21 @@ CLAIM_WINDOW = 4
 PROVIDER_CONCURRENCY: Mapping[str, int] = {"google": 8, "microsoft": 4, "caldav": 2, "memory": 1}
 
 
+class Push(enum.Enum):
+    """What a calendar's push channel is worth to its poll interval."""
+
+    NONE = "none"  # no live channel: poll
+    DOUBTED = "doubted"  # live, but a poll caught it missing a change: max_poll
+    HEALTHY = "healthy"  # live and trusted: push_poll
+
+
 @dataclass(frozen=True)
 class Cadence:
     """How often calendars are read, and for how long a claim holds."""
 
     poll: timedelta = POLL_INTERVAL
     max_poll: timedelta = MAX_POLL_INTERVAL
+    push_poll: timedelta = PUSH_POLL_INTERVAL
     jitter: float = JITTER
     lease: timedelta = LEASE
 
@@ -71,12 +87,20 @@ class Cadence:
         return cls(
             poll=timedelta(seconds=sync.poll_seconds),
             max_poll=timedelta(seconds=sync.max_poll_seconds),
+            push_poll=timedelta(seconds=sync.push_poll_seconds),
             lease=timedelta(seconds=sync.lease_seconds),
         )
 
-    def interval(self, calendar_id: int, pushed: bool) -> timedelta:
+    @property
+    def stretched(self) -> timedelta:
+        """The poll behind a healthy channel: never shorter than the one behind a doubted one."""
+        return max(self.push_poll, self.max_poll)
+
+    def interval(self, calendar_id: int, push: Push) -> timedelta:
         """This calendar's poll interval: shortened by its own fixed share of the jitter."""
-        base = self.max_poll if pushed else self.poll
+        base = {Push.NONE: self.poll, Push.DOUBTED: self.max_poll, Push.HEALTHY: self.stretched}[
+            push
+        ]
         digest = hashlib.blake2b(str(calendar_id).encode(), digest_size=2).digest()
         share = int.from_bytes(digest, "big") / 0xFFFF
         return base * (1 - self.jitter * share)
@@ -132,6 +156,36 @@ def _live_channel(now: datetime) -> ColumnElement[bool]:
     )
 
 
+def _trusted() -> ColumnElement[bool]:
+    """A channel not caught missing a change since it was last heard from."""
+    return or_(
+        PushChannel.missed_at.is_(None),
+        PushChannel.heard_at > PushChannel.missed_at,
+    )
+
+
+def _healthy_channel(now: datetime) -> ColumnElement[bool]:
+    return exists(
+        select(PushChannel.id).where(
+            PushChannel.calendar_id == Calendar.id, PushChannel.expires > now, _trusted()
+        )
+    )
+
+
+def push_states(session: Session, ids: Collection[int], now: datetime) -> dict[int, Push]:
+    """Each calendar's ``Push``; calendars without a live channel are left out (NONE)."""
+    states: dict[int, Push] = {}
+    rows = session.execute(
+        select(PushChannel.calendar_id, _trusted()).where(
+            PushChannel.calendar_id.in_(list(ids)), PushChannel.expires > now
+        )
+    )
+    for calendar_id, trusted in rows:
+        if trusted or states.get(calendar_id) is not Push.HEALTHY:
+            states[calendar_id] = Push.HEALTHY if trusted else Push.DOUBTED
+    return states
+
+
 def _candidates(now: datetime, cadence: Cadence) -> ColumnElement[bool]:
     """A superset of the due calendars that SQL can find with plain comparisons.
 
@@ -149,7 +203,11 @@ def _candidates(now: datetime, cadence: Cadence) -> ColumnElement[bool]:
                 Calendar.next_sync_at.is_(None),
                 or_(
                     Calendar.last_sync_at.is_(None),
-                    Calendar.last_sync_at <= now - cadence.max_poll * factor,
+                    Calendar.last_sync_at <= now - cadence.stretched * factor,
+                    and_(
+                        Calendar.last_sync_at <= now - cadence.max_poll * factor,
+                        ~_healthy_channel(now),
+                    ),
                     and_(
                         Calendar.last_sync_at <= now - cadence.poll * factor,
                         ~_live_channel(now),
@@ -163,7 +221,7 @@ def _candidates(now: datetime, cadence: Cadence) -> ColumnElement[bool]:
 
 
 def next_due(
-    row: Calendar, cadence: Cadence, pushed: bool, meeting_end: datetime | None, now: datetime
+    row: Calendar, cadence: Cadence, push: Push, meeting_end: datetime | None, now: datetime
 ) -> datetime | None:
     """When ``row`` is due; None: never, until a person re-authorises.
 
@@ -175,13 +233,13 @@ def next_due(
         return row.next_sync_at  # a mark or a backoff decides alone
     if row.last_sync_at is None:
         return now
-    polled = row.last_sync_at + cadence.interval(row.id, pushed)
+    polled = row.last_sync_at + cadence.interval(row.id, push)
     lines = [polled] + [at for at in (meeting_end, row.wake_at) if at is not None]
     return min(lines)
 
 
-def _due(row: Calendar, now: datetime, cadence: Cadence, pushed: bool, meeting_ended: bool) -> bool:
-    when = next_due(row, cadence, pushed, now if meeting_ended else None, now)
+def _due(row: Calendar, now: datetime, cadence: Cadence, push: Push, meeting_ended: bool) -> bool:
+    when = next_due(row, cadence, push, now if meeting_ended else None, now)
     return when is not None and when <= now
 
 
@@ -214,17 +272,13 @@ def _select_due(
     if not rows:
         return []
     ids = [row.id for row in rows]
-    pushed = set(
-        session.scalars(
-            select(PushChannel.calendar_id).where(
-                PushChannel.calendar_id.in_(ids), PushChannel.expires > now
-            )
-        )
-    )
+    push = push_states(session, ids, now)
     ended = set(
         session.scalars(select(Calendar.id).where(Calendar.id.in_(ids), _ended_meeting(now)))
     )
-    return [row for row in rows if _due(row, now, cadence, row.id in pushed, row.id in ended)]
+    return [
+        row for row in rows if _due(row, now, cadence, push.get(row.id, Push.NONE), row.id in ended)
+    ]
 
 
 def due(

@@ -15,9 +15,9 @@ retries it with backoff, but a streak means the retries are not helping.
 
 "Next due" follows the scheduler's rules (``syncd.scheduler``): a mark or a
 backoff (``next_sync_at``) decides alone; otherwise the calendar's own
-jittered poll interval from its last sync, the longer one while a push
-channel is live, or the end of a 1:1 since the last sync, whichever is
-first.
+jittered poll interval from its last sync (hours while a push channel is
+healthy, ``max_poll`` while a live one missed a change), or the end of a 1:1
+since the last sync, whichever is first.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.orm import Session
 
 from syncd import config, detect
-from syncd.scheduler import Cadence, next_due
+from syncd.scheduler import Cadence, Push, next_due, push_states
 from syncd.store import MIGRATIONS, connect, sessions, transaction
 from syncd.store.models import Calendar, Occurrence, PushChannel
 
@@ -73,6 +73,8 @@ class CalendarStatus:
     leased_by: str | None
     #: Upcoming events whose block another syncd installation wrote (left alone).
     other_installation: int = 0
+    #: Whether its live channel is trusted to stretch the poll (``syncd.scheduler``).
+    push: Push = Push.NONE
 
     @property
     def unhealthy(self) -> bool:
@@ -90,6 +92,7 @@ class CalendarStatus:
             "cursor_at": moment(self.cursor_at),
             "push_expires": moment(self.push_expires),
             "polling_only": self.push_expires is None,
+            "push": self.push.value,
             "next_due": moment(self.next_due),
             "last_error": self.last_error,
             "error_count": self.error_count,
@@ -199,6 +202,7 @@ def collect(settings: config.Settings, now: datetime) -> list[CalendarStatus]:
                 PushChannel.calendar_id
             )
             channels: dict[int, datetime] = dict(session.execute(latest).all())
+            push = push_states(session, [row.id for row in rows], now)
             meeting_ends = _meeting_ends(session)
             foreign = _other_installation(session, now)
     except SQLAlchemyError as error:
@@ -210,7 +214,7 @@ def collect(settings: config.Settings, now: datetime) -> list[CalendarStatus]:
     timing = Cadence.from_settings(settings.sync)
     found = [
         dataclasses.replace(
-            _status(row, channels, meeting_ends, timing, now),
+            _status(row, push.get(row.id, Push.NONE), channels, meeting_ends, timing, now),
             other_installation=foreign.get(row.id, 0),
         )
         for row in rows
@@ -253,13 +257,13 @@ def _other_installation(session: Session, now: datetime) -> dict[int, int]:
 
 def _status(
     row: Calendar,
+    push: Push,
     channels: dict[int, datetime],
     meeting_ends: dict[int, datetime],
     timing: Cadence,
     now: datetime,
 ) -> CalendarStatus:
     expires = channels.get(row.id)
-    live = expires is not None and expires > now
     leased = row.lease_until is not None and row.lease_until > now
     return CalendarStatus(
         account=row.account,
@@ -268,11 +272,12 @@ def _status(
         last_sync=row.last_sync_at,
         cursor_at=row.cursor_at if row.cursor is not None else None,
         push_expires=expires,
-        next_due=next_due(row, timing, live, meeting_ends.get(row.id), now),
+        next_due=next_due(row, timing, push, meeting_ends.get(row.id), now),
         last_error=row.last_error,
         error_count=row.error_count,
         needs_reauth=row.needs_reauth,
         leased_by=row.lease_owner if leased else None,
+        push=push,
     )
 
 
@@ -321,6 +326,8 @@ def _cells(calendar: CalendarStatus, now: datetime) -> tuple[str, ...]:
         push = "polling"
     elif calendar.push_expires > now:
         push = f"expires in {span(calendar.push_expires - now)}"
+        if calendar.push is Push.DOUBTED:
+            push += ", missed a change"
     else:
         push = f"expired {span(now - calendar.push_expires)} ago"
     if calendar.needs_reauth or calendar.next_due is None:

@@ -243,3 +243,7 @@ class PushChannel(Base):
     token_digest: Mapped[str] = mapped_column(String(64))
     expires: Mapped[datetime] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # its health (syncd.scheduler): the last genuine notification, and the last
+    # poll that found a change this channel never announced
+    heard_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    missed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

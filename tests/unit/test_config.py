@@ -417,6 +417,12 @@ ERRORS = [
     ),
     ("too large", "[sync]\npage_size = 5000\n", "sync.page_size", "must be at most 2500, got 5000"),
     (
+        "push poll shorter than the max poll",
+        "[sync]\nmax_poll_seconds = 7200\npush_poll_seconds = 3600\n",
+        "sync.push_poll_seconds",
+        "must be at least sync.max_poll_seconds (7200)",
+    ),
+    (
         "invite refresh lead beyond a week",
         "[sync]\ninvite_refresh_lead_minutes = 20000\n",
         "sync.invite_refresh_lead_minutes",

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, event, select, update
+from sqlalchemy.orm import Session
 
+from providers.base import Notification
 from providers.memory import MemoryProvider
 from syncd import push
 from syncd.budget import Budget
@@ -14,10 +17,12 @@ from syncd.scheduler import (
     POLL_INTERVAL,
     Cadence,
     Claim,
+    Push,
     Slots,
     claim,
     due,
     enroll,
+    push_states,
     release,
     renew,
     tick,
@@ -176,33 +181,95 @@ def test_concurrent_claimers_never_win_the_same_calendar(db_engine: Engine) -> N
 
 def test_jitter_spreads_polls_within_a_fifth_of_the_interval() -> None:
     cadence = Cadence()
-    intervals = {cadence.interval(calendar_id, pushed=False) for calendar_id in range(200)}
+    intervals = {cadence.interval(calendar_id, Push.NONE) for calendar_id in range(200)}
     assert min(intervals) >= cadence.poll * (1 - cadence.jitter)
     assert max(intervals) <= cadence.poll
     assert len(intervals) > 150  # spread, not a few buckets
-    assert cadence.interval(7, pushed=False) == cadence.interval(7, pushed=False)  # stable
+    assert cadence.interval(7, Push.NONE) == cadence.interval(7, Push.NONE)  # stable
 
 
-def test_a_calendar_with_a_live_channel_polls_at_the_maximum_interval(db_engine: Engine) -> None:
+def _channel(session: Session, calendar: str, token: str = "secret", **fields: Any) -> PushChannel:
+    row = session.scalars(select(Calendar).where(Calendar.address == calendar)).one()
+    channel = PushChannel(
+        calendar_id=row.id,
+        channel_id=f"ch-{calendar}",
+        resource_id="r",
+        token_digest=push.digest(token),
+        **{"expires": NOW + timedelta(days=1), "created_at": NOW - timedelta(days=1), **fields},
+    )
+    session.add(channel)
+    return channel
+
+
+def test_a_healthy_channel_stretches_the_poll_and_one_that_missed_a_change_does_not(
+    db_engine: Engine,
+) -> None:
     factory = sessions(db_engine)
-    cadence = Cadence(poll=timedelta(minutes=5), max_poll=timedelta(hours=1), jitter=0)
-    _calendars(db_engine, "pushed", "polled", last_sync_at=NOW - timedelta(minutes=30))
+    cadence = Cadence(
+        poll=timedelta(minutes=5),
+        max_poll=timedelta(hours=1),
+        push_poll=timedelta(hours=6),
+        jitter=0,
+    )
+    names = ("polled", "healthy", "doubted", "heard-again", "expired")
+    _calendars(db_engine, *names, last_sync_at=NOW - timedelta(minutes=30))
     with transaction(factory) as session:
-        pushed = session.scalars(select(Calendar).where(Calendar.address == "pushed")).one()
-        session.add(
-            PushChannel(
-                calendar_id=pushed.id,
-                channel_id="ch-1",
-                resource_id="r",
-                token_digest="0" * 64,
-                expires=NOW + timedelta(days=1),
-                created_at=NOW,
-            )
+        _channel(session, "healthy")
+        _channel(session, "doubted", missed_at=NOW - timedelta(hours=2))
+        _channel(
+            session,
+            "heard-again",
+            missed_at=NOW - timedelta(hours=2),
+            heard_at=NOW - timedelta(hours=1),
         )
-    with transaction(factory) as session:
-        assert [row.address for row in due(session, NOW, cadence)] == ["polled"]
-        later = NOW + timedelta(minutes=30)
-        assert sorted(row.address for row in due(session, later, cadence)) == ["polled", "pushed"]
+        _channel(session, "expired", expires=NOW - timedelta(minutes=1))
+
+    def due_after(elapsed: timedelta) -> set[str]:
+        with transaction(factory) as session:
+            return {row.address for row in due(session, NOW + elapsed, cadence)}
+
+    assert due_after(timedelta(0)) == {"polled", "expired"}
+    assert due_after(timedelta(minutes=30)) == {"polled", "expired", "doubted"}
+    assert due_after(timedelta(hours=5)) == {"polled", "expired", "doubted"}
+    assert due_after(timedelta(hours=5, minutes=30)) == set(names)
+
+
+def test_a_poll_that_finds_an_unannounced_change_doubts_the_channel_until_it_is_heard(
+    db_engine: Engine,
+) -> None:
+    world = World(db_engine)
+    weekly(world, ANA, BO)
+    world.sync()
+    cadence = Cadence(
+        poll=timedelta(minutes=5),
+        max_poll=timedelta(hours=1),
+        push_poll=timedelta(hours=6),
+        jitter=0,
+    )
+    with world.session() as session:
+        _channel(session, ANA, created_at=world.now - timedelta(minutes=1))
+    world.now += timedelta(hours=6)
+    report = world.sync()  # the stretched poll: nothing happened, nothing doubted
+    assert report.unnotified == 0
+
+    start = world.now + timedelta(days=2)
+    world.provider.create_event(ANA, [ANA, BO], "ad hoc", start, start + timedelta(minutes=20))
+    world.now += timedelta(hours=6)  # no notification came: the next poll finds it
+    report = world.sync()
+    assert report.unnotified == 1
+
+    def ana_push() -> Push:
+        with world.session() as session:
+            row = session.scalars(select(Calendar).where(Calendar.address == ANA)).one()
+            return push_states(session, [row.id], world.now).get(row.id, Push.NONE)
+
+    assert ana_push() is Push.DOUBTED
+    world.now += timedelta(minutes=1)  # then a notification arrives: the channel works
+    with world.session() as session:
+        channel = session.scalars(select(PushChannel)).one()
+        notice = push.accept(session, Notification(channel.channel_id, "secret"), world.now)
+    assert ana_push() is Push.HEALTHY and notice is not push.Outcome.UNKNOWN
+    assert cadence.interval(1, Push.HEALTHY) == timedelta(hours=6)
 
 
 def test_the_end_of_a_1on1_makes_its_calendar_due_for_the_carry_over(db_engine: Engine) -> None:
