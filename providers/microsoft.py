@@ -84,7 +84,7 @@ import json
 import logging
 import re
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -483,6 +483,13 @@ def to_event(
     )
 
 
+def _needs_read(entry: Mapping[str, Any]) -> bool:
+    """A delta entry that is a stub, or an organizer's copy without our property."""
+    return not entry.keys() >= _COMPLETE or (
+        bool(entry.get("isOrganizer")) and "singleValueExtendedProperties" not in entry
+    )
+
+
 def _etag(item: Mapping[str, Any]) -> str:
     return str(item.get("@odata.etag") or item.get("changeKey") or "")
 
@@ -787,7 +794,9 @@ class MicrosoftProvider:
             bounds, url = self._open_cursor(cursor, window)
         while True:
             page = self._json(calendar, "GET", url, headers=self._prefer(True))
-            events, removed, unreadable = self._complete(calendar, page.get("value") or [])
+            events, removed, unreadable = self._complete(
+                calendar, page.get("value") or [], Window(*bounds)
+            )
             next_link = page.get("@odata.nextLink")
             if next_link:
                 url = self._link(str(next_link))
@@ -819,12 +828,21 @@ class MicrosoftProvider:
         return (start, end), self._link(link)
 
     def _complete(
-        self, calendar: str, items: Sequence[object]
+        self, calendar: str, items: Sequence[object], window: Window
     ) -> tuple[list[Event], list[str], list[Unreadable]]:
-        """Turn one delta page into Events, with as few GETs as the entries allow."""
+        """Turn one delta page into Events, with as few GETs as the entries allow.
+
+        Delta sends a series' occurrences as stubs and cannot expand our
+        property, so an entry is complete only if this process already read
+        that version. Where a page holds several incomplete occurrences of one
+        series, one paged ``instances`` call over the round's window reads them
+        all (a first sync: one call per series, not one GET per occurrence);
+        a lone one is a GET.
+        """
         removed: list[str] = []
         slots: list[Event | object] = []
         masters: set[str] = set()
+        incomplete: Counter[str] = Counter()
         for item in items:
             if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
                 slots.append(item)  # read_event says why it is unreadable
@@ -842,6 +860,8 @@ class MicrosoftProvider:
             master, kind = item.get("seriesMasterId"), item.get("type")
             if isinstance(kind, str) and kind in _OCCURRENCE_TYPES and isinstance(master, str):
                 masters.add(master)
+                if _needs_read(item):
+                    incomplete[master] += 1
         with self._lock:
             masters = {m for m in masters if self._series.get((calendar, m)) is None}
 
@@ -854,11 +874,20 @@ class MicrosoftProvider:
         # parallel do not each read their master.
         self._parallel(learn, sorted(masters))
 
+        def read_series(master: str) -> None:
+            # what it lists becomes known; an entry it misses is read alone below
+            with contextlib.suppress(NotFound):
+                self.instances(calendar, master, window)
+
+        self._parallel(read_series, sorted(m for m, n in incomplete.items() if n > 1))
+
         def complete(slot: Mapping[str, Any]) -> Event:
-            needs_read = not slot.keys() >= _COMPLETE or (
-                bool(slot.get("isOrganizer")) and "singleValueExtendedProperties" not in slot
-            )
-            return self._event(calendar, self._read(calendar, slot["id"]) if needs_read else slot)
+            if not _needs_read(slot):
+                return self._event(calendar, slot)
+            known = self._known(calendar, str(slot["id"]), _etag(slot))
+            if known is not None:
+                return known
+            return self._event(calendar, self._read(calendar, slot["id"]))
 
         def finish(slot: Event | object) -> Event | Unreadable | str:
             """The Event, why it is unreadable, or the id of an entry deleted since the delta."""
