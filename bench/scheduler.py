@@ -39,7 +39,7 @@ from typing import Any
 from sqlalchemy import Engine, event, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from syncd.scheduler import Cadence, Slots, claim, enroll, release
+from syncd.scheduler import Cadence, Slots, claim, enroll, release, settle_hints
 from syncd.store import connect, migrate, sessions, transaction
 from syncd.store.models import Calendar, Occurrence, Pair, PushChannel
 
@@ -194,16 +194,16 @@ def settle(factory: sessionmaker[Session], ids: Sequence[int], now: datetime, st
     even close. ``steady``: what a running deployment looks like, nothing
     due either: calendars without push synced within their shortest poll
     interval (four minutes), those with a live channel within theirs
-    (48 minutes of ``max_poll``). ``due``: everything synced 61 to 121
-    minutes ago, longer than any interval.
+    (4.8 hours of ``push_poll``). ``due``: everything synced an hour or so
+    longer ago than any interval.
     """
     live = set(pushed(ids))
 
     def ago(calendar_id: int, share: float) -> timedelta:
         if state == "due":
-            return timedelta(minutes=61 + 60 * share)
+            return CADENCE.stretched + timedelta(minutes=1 + 60 * share)
         if state == "steady" and calendar_id in live:
-            return CADENCE.max_poll * (1 - CADENCE.jitter) * share * 0.99
+            return CADENCE.stretched * (1 - CADENCE.jitter) * share * 0.99
         return timedelta(minutes=3) * share
 
     with transaction(factory) as session:
@@ -216,17 +216,22 @@ def settle(factory: sessionmaker[Session], ids: Sequence[int], now: datetime, st
                     "next_sync_at": None,
                     "lease_owner": None,
                     "lease_until": None,
+                    "due_hint": None,
                 }
                 for i, calendar_id in enumerate(ids)
             ],
         )
+    # what a worker does on start: judge every calendar once, so claims read only the due
+    settle_hints(factory, now, CADENCE, [ACCOUNT])
 
 
 def synced(factory: sessionmaker[Session], calendar_ids: Sequence[int], now: datetime) -> None:
     """The stand-in for a sync: what it leaves that the scheduler reads."""
     with transaction(factory) as session:
         session.execute(
-            update(Calendar).where(Calendar.id.in_(calendar_ids)).values(last_sync_at=now)
+            update(Calendar)
+            .where(Calendar.id.in_(calendar_ids))
+            .values(last_sync_at=now, due_hint=None)
         )
 
 

@@ -350,6 +350,7 @@ class CalendarSync:
             row.error_count += 1
             row.needs_reauth = row.needs_reauth or isinstance(error, AuthRevoked)
             row.next_sync_at = retry_at(error, row.error_count, now)
+            row.due_hint = None  # the scheduler works out the next time
 
     def _sync(self, calendar_id: int, address: str, now: datetime, report: Report) -> None:
         policy = self.policy
@@ -397,6 +398,7 @@ class CalendarSync:
             row.cursor, row.cursor_version = next_cursor, CURSOR_VERSION
             row.cursor_at = now if full or row.cursor_at is None else row.cursor_at
             row.last_sync_at = now
+            row.due_hint = None  # the scheduler works out the next time
             if planned:
                 row.wake_at = wake
                 if run.changed and not full and mark is None and pushed is None:

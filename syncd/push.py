@@ -84,6 +84,8 @@ def _forget(factory: sessionmaker[Session], channel_id: str) -> None:
     with transaction(factory) as session:
         for row in session.scalars(select(PushChannel).where(PushChannel.channel_id == channel_id)):
             session.delete(row)
+            # without it the calendar may poll sooner: the scheduler looks again
+            session.get_one(Calendar, row.calendar_id).due_hint = None
 
 
 def _channels(session: Session, calendar_id: int) -> list[PushChannel]:
@@ -195,5 +197,7 @@ def mark_due(calendar: Calendar, now: datetime) -> None:
     mark = calendar.next_sync_at
     if mark is None or mark > due or mark <= now:
         calendar.next_sync_at = due
+    if calendar.due_hint is not None and calendar.due_hint > due:
+        calendar.due_hint = due  # the scheduler's hint stays a lower bound
     if calendar.pushed_at is None:
         calendar.pushed_at = now

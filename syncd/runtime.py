@@ -564,6 +564,8 @@ def run(
                 beat=_beat(heartbeat, notifier),
             )
             worker.watching = {name: frozenset(conn.calendars) for name, conn in conns.items()}
+            # hints left by an earlier process may rest on another cadence
+            scheduler.settle_hints(factory, worker.clock(), worker.cadence, list(conns))
             if any(conn.account.directory for conn in conns.values()):
                 threading.Thread(
                     target=_refresh_hourly,

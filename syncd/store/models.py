@@ -145,7 +145,12 @@ class Calendar(Base):
     """Sync state of one watched calendar: cursor, schedule, health."""
 
     __tablename__ = "calendars"
-    __table_args__ = (UniqueConstraint("account", "address"),)
+    __table_args__ = (
+        UniqueConstraint("account", "address"),
+        # a claim reads the marked calendars, then those whose hint has come
+        Index("ix_calendars_account_due_hint", "account", "due_hint"),
+        Index("ix_calendars_account_next_sync_at", "account", "next_sync_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account: Mapped[str] = mapped_column(String(200))
@@ -166,6 +171,8 @@ class Calendar(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     # when a block rewrite the mail budget deferred falls due (syncd.budget)
     wake_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # the earliest it can next be due, kept by syncd.scheduler; NULL: look at it
+    due_hint: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class Occurrence(Base):

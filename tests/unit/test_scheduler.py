@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, event, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from providers.base import Notification
 from providers.memory import MemoryProvider
@@ -19,17 +20,19 @@ from syncd.scheduler import (
     Claim,
     Push,
     Slots,
+    _judge,
     claim,
     due,
     enroll,
     push_states,
     release,
     renew,
+    settle_hints,
     tick,
 )
 from syncd.store import sessions, transaction
 from syncd.store.models import Calendar, PushChannel
-from tests.unit.world import ANA, BO, PEOPLE, World, tuesday, weekly
+from tests.unit.world import ANA, BO, CY, PEOPLE, World, tuesday, weekly
 
 NOW = datetime(2026, 11, 23, 8, tzinfo=UTC)
 
@@ -363,3 +366,104 @@ def test_a_claim_locks_only_a_window_of_the_backlog(db_engine: Engine) -> None:
     # the query that reads (and on PostgreSQL locks) candidate rows, whole
     reads = [s for s in statements if s.lstrip().startswith("SELECT calendars.id, calendars.")]
     assert reads and all("LIMIT" in s.upper() for s in reads)
+
+
+# -- the due hint: a claim reads only what can be due ---------------------------
+
+
+def _rows_read(factory: sessionmaker[Session], work: Callable[[], object]) -> int:
+    """How many calendar rows ``work`` loads from the database."""
+    loaded: list[object] = []
+
+    def count(session: Session, instance: object) -> None:
+        if isinstance(instance, Calendar):
+            loaded.append(instance)
+
+    event.listen(factory, "loaded_as_persistent", count)
+    try:
+        work()
+    finally:
+        event.remove(factory, "loaded_as_persistent", count)
+    return len(loaded)
+
+
+def test_once_judged_a_calendar_that_is_not_due_is_not_read_again_until_its_hint(
+    db_engine: Engine,
+) -> None:
+    factory = sessions(db_engine)
+    cadence = Cadence(poll=timedelta(minutes=5), max_poll=timedelta(hours=1), jitter=0)
+    names = [f"p{n:03d}" for n in range(120)]
+    _calendars(db_engine, *names, last_sync_at=NOW - timedelta(minutes=1))
+
+    # each claim judges a window of them; a few claims have judged all (a start judges
+    # all at once: settle_hints)
+    for _ in range(3):
+        assert claim(factory, "w1", NOW, MEMORY, cadence) == []
+    with transaction(factory) as session:
+        hints = {row.due_hint for row in session.scalars(select(Calendar))}
+    assert hints == {NOW + timedelta(minutes=4)}  # each one's next poll
+    with transaction(factory) as session:
+        session.execute(update(Calendar).values(due_hint=None))
+    settle_hints(factory, NOW, cadence, ["memory"], chunk=50)
+    with transaction(factory) as session:
+        assert {row.due_hint for row in session.scalars(select(Calendar))} == hints
+
+    # an idle claim now reads no calendar row at all, however many there are
+    assert (
+        _rows_read(
+            factory, lambda: claim(factory, "w1", NOW + timedelta(minutes=1), MEMORY, cadence)
+        )
+        == 0
+    )
+
+    with transaction(factory) as session:  # a webhook marks one: only that one is read
+        push.mark_due(
+            session.scalars(select(Calendar).where(Calendar.address == "p007")).one(), NOW
+        )
+    later = NOW + push.DEBOUNCE
+    got: list[Claim] = []
+    assert (
+        _rows_read(factory, lambda: got.extend(claim(factory, "w1", later, MEMORY, cadence))) == 1
+    )
+    assert _addresses(got) == ["p007"]
+
+
+def test_the_hint_never_hides_a_due_calendar(db_engine: Engine) -> None:
+    """Two simulated days of polls, edits, meeting ends and a channel that expires: at every
+    step the calendars found through the hints are exactly those a judge of every row finds."""
+    world = World(db_engine)
+    uid = weekly(world, ANA, BO)
+    start = tuesday(0) + timedelta(hours=3)
+    world.provider.create_event(BO, [BO, CY], "Bo / Cy", start, start + timedelta(minutes=45))
+    world.sync()
+    cadence = Cadence(
+        poll=timedelta(minutes=30),
+        max_poll=timedelta(hours=2),
+        push_poll=timedelta(hours=8),
+        jitter=0.2,
+    )
+    with world.session() as session:
+        _channel(session, ANA, expires=world.now + timedelta(hours=20))
+        _channel(session, CY, created_at=world.now, expires=world.now + timedelta(days=3))
+    slots = Slots({"acme": 3})
+    step = timedelta(minutes=7)
+    claimed = 0
+    for n in range(int(timedelta(days=2) / step)):
+        world.now += step
+        if n % 40 == 13:
+            world.add_talking_point(uid, tuesday(0), f"point {n}", BO)
+        with world.session() as session:
+            every = list(session.scalars(select(Calendar)))
+            oracle = {
+                row.address for row in _judge(session, every, world.now, cadence, refresh=False)
+            }
+            hinted = {row.address for row in due(session, world.now, cadence)}
+        assert hinted == oracle, world.now
+        leases = claim(world.factory, "w1", world.now, slots, cadence)
+        assert {lease.address for lease in leases} == oracle, world.now
+        for lease in leases:
+            world.syncer.sync(lease.address, world.now)
+        release(world.factory, "w1", [lease.calendar_id for lease in leases])
+        claimed += len(leases)
+    # polls, the edits' marks and the meeting ends: it did sync, on every calendar
+    assert claimed > 40
