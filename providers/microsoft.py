@@ -84,7 +84,7 @@ import json
 import logging
 import re
 import threading
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -483,6 +483,19 @@ def to_event(
     )
 
 
+#: What a stub of an unmodified occurrence says of itself; the rest is its master's.
+_STUB_OWN = frozenset({"@odata.etag", "id", "seriesMasterId", "type", "start", "end"})
+#: What belongs to the master alone and no occurrence of it has.
+_MASTER_ONLY = frozenset({"recurrence", "iCalUId", "originalStart", "changeKey", "webLink"})
+
+
+def _as_occurrence(master: Mapping[str, Any], stub: Mapping[str, Any]) -> dict[str, Any]:
+    """An unmodified occurrence: its master at the stub's time, under the stub's id and etag."""
+    merged = {k: v for k, v in master.items() if k not in _STUB_OWN | _MASTER_ONLY}
+    merged.update({k: v for k, v in stub.items() if k in _STUB_OWN})
+    return merged
+
+
 def _needs_read(entry: Mapping[str, Any]) -> bool:
     """A delta entry that is a stub, or an organizer's copy without our property."""
     return not entry.keys() >= _COMPLETE or (
@@ -792,10 +805,11 @@ class MicrosoftProvider:
             url = f"{self._url(calendar, 'calendarView', 'delta')}?{_query(span)}"
         else:
             bounds, url = self._open_cursor(cursor, window)
+        masters_read: dict[str, Mapping[str, Any]] = {}  # this round's reads of series masters
         while True:
             page = self._json(calendar, "GET", url, headers=self._prefer(True))
             events, removed, unreadable = self._complete(
-                calendar, page.get("value") or [], Window(*bounds)
+                calendar, page.get("value") or [], masters_read
             )
             next_link = page.get("@odata.nextLink")
             if next_link:
@@ -828,21 +842,22 @@ class MicrosoftProvider:
         return (start, end), self._link(link)
 
     def _complete(
-        self, calendar: str, items: Sequence[object], window: Window
+        self, calendar: str, items: Sequence[object], masters_read: dict[str, Mapping[str, Any]]
     ) -> tuple[list[Event], list[str], list[Unreadable]]:
         """Turn one delta page into Events, with as few GETs as the entries allow.
 
-        Delta sends a series' occurrences as stubs and cannot expand our
-        property, so an entry is complete only if this process already read
-        that version. Where a page holds several incomplete occurrences of one
-        series, one paged ``instances`` call over the round's window reads them
-        all (a first sync: one call per series, not one GET per occurrence);
-        a lone one is a GET.
+        Delta sends a series' unmodified occurrences as stubs (id, etag,
+        times). Such an occurrence is its master at another time: subject,
+        attendees, body and properties are the master's, so the stubs of one
+        series are completed from one read of the master, made once per delta
+        round (``masters_read``), never one GET per occurrence. A modified
+        occurrence (an exception) comes in full; it, or a single event, is
+        read only when our property is missing from an organizer's copy
+        (delta cannot expand it) and this process has not read that version.
         """
         removed: list[str] = []
         slots: list[Event | object] = []
-        masters: set[str] = set()
-        incomplete: Counter[str] = Counter()
+        stubbed: set[str] = set()
         for item in items:
             if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
                 slots.append(item)  # read_event says why it is unreadable
@@ -859,34 +874,25 @@ class MicrosoftProvider:
             slots.append(item)
             master, kind = item.get("seriesMasterId"), item.get("type")
             if isinstance(kind, str) and kind in _OCCURRENCE_TYPES and isinstance(master, str):
-                masters.add(master)
-                if _needs_read(item):
-                    incomplete[master] += 1
-        with self._lock:
-            masters = {m for m in masters if self._series.get((calendar, m)) is None}
+                stubbed.add(master)
 
-        def learn(master: str) -> None:
+        def read_master(master: str) -> None:
             # A master deleted since the delta was taken: its occurrences say so below.
             with contextlib.suppress(NotFound):
-                self._series_uid(calendar, master)
+                item = self._read(calendar, master)
+                self._remember(calendar, item, str(item.get("iCalUId") or master))
+                masters_read[master] = item
 
-        # Masters first, each once, so that occurrences of one series read in
-        # parallel do not each read their master.
-        self._parallel(learn, sorted(masters))
-
-        def read_series(master: str) -> None:
-            # what it lists becomes known; an entry it misses is read alone below
-            with contextlib.suppress(NotFound):
-                self.instances(calendar, master, window)
-
-        self._parallel(read_series, sorted(m for m, n in incomplete.items() if n > 1))
+        # Each series' master once per round, before its occurrences, so that
+        # occurrences completed in parallel do not each read it.
+        self._parallel(read_master, sorted(stubbed - masters_read.keys()))
 
         def complete(slot: Mapping[str, Any]) -> Event:
             if not _needs_read(slot):
                 return self._event(calendar, slot)
-            known = self._known(calendar, str(slot["id"]), _etag(slot))
-            if known is not None:
-                return known
+            master = masters_read.get(str(slot.get("seriesMasterId")))
+            if slot.get("type") == "occurrence" and master is not None:
+                return self._event(calendar, _as_occurrence(master, slot))
             return self._event(calendar, self._read(calendar, slot["id"]))
 
         def finish(slot: Event | object) -> Event | Unreadable | str:
