@@ -22,7 +22,7 @@ from pathlib import Path
 
 from google.oauth2 import service_account
 
-from bench import scheduler
+from bench import figures, mails, scheduler
 from providers.base import Provider
 from providers.calendar_world import WorldBuilder
 from providers.emulators.google import GoogleEmulator
@@ -31,6 +31,7 @@ from providers.google import GoogleProvider
 from providers.memory import MemoryProvider, Recurrence
 from providers.microsoft import MicrosoftProvider, app_token_source
 from syncd import detect
+from syncd import scheduler as scheduler_module
 from syncd.engine import CalendarSync, Policy, Report
 from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import connect, migrate, sessions
@@ -68,6 +69,12 @@ def populate(world: WorldBuilder, people: int, now: datetime) -> None:
 
 
 def measure(label: str, provider: Provider, calls: Callable[[], int]) -> None:
+    """First sync, settle, steady state: wall, client CPU (this thread) and calls per calendar.
+
+    The emulators serve from their own threads, so ``time.thread_time`` of
+    the syncing thread is the client's CPU alone: adapter, client library,
+    engine, SQLite.
+    """
     now = datetime.now(UTC)
     with tempfile.TemporaryDirectory() as tmp:
         engine = connect(f"sqlite:///{Path(tmp) / 'bench.db'}")
@@ -80,17 +87,77 @@ def measure(label: str, provider: Provider, calls: Callable[[], int]) -> None:
         for phase in ("first sync", "settle", "steady state"):
             before = calls()
             report = Report()
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             for address in calendars:
                 report.merge(syncer.sync(address, now))
-            elapsed = time.perf_counter() - started
+            elapsed, used = time.perf_counter() - started, time.thread_time() - cpu
             made = calls() - before
             print(
                 f"{label:<7} {phase:<13} {len(calendars):>5} calendars  {elapsed:7.2f} s  "
                 f"{1000 * elapsed / len(calendars):6.1f} ms/calendar  "
+                f"{1000 * used / len(calendars):6.2f} ms CPU/calendar  "
                 f"{made / len(calendars):5.2f} calls/calendar  writes {report.writes:>5}"
             )
+            if label == "memory":
+                continue
+            if phase == "first sync":
+                bound = 4 if label == "graph" else None
+                figures.record(
+                    label, "calls per calendar, first sync", made / len(calendars), "", bound
+                )
+            if phase == "steady state":
+                figures.record(
+                    label, "calls per settled calendar per poll", made / len(calendars), "", 1
+                )
+                figures.record(
+                    label, "client CPU per settled poll", 1000 * used / len(calendars), "ms"
+                )
+                figures.record(label, "writes in a settled pass", report.writes, "", 0)
         engine.dispose()
+
+
+def google_floor(emulator: GoogleEmulator, people: list[str], rounds: int = 3) -> float:
+    """What google-api-python-client itself costs per settled poll: ms of CPU per call.
+
+    One built service, each person's credentials, ``events().list(syncToken=…)
+    .execute()`` on a calendar where nothing changed: the least any client
+    of this library can spend on a poll.
+    """
+    import httplib2
+    from google_auth_httplib2 import AuthorizedHttp
+    from googleapiclient.discovery import build
+
+    delegating = service_account.Credentials.from_service_account_info(
+        emulator.service_account_info(), scopes=list(GOOGLE_SCOPES)
+    )
+    transport = httplib2.Http(timeout=30)
+    service = build(
+        "calendar", "v3", http=transport, static_discovery=True, cache_discovery=False,
+        client_options={"api_endpoint": emulator.api_root},
+    )  # fmt: skip
+    events = service.events()
+    tokens: dict[str, tuple[AuthorizedHttp, str]] = {}
+    for person in people:
+        http = AuthorizedHttp(delegating.with_subject(person), http=transport)
+        request = events.list(calendarId=person, maxResults=250, singleEvents=False)
+        page = request.execute(http=http)
+        while "nextPageToken" in page:
+            page = events.list(calendarId=person, pageToken=page["nextPageToken"]).execute(
+                http=http
+            )
+        tokens[person] = (http, page["nextSyncToken"])
+    started = time.thread_time()
+    for _ in range(rounds):
+        for person, (http, token) in tokens.items():
+            events.list(calendarId=person, syncToken=token).execute(http=http)
+    return 1000 * (time.thread_time() - started) / (rounds * len(people))
+
+
+def day_of_polls(cadence: scheduler_module.Cadence) -> float:
+    """List calls per settled calendar per day with a healthy push channel, at the cadence's
+    shortest jittered interval (the worst a calendar can do)."""
+    shortest = cadence.stretched * (1 - cadence.jitter)
+    return float(int(timedelta(days=1) / shortest))
 
 
 def run(people: int, google_people: int) -> None:
@@ -112,6 +179,22 @@ def run(people: int, google_people: int) -> None:
             google,
             lambda: sum(1 for r in emulator.requests if r.op in api),
         )
+        floor = google_floor(emulator, addresses(google_people))
+        figures.record("google", "library floor: events().list(syncToken).execute()", floor, "ms")
+        ours = next(
+            f.value
+            for f in figures.recorded()
+            if f.area == "google" and f.name.startswith("client CPU")
+        )
+        figures.record("google", "client CPU per settled poll / floor", ours / floor, "×", 2)
+    cadence = scheduler_module.Cadence()
+    figures.record(
+        "google",
+        "list calls per settled calendar per day, push healthy",
+        day_of_polls(cadence),
+        "",
+        4,
+    )
     with GraphEmulator(addresses(google_people)) as tenant:
         populate(tenant, google_people, datetime.now(UTC))
         tokens = app_token_source(
@@ -124,8 +207,16 @@ def run(people: int, google_people: int) -> None:
         api = {"delta", "get", "patch", "instances"}
         measure("graph", graph, lambda: sum(1 for r in tenant.requests if r.op in api))
         graph.close()
+    figures.record(
+        "graph",
+        "delta calls per settled calendar per day, push healthy",
+        day_of_polls(cadence),
+        "",
+        4,
+    )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory   {peak:.0f} MiB")
+    figures.record("process", "peak RSS (memory, Google and Graph runs)", peak, "MiB")
 
 
 def main() -> None:
@@ -137,12 +228,16 @@ def main() -> None:
     parser.add_argument(
         "--calendars",
         type=scheduler.organization_size,
-        default=2000,
-        help="org size for the scheduler benchmark",
+        default=None,
+        help="org size for the scheduler benchmark (default: 1000 and 10000)",
     )
     args = parser.parse_args()
     run(args.people, args.google_people)
-    scheduler.run(args.calendars)
+    mails.run()
+    for size in (args.calendars,) if args.calendars else scheduler.SIZES:
+        scheduler.run(size)
+    scheduler.scaling()
+    figures.report()
 
 
 if __name__ == "__main__":

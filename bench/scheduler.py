@@ -39,6 +39,7 @@ from typing import Any
 from sqlalchemy import Engine, event, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench import figures
 from syncd.scheduler import Cadence, Slots, claim, enroll, release, settle_hints
 from syncd.store import connect, migrate, sessions, transaction
 from syncd.store.models import Calendar, Occurrence, Pair, PushChannel
@@ -315,7 +316,9 @@ def plan(engine: Engine, sql: str, params: Any) -> str:
     return "; ".join(paths) + (f"; {took}" if took else "")
 
 
-def idle(store: Store, factory: sessionmaker[Session], now: datetime, state: str) -> None:
+def idle(
+    store: Store, factory: sessionmaker[Session], now: datetime, state: str, calendars: int
+) -> None:
     times = idle_claims(factory, now)
     rounds = 10
     with counting(store.engine) as counted:
@@ -333,8 +336,15 @@ def idle(store: Store, factory: sessionmaker[Session], now: datetime, state: str
         "commits": counted.commits,
         "calendar rows read": counted.loaded,
     }
-    figures = ", ".join(f"{count / rounds:g} {what}" for what, count in per.items())
-    print(f"{store.label:<8} idle claim, {state:<6} per claim: {figures}")
+    shown = ", ".join(f"{count / rounds:g} {what}" for what, count in per.items())
+    print(f"{store.label:<8} idle claim, {state:<6} per claim: {shown}")
+    if state == "steady":
+        figures.record(store.label, f"idle claim, {calendars} calendars", median, "ms")
+        figures.record(
+            store.label, f"calendar rows an idle claim reads, {calendars} calendars",
+            counted.loaded / rounds, "", 0,
+        )  # fmt: skip
+        IDLE[(store.label, calendars)] = median
     sql, params = counted.statements[0]
     print(f"{store.label:<8} idle plan, {state:<6} {plan(store.engine, sql, params)}")
 
@@ -355,6 +365,9 @@ class Drained:
 
     def duplicates(self) -> int:
         return len(self.claimed) - len(set(self.claimed))
+
+    def rate(self) -> float:
+        return len(self.claimed) / self.elapsed if self.elapsed else 0.0
 
 
 def claimer(
@@ -408,6 +421,20 @@ def drain(factories: Sequence[sessionmaker[Session]], now: datetime, total: int)
     return drained
 
 
+#: the idle claim's median (ms) per store and organization size, for the scaling ratio
+IDLE: dict[tuple[str, int], float] = {}
+
+
+def scaling() -> None:
+    """The idle claim at the largest organization measured over the smallest, per store."""
+    for label in sorted({label for label, _ in IDLE}):
+        sizes = sorted(size for name, size in IDLE if name == label)
+        if len(sizes) > 1:
+            small, large = sizes[0], sizes[-1]
+            ratio = IDLE[(label, large)] / IDLE[(label, small)]
+            figures.record(label, f"idle claim {large} / {small} calendars", ratio, "×", 1.2)
+
+
 def report_drain(label: str, what: str, drained: Drained, total: int) -> None:
     handed = len(set(drained.claimed))
     cut = "" if handed >= total else f" (stopped after {PHASE_SECONDS:g} s: {handed} of {total})"
@@ -434,7 +461,7 @@ def run_store(store: Store, calendars: int) -> None:
     )
     for state in ("quiet", "steady"):
         settle(factory, ids, now, state)
-        idle(store, factory, now, state)
+        idle(store, factory, now, state, calendars)
 
     settle(factory, ids, now, "due")
     one = drain([factory], now, len(ids))
@@ -450,6 +477,12 @@ def run_store(store: Store, calendars: int) -> None:
         for engine in engines:
             engine.dispose()
     report_drain(store.label, f"{CLAIMERS} claimers", many, len(ids))
+    if calendars == max(SIZES):
+        one_rate, many_rate = one.rate(), many.rate()
+        figures.record(
+            store.label, f"drain, 1 claimer, {calendars} calendars", one_rate, "claims/s"
+        )
+        figures.record(store.label, f"drain, {CLAIMERS} claimers / 1", many_rate / one_rate, "×")
     print(
         f"{store.label:<8} {CLAIMERS} claimers: duplicates: {many.duplicates()}  "
         f"empty claims while work was left: {many.empty}"
@@ -458,6 +491,10 @@ def run_store(store: Store, calendars: int) -> None:
 
 def postgres_url() -> str:
     return next((os.environ[name] for name in POSTGRES_ENV if os.environ.get(name)), "")
+
+
+#: The organization sizes `make bench` compares: CPU per idle claim must not grow with it.
+SIZES = (1000, 10000)
 
 
 def run(calendars: int) -> None:
