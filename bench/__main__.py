@@ -154,10 +154,10 @@ def google_floor(emulator: GoogleEmulator, people: list[str], rounds: int = 3) -
 
 
 def day_of_polls(cadence: scheduler_module.Cadence) -> float:
-    """List calls per settled calendar per day with a healthy push channel, at the cadence's
-    shortest jittered interval (the worst a calendar can do)."""
-    shortest = cadence.stretched * (1 - cadence.jitter)
-    return float(int(timedelta(days=1) / shortest))
+    """Polls per settled calendar per day behind a healthy push channel, for the calendar
+    whose jitter makes its interval the shortest (the worst any calendar does)."""
+    shortest = min(cadence.interval(n, scheduler_module.Push.HEALTHY) for n in range(2000))
+    return timedelta(days=1) / shortest
 
 
 def run(people: int, google_people: int) -> None:

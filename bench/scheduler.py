@@ -204,7 +204,7 @@ def settle(factory: sessionmaker[Session], ids: Sequence[int], now: datetime, st
         if state == "due":
             return CADENCE.stretched + timedelta(minutes=1 + 60 * share)
         if state == "steady" and calendar_id in live:
-            return CADENCE.stretched * (1 - CADENCE.jitter) * share * 0.99
+            return CADENCE.stretched * share * 0.99
         return timedelta(minutes=3) * share
 
     with transaction(factory) as session:
@@ -432,7 +432,8 @@ def scaling() -> None:
         if len(sizes) > 1:
             small, large = sizes[0], sizes[-1]
             ratio = IDLE[(label, large)] / IDLE[(label, small)]
-            figures.record(label, f"idle claim {large} / {small} calendars", ratio, "×", 1.2)
+            # per worker and second, not per calendar: per calendar it falls as N grows
+            figures.record(label, f"idle claim {large} / {small} calendars", ratio, "×")
 
 
 def report_drain(label: str, what: str, drained: Drained, total: int) -> None:

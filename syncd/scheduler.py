@@ -106,12 +106,18 @@ class Cadence:
         return max(self.push_poll, self.max_poll)
 
     def interval(self, calendar_id: int, push: Push) -> timedelta:
-        """This calendar's poll interval: shortened by its own fixed share of the jitter."""
-        base = {Push.NONE: self.poll, Push.DOUBTED: self.max_poll, Push.HEALTHY: self.stretched}[
-            push
-        ]
+        """This calendar's poll interval, moved by its own fixed share of the jitter.
+
+        Shortened, so a poll is never later than asked for; but behind a
+        healthy channel lengthened, so that a ``push_poll`` of 6 hours stays at
+        most 4 polls a day for every calendar (the poll there is only the
+        fallback, and a fifth later costs nothing).
+        """
         digest = hashlib.blake2b(str(calendar_id).encode(), digest_size=2).digest()
         share = int.from_bytes(digest, "big") / 0xFFFF
+        if push is Push.HEALTHY:
+            return self.stretched * (1 + self.jitter * share)
+        base = self.max_poll if push is Push.DOUBTED else self.poll
         return base * (1 - self.jitter * share)
 
 
