@@ -25,7 +25,7 @@ The algorithm, for one calendar at time ``now``:
    A **settled** pass skips 2 to 5: the pull brought nothing, no mark asks
    for a sync, and time moved none of the calendar's 1:1s across a line (a
    start or end since the last sync, the horizon's edge, a series'
-   expansion): then no block can have changed (``_settled``). Every agenda
+   expansion): then no block can have changed (``_time_stood_still``). Every agenda
    edit marks the pair's calendars (``push.mark_pair_due``), and a calendar
    is planned in full at least once per process and every hour.
 6. **Commit the cursor** last. A crash before that re-reads the same changes
@@ -212,6 +212,11 @@ class _Pulled:
     unreadable: list[Unreadable] = field(default_factory=list)
     cursor: str | None = None
 
+    @property
+    def nothing(self) -> bool:
+        """An incremental pull that found no change."""
+        return not (self.full or self.events or self.removed or self.unreadable)
+
 
 @dataclass(frozen=True, slots=True)
 class _Current:
@@ -311,10 +316,15 @@ class CalendarSync:
 
     # -- entry point -----------------------------------------------------------
 
-    def sync(self, address: str, now: datetime) -> Report:
-        """Sync one calendar; provider failures are recorded on the calendar, not raised."""
+    def sync(self, address: str, now: datetime, calendar_id: int | None = None) -> Report:
+        """Sync one calendar; provider failures are recorded on the calendar, not raised.
+
+        ``calendar_id``: its row, when the caller holds it already (a claim
+        does), which saves a transaction on every poll.
+        """
         report = Report(calendars=1)
-        calendar_id = self._calendar_row(address)
+        if calendar_id is None:
+            calendar_id = self._calendar_row(address)
         try:
             self._sync(calendar_id, address, now, report)
         except AuthRevoked as error:
@@ -365,6 +375,9 @@ class CalendarSync:
             if cursor is not None and self._window_outgrown(row.cursor_at, now):
                 log.info("the window of %s's cursor no longer covers the horizon", address)
                 cursor = None
+            asked = mark is not None or pushed is not None or (woken is not None and woken <= now)
+            # judged before the pull, in this transaction: only this sync changes the mirror
+            quiet = not asked and self._time_stood_still(session, calendar_id, last_sync, now)
 
         pulled = self._pull(address, cursor, window)
         next_cursor, full = pulled.cursor, pulled.full
@@ -373,9 +386,8 @@ class CalendarSync:
         report.events_seen += len(pulled.events) + len(pulled.unreadable)
 
         run = _Pass(calendar_id, address, now, window, report)
-        asked = mark is not None or pushed is not None or (woken is not None and woken <= now)
         planned, wake = False, None
-        if asked or not self._settled(calendar_id, pulled, last_sync, now):
+        if not (quiet and pulled.nothing):
             self._skip_unreadable(run, pulled.unreadable)
             with transaction(self.factory) as session:
                 self._apply_changes(session, run, pulled, full)
@@ -460,23 +472,21 @@ class CalendarSync:
                 run.changed,
             )
 
-    def _settled(
-        self, calendar_id: int, pulled: _Pulled, last_sync: datetime | None, now: datetime
+    def _time_stood_still(
+        self, session: Session, calendar_id: int, last_sync: datetime | None, now: datetime
     ) -> bool:
-        """Whether this pass can change nothing, so nothing is mirrored, planned or rendered.
+        """Whether, if the pull brings nothing, this pass can change nothing.
 
         The blocks a calendar should carry change only when its events change
-        (the pull), an agenda is edited (a mark, checked by the caller), or
-        time moves one of its 1:1s across a line: a start or an end since the
-        last sync (carry-over; the next occurrence entering the horizon), an
-        occurrence reaching the horizon's far edge, a series' expansion running
-        short. Without any of these a settled poll costs one list call and a
-        few statements. A calendar is planned in full at least once per process
-        (a restart may bring a new template, base_url or policy) and once every
-        ``REPLAN_AT_LEAST_EVERY``.
+        (the pull, checked by the caller), an agenda is edited (a mark,
+        likewise), or time moves one of its 1:1s across a line: a start or an
+        end since the last sync (carry-over; the next occurrence entering the
+        horizon), an occurrence reaching the horizon's far edge, a series'
+        expansion running short. Without any of these a settled poll costs one
+        list call and a few statements. A calendar is planned in full at least
+        once per process (a restart may bring a new template, base_url or
+        policy) and once every ``REPLAN_AT_LEAST_EVERY``.
         """
-        if pulled.full or pulled.events or pulled.removed or pulled.unreadable:
-            return False
         planned = self._planned.get(calendar_id)
         if self.policy.dry_run or last_sync is None or planned is None:
             return False
@@ -492,16 +502,15 @@ class CalendarSync:
         outgrown = Occurrence.is_master.is_(True) & (
             Occurrence.expanded_until.is_(None) | (Occurrence.expanded_until < needed)
         )
-        with self.factory() as session:
-            moved = session.scalar(
-                select(Occurrence.id)
-                .where(
-                    Occurrence.calendar_id == calendar_id,
-                    Occurrence.verdict == detect.Reason.ONE_ON_ONE.value,
-                    crossing | outgrown,
-                )
-                .limit(1)
+        moved = session.scalar(
+            select(Occurrence.id)
+            .where(
+                Occurrence.calendar_id == calendar_id,
+                Occurrence.verdict == detect.Reason.ONE_ON_ONE.value,
+                crossing | outgrown,
             )
+            .limit(1)
+        )
         return moved is None
 
     def _window_outgrown(self, since: datetime | None, now: datetime) -> bool:

@@ -172,7 +172,7 @@ class Worker:
         report = Report()
         for attempt in range(1, DB_RACE_ATTEMPTS + 1):
             try:
-                report = syncer.sync(claim.address, self.clock())
+                report = syncer.sync(claim.address, self.clock(), claim.calendar_id)
                 break
             except (db_errors.IntegrityError, db_errors.OperationalError) as error:
                 if attempt == DB_RACE_ATTEMPTS:

@@ -540,7 +540,7 @@ def tick(
     )
     try:
         for claimed in claims:
-            total.merge(syncers[claimed.account].sync(claimed.address, now))
+            total.merge(syncers[claimed.account].sync(claimed.address, now, claimed.calendar_id))
     finally:
         release(factory, owner, [claimed.calendar_id for claimed in claims])
     return total
