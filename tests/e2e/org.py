@@ -7,18 +7,20 @@ the same steps; only the calendar system and its provider differ.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from providers.memory import Recurrence
 from syncd import agenda, block, detect, push
 from syncd.engine import CalendarSync, Policy, Report
 from syncd.scheduler import tick
-from syncd.store import transaction
+from syncd.store import sessions, transaction
 from syncd.store.models import Calendar, Meeting
 
 ANA, BO, CY, DEE, EVE = (f"{n}@example.org" for n in ("ana", "bo", "cy", "dee", "eve"))
@@ -93,6 +95,32 @@ class Org:
             if time.monotonic() >= deadline:
                 raise AssertionError(f"not marked due: {set(addresses) - marked}")
             time.sleep(0.02)
+
+
+@contextmanager
+def google_org(
+    engine: Engine,
+    now: datetime,
+    *,
+    page_size: int = 20,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[Org]:
+    """The five people on the Google emulator, syncd acting for each by domain-wide delegation."""
+    from google.oauth2 import service_account
+
+    from providers.emulators.google import GoogleEmulator
+    from providers.google import GoogleProvider
+    from syncd.secrets import GOOGLE_SCOPES
+
+    with GoogleEmulator(PEOPLE, page_size=page_size) as emulator:
+        delegating = service_account.Credentials.from_service_account_info(
+            emulator.service_account_info(), scopes=list(GOOGLE_SCOPES)
+        )
+        provider = GoogleProvider(
+            PEOPLE, lambda person: delegating.with_subject(person), api_root=emulator.api_root
+        )
+        syncer = CalendarSync(provider, sessions(engine), policy(), account="acme", sleep=sleep)
+        yield Org(emulator, syncer, now)
 
 
 def seed(org: Org) -> dict[str, tuple[str, datetime]]:

@@ -15,20 +15,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from google.oauth2 import service_account
 from sqlalchemy import Engine, select
 
 from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
-from providers.google import GoogleProvider
 from providers.memory import Recurrence
 from syncd import push
 from syncd.engine import CalendarSync
 from syncd.scheduler import Cadence, tick
-from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import sessions, transaction
 from syncd.store.models import Calendar, PushChannel
-from tests.e2e.org import BO, PEOPLE, Org, policy, seed
+from tests.e2e.org import BO, PEOPLE, Org, google_org, policy, seed
 from tests.e2e.test_microsoft_tenant import graph_provider
 
 STAFF = tuple(f"p{n}@example.org" for n in range(8))
@@ -71,23 +68,16 @@ def test_a_graph_first_sync_costs_at_most_four_calls_per_calendar(db_engine: Eng
 
 
 @pytest.fixture
-def google_org(db_engine: Engine) -> Iterator[Org]:
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
-    with GoogleEmulator(PEOPLE, page_size=50) as emulator:
-        delegating = service_account.Credentials.from_service_account_info(
-            emulator.service_account_info(), scopes=list(GOOGLE_SCOPES)
-        )
-        provider = GoogleProvider(
-            PEOPLE, lambda person: delegating.with_subject(person), api_root=emulator.api_root
-        )
-        syncer = CalendarSync(provider, sessions(db_engine), policy(), account="acme")
-        yield Org(emulator, syncer, now)
+def org(db_engine: Engine) -> Iterator[Org]:
+    with google_org(
+        db_engine, datetime.now(UTC).replace(second=0, microsecond=0), page_size=50
+    ) as org:
+        yield org
 
 
 def test_with_healthy_push_a_settled_calendar_is_listed_at_most_four_times_a_day(
-    google_org: Org,
+    org: Org,
 ) -> None:
-    org = google_org
     seed(org)
     org.sync_all()
     org.sync_all()  # settled: our own writes came back once
@@ -121,8 +111,7 @@ def test_with_healthy_push_a_settled_calendar_is_listed_at_most_four_times_a_day
     assert others == set(), "a quiet day reads nothing but the change feed and writes nothing"
 
 
-def test_a_change_costs_one_write_and_at_most_three_calls(google_org: Org) -> None:
-    org = google_org
+def test_a_change_costs_one_write_and_at_most_three_calls(org: Org) -> None:
     uid, first = seed(org)["weekly"]
     org.sync_all()
     org.sync_all()

@@ -8,41 +8,30 @@ wire, would notice.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from google.oauth2 import service_account
 from sqlalchemy import Engine, select
 
-from providers.emulators.google import GoogleEmulator
-from providers.google import GoogleProvider
 from syncd import block, push
-from syncd.engine import CalendarSync
-from syncd.secrets import GOOGLE_SCOPES
-from syncd.store import sessions, transaction
+from syncd.store import transaction
 from syncd.store.models import Calendar, Meeting
 from syncd.web.app import create_app
-from tests.e2e.org import ANA, BO, CY, DEE, EVE, PEOPLE, Org, policy, seed
+from tests.e2e.org import ANA, BO, CY, DEE, EVE, PEOPLE, Org, google_org, seed
 from tests.e2e.servers import Webhook
 
 
 @pytest.fixture
 def org(db_engine: Engine) -> Iterator[Org]:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    with GoogleEmulator(PEOPLE, page_size=20) as emulator:
-        delegating = service_account.Credentials.from_service_account_info(
-            emulator.service_account_info(), scopes=list(GOOGLE_SCOPES)
-        )
-        provider = GoogleProvider(
-            PEOPLE, lambda person: delegating.with_subject(person), api_root=emulator.api_root
-        )
-        factory = sessions(db_engine)
-        syncer = CalendarSync(provider, factory, policy(), account="acme", sleep=lambda s: None)
-        org = Org(emulator, syncer, now)
-        with Webhook(create_app(factory, clock=lambda: org.now)) as base:
-            org.webhook = f"{base}/hooks/google"
-            yield org
+    with google_org(db_engine, now, sleep=lambda s: None) as world:
+        app = create_app(world.factory, clock=lambda: world.now)
+        with Webhook(app) as base:
+            world.webhook = f"{base}/hooks/google"
+            yield world
 
 
 def test_an_org_of_five_gets_correct_blocks_and_a_second_pass_writes_nothing(org: Org) -> None:
@@ -240,14 +229,8 @@ def test_channels_are_renewed_before_they_expire_and_stopped_on_request(org: Org
     assert len(org.emulator.notifications) == sent  # stopped channels are silent
 
 
-def test_sync_once_runs_a_google_account_from_its_config(
-    org: Org, tmp_path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import json
-
-    from syncd.cli import main
-
-    events = seed(org)
+def write_config(org: Org, tmp_path: Path, account_extra: str = "") -> Path:
+    """A config for the emulated domain, as an admin writes it, with its key file beside it."""
     key = tmp_path / "service-account.json"
     key.write_text(json.dumps(org.emulator.service_account_info()))
     key.chmod(0o600)
@@ -256,9 +239,20 @@ def test_sync_once_runs_a_google_account_from_its_config(
         f'[syncd]\ndatabase = "sqlite:///{tmp_path / "s.db"}"\n'
         '[detect]\norg_domains = ["example.org"]\n'
         '[[accounts]]\nname = "acme"\nprovider = "google"\n'
+        f"{account_extra}"
         f'service_account_file = "{key.name}"\napi_root = "{org.emulator.api_root}"\n'
         f"calendars = {json.dumps(list(PEOPLE))}\n"
     )
+    return config
+
+
+def test_sync_once_runs_a_google_account_from_its_config(
+    org: Org, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from syncd.cli import main
+
+    events = seed(org)
+    config = write_config(org, tmp_path)
 
     # First a dry run: it lists each write it would make, and makes none.
     assert main(["sync-once", "--dry-run", "-c", str(config)]) == 0
@@ -279,22 +273,10 @@ def test_with_send_updates_all_the_dry_run_counts_the_mails_a_pass_would_send(
     org: Org, tmp_path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An admin who turns on Google's update mail sees what it costs before it costs it."""
-    import json
-
     from syncd.cli import main
 
     seed(org)
-    key = tmp_path / "service-account.json"
-    key.write_text(json.dumps(org.emulator.service_account_info()))
-    key.chmod(0o600)
-    config = tmp_path / "syncd.toml"
-    config.write_text(
-        f'[syncd]\ndatabase = "sqlite:///{tmp_path / "s.db"}"\n'
-        '[detect]\norg_domains = ["example.org"]\n'
-        '[[accounts]]\nname = "acme"\nprovider = "google"\nsend_updates = "all"\n'
-        f'service_account_file = "{key.name}"\napi_root = "{org.emulator.api_root}"\n'
-        f"calendars = {json.dumps(list(PEOPLE))}\n"
-    )
+    config = write_config(org, tmp_path, 'send_updates = "all"\n')
 
     assert main(["sync-once", "--dry-run", "-c", str(config)]) == 0
     out = capsys.readouterr().out

@@ -23,23 +23,19 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from google.oauth2 import service_account
 from sqlalchemy import Engine
 
-from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
-from providers.google import GoogleProvider
 from syncd import push
 from syncd.engine import CalendarSync
-from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import sessions
-from tests.e2e.org import ANA, BO, CY, EVE, PEOPLE, Org, policy, seed
+from tests.e2e.org import ANA, BO, CY, EVE, PEOPLE, Org, google_org, policy, seed
 from tests.e2e.test_microsoft_tenant import graph_provider
 
 TYPED = "PS: bring the Q3 numbers"
@@ -120,17 +116,8 @@ GRAPH_FAULTS = [
 ]
 
 
-@contextmanager
-def google_org(engine: Engine, now: datetime) -> Iterator[Org]:
-    with GoogleEmulator(PEOPLE, page_size=20) as emulator:
-        delegating = service_account.Credentials.from_service_account_info(
-            emulator.service_account_info(), scopes=list(GOOGLE_SCOPES)
-        )
-        provider = GoogleProvider(
-            PEOPLE, lambda person: delegating.with_subject(person), api_root=emulator.api_root
-        )
-        syncer = CalendarSync(provider, sessions(engine), policy(), account="acme", sleep=_no_wait)
-        yield Org(emulator, syncer, now)
+def google(engine: Engine, now: datetime) -> AbstractContextManager[Org]:
+    return google_org(engine, now, sleep=_no_wait)
 
 
 @contextmanager
