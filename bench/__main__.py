@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from google.oauth2 import service_account
+from sqlalchemy import select
 
 from bench import figures, mails, scheduler
 from providers.base import Provider
@@ -35,6 +36,7 @@ from syncd import scheduler as scheduler_module
 from syncd.engine import CalendarSync, Policy, Report
 from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import connect, migrate, sessions
+from syncd.store.models import Calendar
 
 
 def addresses(people: int) -> list[str]:
@@ -84,12 +86,13 @@ def measure(label: str, provider: Provider, calls: Callable[[], int]) -> None:
         )
         syncer = CalendarSync(provider, sessions(engine), policy, account="bench")
         calendars = provider.calendars()
+        ids: dict[str, int] = {}  # as a worker's claim hands them over, once known
         for phase in ("first sync", "settle", "steady state"):
             before = calls()
             report = Report()
             started, cpu = time.perf_counter(), time.thread_time()
             for address in calendars:
-                report.merge(syncer.sync(address, now))
+                report.merge(syncer.sync(address, now, ids.get(address)))
             elapsed, used = time.perf_counter() - started, time.thread_time() - cpu
             made = calls() - before
             print(
@@ -98,6 +101,8 @@ def measure(label: str, provider: Provider, calls: Callable[[], int]) -> None:
                 f"{1000 * used / len(calendars):6.2f} ms CPU/calendar  "
                 f"{made / len(calendars):5.2f} calls/calendar  writes {report.writes:>5}"
             )
+            with syncer.factory() as session:
+                ids = {row.address: row.id for row in session.scalars(select(Calendar))}
             if label == "memory":
                 continue
             if phase == "first sync":
