@@ -49,7 +49,7 @@ from datetime import datetime, timedelta, tzinfo
 from functools import partial
 from typing import TypeVar
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import (
     RetryCallState,
@@ -187,6 +187,17 @@ def retry_at(error: Exception, failures: int, now: datetime) -> datetime | None:
     doubling: int = 2 ** min(failures - 1, 16)
     return now + min(BACKOFF_BASE * doubling, BACKOFF_CAP)
 
+
+#: What a sync reads of its calendar's row before the pull.
+_SYNC_STATE = select(
+    Calendar.cursor,
+    Calendar.cursor_version,
+    Calendar.cursor_at,
+    Calendar.next_sync_at,
+    Calendar.pushed_at,
+    Calendar.last_sync_at,
+    Calendar.wake_at,
+)
 
 #: Did time move one of a calendar's 1:1s across a line since its last sync?
 #: Built once: a settled poll asks it every time, and building it costs more
@@ -391,7 +402,8 @@ class CalendarSync:
             now - timedelta(days=policy.past_days), now + timedelta(days=policy.window_days)
         )
         with transaction(self.factory) as session:
-            row = session.get_one(Calendar, calendar_id)
+            # plain columns, not an ORM object: this runs on every poll
+            row = session.execute(_SYNC_STATE.where(Calendar.id == calendar_id)).one()
             cursor = row.cursor if row.cursor_version == CURSOR_VERSION else None
             mark, pushed, last_sync = row.next_sync_at, row.pushed_at, row.last_sync_at
             woken = row.wake_at
@@ -429,17 +441,26 @@ class CalendarSync:
             planned = True
 
         with transaction(self.factory) as session:
-            row = session.get_one(Calendar, calendar_id)
-            row.cursor, row.cursor_version = next_cursor, CURSOR_VERSION
-            row.cursor_at = now if full or row.cursor_at is None else row.cursor_at
-            row.last_sync_at = now
-            row.due_hint = None  # the scheduler works out the next time
+            done: dict[str, object] = {
+                "cursor": next_cursor,
+                "cursor_version": CURSOR_VERSION,
+                "cursor_at": now if full else func.coalesce(Calendar.cursor_at, now),
+                "last_sync_at": now,
+                "due_hint": None,  # the scheduler works out the next time
+                "last_error": None,
+                "error_count": 0,
+                "needs_reauth": False,
+            }
             if planned:
-                row.wake_at = wake
-                if run.changed and not full and mark is None and pushed is None:
-                    self._doubt_channels(session, calendar_id, address, last_sync, now, run)
-            row.last_error, row.error_count = None, 0
-            row.needs_reauth = False
+                done["wake_at"] = wake
+            session.execute(
+                update(Calendar)
+                .where(Calendar.id == calendar_id)
+                .values(done)
+                .execution_options(synchronize_session=False)
+            )
+            if planned and run.changed and not full and mark is None and pushed is None:
+                self._doubt_channels(session, calendar_id, address, last_sync, now, run)
             if pushed is not None and report.writes:
                 # what the push asked for is now in the invites (times on the sync's clock)
                 report.push_lags.append(max(0.0, (now - pushed).total_seconds()))
