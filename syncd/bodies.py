@@ -39,12 +39,13 @@ class Body:
     is_html: bool
     tag: str | None
 
+    @classmethod
+    def of(cls, event: Event) -> Body:
+        return cls(event.etag, event.description, event.description_is_html, event.tag)
+
     @property
     def size(self) -> int:
         return len(self.description) + len(self.tag or "") + len(self.etag)
-
-    def fields(self) -> tuple[str, str, bool, str | None]:
-        return self.etag, self.description, self.is_html, self.tag
 
 
 class Bodies:
@@ -57,7 +58,7 @@ class Bodies:
         self._size = 0
 
     def keep(self, calendar: str, event: Event) -> None:
-        body = Body(event.etag, event.description, event.description_is_html, event.tag)
+        body = Body.of(event)
         key = (calendar, event.id)
         with self._lock:
             self._drop(key)

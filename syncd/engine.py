@@ -72,7 +72,7 @@ from providers.base import (
     Transient,
 )
 from syncd import agenda, block, budget, detect, installation
-from syncd.bodies import Bodies
+from syncd.bodies import Bodies, Body
 from syncd.model import Event, Unreadable, Window
 from syncd.store import transaction
 from syncd.store.models import Calendar, Meeting, Occurrence, Pair, PushChannel, WriteLog
@@ -250,21 +250,6 @@ class _Pulled:
     def nothing(self) -> bool:
         """An incremental pull that found no change."""
         return not (self.full or self.events or self.removed or self.unreadable)
-
-
-@dataclass(frozen=True, slots=True)
-class _Current:
-    """A copy's text as a write starts from it: as last read (``bodies``), or just re-read."""
-
-    id: str
-    etag: str
-    description: str
-    is_html: bool
-    tag: str | None
-
-    @classmethod
-    def of(cls, event: Event) -> _Current:
-        return cls(event.id, event.etag, event.description, event.description_is_html, event.tag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -927,8 +912,7 @@ class CalendarSync:
         """
         with transaction(self.factory) as session:
             row = session.get_one(Occurrence, write.row_id)
-            event_id, held = row.event_id, self.bodies.get(address, row.event_id, row.etag)
-        current = None if held is None else _Current(event_id, *held.fields())
+            event_id, current = row.event_id, self.bodies.get(address, row.event_id, row.etag)
         attempts = self.policy.max_write_attempts
         reads = 0
         while True:
@@ -944,11 +928,11 @@ class CalendarSync:
                 if verdict.reason is detect.Reason.OTHER_INSTALLATION:
                     # taken over since it was mirrored: theirs now, and never ours to rewrite
                     report.skipped[verdict.reason.value] += 1
-                    self._settle(write.row_id, _Current.of(event), None, "unchanged", now)
+                    self._settle(write.row_id, Body.of(event), None, "unchanged", now)
                     return
                 if event.is_organizer_copy:
                     self.bodies.keep(address, event)
-                current = _Current.of(event)
+                current = Body.of(event)
             if write.text is None:
                 body, tag = block.remove(current.description, current.is_html), current.tag
             else:
@@ -962,7 +946,7 @@ class CalendarSync:
                     partial(
                         self.provider.update_description,
                         address,
-                        current.id,
+                        event_id,
                         body,
                         current.etag,
                         tag,
@@ -978,15 +962,13 @@ class CalendarSync:
                 report.attendee_mails += 1  # the other person of the 1:1
             self.bodies.keep(address, written)
             outcome = "removed" if write.text is None else "written"
-            self._settle(
-                write.row_id, _Current.of(written), current.etag, outcome, now, write.occasion
-            )
+            self._settle(write.row_id, Body.of(written), current.etag, outcome, now, write.occasion)
             return
 
     def _settle(
         self,
         row_id: int,
-        event: _Current,
+        event: Body,
         etag_before: str | None,
         outcome: str,
         now: datetime,
