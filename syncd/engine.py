@@ -49,7 +49,7 @@ from datetime import datetime, timedelta, tzinfo
 from functools import partial
 from typing import TypeVar
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import Connection, bindparam, case, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import (
     RetryCallState,
@@ -74,8 +74,16 @@ from providers.base import (
 from syncd import agenda, block, budget, detect, installation
 from syncd.bodies import Bodies, Body
 from syncd.model import Event, Unreadable, Window
-from syncd.store import transaction
-from syncd.store.models import Calendar, Meeting, Occurrence, Pair, PushChannel, WriteLog
+from syncd.store import statements, transaction
+from syncd.store.models import (
+    Calendar,
+    Meeting,
+    Occurrence,
+    Pair,
+    PushChannel,
+    UtcDateTime,
+    WriteLog,
+)
 
 log = logging.getLogger(__name__)
 
@@ -197,28 +205,48 @@ _SYNC_STATE = select(
     Calendar.pushed_at,
     Calendar.last_sync_at,
     Calendar.wake_at,
-)
+).where(Calendar.id == bindparam("calendar"))
 
-#: Did time move one of a calendar's 1:1s across a line since its last sync?
-#: Built once: a settled poll asks it every time, and building it costs more
-#: than running it.
-_TIME_MOVED = (
-    select(Occurrence.id)
-    .where(
-        Occurrence.calendar_id == bindparam("calendar"),
-        Occurrence.verdict == detect.Reason.ONE_ON_ONE.value,
-        Occurrence.start.between(bindparam("last"), bindparam("now"))
-        | Occurrence.end.between(bindparam("last"), bindparam("now"))
-        | Occurrence.start.between(bindparam("last_reach"), bindparam("now_reach"))
-        | (
-            Occurrence.is_master.is_(True)
-            & (
-                Occurrence.expanded_until.is_(None)
-                | (Occurrence.expanded_until < bindparam("needed"))
-            )
+#: What every sync leaves on its calendar row. Built once, like the two
+#: statements above: building an UPDATE of nine columns costs a settled poll
+#: more CPU than running it. ``full_at`` is the sync's time after a full sync
+#: (a new cursor window) and NULL otherwise (the window stays where it was).
+_SYNCED = (
+    update(Calendar)
+    .where(Calendar.id == bindparam("calendar"))
+    .values(
+        cursor=bindparam("next_cursor"),
+        cursor_version=CURSOR_VERSION,
+        cursor_at=func.coalesce(
+            bindparam("full_at", type_=UtcDateTime),
+            Calendar.cursor_at,
+            bindparam("synced_at", type_=UtcDateTime),
         ),
+        last_sync_at=bindparam("synced_at", type_=UtcDateTime),
+        due_hint=None,  # the scheduler works out the next time
+        last_error=None,
+        error_count=0,
+        needs_reauth=False,
     )
-    .limit(1)
+)
+#: The same after a planned pass, which also decides when to look again.
+_SYNCED_PLANNED = _SYNCED.values(wake_at=bindparam("wake", type_=UtcDateTime))
+
+#: When time next moves one of a calendar's 1:1s across a line: the earliest
+#: start and end still ahead, the earliest start beyond the horizon's far
+#: edge (it enters the horizon ``horizon_days`` before it starts), and the
+#: series expansions (one runs short a day before the horizon reaches its
+#: end; NULL: never expanded, plan again at once). Asked after each planned
+#: pass, so that a settled poll decides without asking the database.
+_LINES = select(
+    func.min(case((Occurrence.start >= bindparam("now"), Occurrence.start))),
+    func.min(case((Occurrence.end >= bindparam("now"), Occurrence.end))),
+    func.min(case((Occurrence.start >= bindparam("now_reach"), Occurrence.start))),
+    func.min(case((Occurrence.is_master.is_(True), Occurrence.expanded_until))),
+    func.count(case((Occurrence.is_master.is_(True) & Occurrence.expanded_until.is_(None), 1))),
+).where(
+    Occurrence.calendar_id == bindparam("calendar"),
+    Occurrence.verdict == detect.Reason.ONE_ON_ONE.value,
 )
 
 
@@ -313,7 +341,9 @@ class CalendarSync:
         self.account = account
         self.sleep = sleep
         self._warned: OrderedDict[tuple[str, str | None, str], None] = OrderedDict()
-        self._planned: dict[int, datetime] = {}  # calendar -> when this process last planned it
+        #: calendar -> when this process last planned it, and when time next
+        #: moves one of its 1:1s across a line (``_next_line``)
+        self._planned: dict[int, tuple[datetime, datetime]] = {}
 
     # -- provider calls, with retries for what is worth retrying ---------------
 
@@ -386,18 +416,22 @@ class CalendarSync:
         window = Window(
             now - timedelta(days=policy.past_days), now + timedelta(days=policy.window_days)
         )
-        with transaction(self.factory) as session:
-            # plain columns, not an ORM object: this runs on every poll
-            row = session.execute(_SYNC_STATE.where(Calendar.id == calendar_id)).one()
-            cursor = row.cursor if row.cursor_version == CURSOR_VERSION else None
-            mark, pushed, last_sync = row.next_sync_at, row.pushed_at, row.last_sync_at
-            woken = row.wake_at
-            if cursor is not None and self._window_outgrown(row.cursor_at, now):
-                log.info("the window of %s's cursor no longer covers the horizon", address)
-                cursor = None
-            asked = mark is not None or pushed is not None or (woken is not None and woken <= now)
-            # judged before the pull, in this transaction: only this sync changes the mirror
-            quiet = not asked and self._time_stood_still(session, calendar_id, last_sync, now)
+        with statements(self.factory) as connection:
+            # Core, not the ORM: this runs on every poll, and a Session's
+            # bookkeeping would cost more than the statement
+            row = connection.execute(_SYNC_STATE, {"calendar": calendar_id}).one()
+        cursor = row.cursor if row.cursor_version == CURSOR_VERSION else None
+        mark, pushed, last_sync, woken = (
+            row.next_sync_at,
+            row.pushed_at,
+            row.last_sync_at,
+            row.wake_at,
+        )
+        if cursor is not None and self._window_outgrown(row.cursor_at, now):
+            log.info("the window of %s's cursor no longer covers the horizon", address)
+            cursor = None
+        asked = mark is not None or pushed is not None or (woken is not None and woken <= now)
+        quiet = not asked and self._time_stood_still(calendar_id, last_sync, now)
 
         pulled = self._pull(address, cursor, window)
         next_cursor, full = pulled.cursor, pulled.full
@@ -422,30 +456,22 @@ class CalendarSync:
                     foreign,
                 )
             wake = self._write_planned(calendar_id, address, now, report)
-            self._planned[calendar_id] = now
+            self._planned[calendar_id] = (now, self._next_line(calendar_id, now))
             planned = True
 
-        with transaction(self.factory) as session:
-            done: dict[str, object] = {
-                "cursor": next_cursor,
-                "cursor_version": CURSOR_VERSION,
-                "cursor_at": now if full else func.coalesce(Calendar.cursor_at, now),
-                "last_sync_at": now,
-                "due_hint": None,  # the scheduler works out the next time
-                "last_error": None,
-                "error_count": 0,
-                "needs_reauth": False,
-            }
-            if planned:
-                done["wake_at"] = wake
-            session.execute(
-                update(Calendar)
-                .where(Calendar.id == calendar_id)
-                .values(done)
-                .execution_options(synchronize_session=False)
+        with statements(self.factory) as connection:
+            connection.execute(
+                _SYNCED_PLANNED if planned else _SYNCED,
+                {
+                    "calendar": calendar_id,
+                    "next_cursor": next_cursor,
+                    "full_at": now if full else None,
+                    "synced_at": now,
+                    "wake": wake,
+                },
             )
             if planned and run.changed and not full and mark is None and pushed is None:
-                self._doubt_channels(session, calendar_id, address, last_sync, now, run)
+                self._doubt_channels(connection, calendar_id, address, last_sync, now, run)
             if pushed is not None and report.writes:
                 # what the push asked for is now in the invites (times on the sync's clock)
                 report.push_lags.append(max(0.0, (now - pushed).total_seconds()))
@@ -455,18 +481,17 @@ class CalendarSync:
                 # the calendar due (and its push time) even if it lands
                 # between our read and write.
                 due = Calendar.next_sync_at
-                session.execute(
+                connection.execute(
                     update(Calendar)
                     .where(
                         Calendar.id == calendar_id, due.is_(None) if mark is None else due == mark
                     )
                     .values(next_sync_at=None, pushed_at=None)
-                    .execution_options(synchronize_session=False)
                 )
 
     def _doubt_channels(
         self,
-        session: Session,
+        connection: Connection,
         calendar_id: int,
         address: str,
         last_sync: datetime | None,
@@ -482,7 +507,7 @@ class CalendarSync:
         """
         if last_sync is None:
             return
-        doubted = session.execute(
+        doubted = connection.execute(
             update(PushChannel)
             .where(
                 PushChannel.calendar_id == calendar_id,
@@ -490,9 +515,8 @@ class CalendarSync:
                 PushChannel.created_at <= last_sync,
             )
             .values(missed_at=now)
-            .execution_options(synchronize_session=False)
         )
-        if getattr(doubted, "rowcount", 0):
+        if doubted.rowcount:
             run.report.unnotified += 1
             log.info(
                 "%s: a poll found %d change(s) no notification announced; polling it more "
@@ -502,38 +526,53 @@ class CalendarSync:
             )
 
     def _time_stood_still(
-        self, session: Session, calendar_id: int, last_sync: datetime | None, now: datetime
+        self, calendar_id: int, last_sync: datetime | None, now: datetime
     ) -> bool:
         """Whether, if the pull brings nothing, this pass can change nothing.
 
         The blocks a calendar should carry change only when its events change
         (the pull, checked by the caller), an agenda is edited (a mark,
-        likewise), or time moves one of its 1:1s across a line: a start or an
-        end since the last sync (carry-over; the next occurrence entering the
+        likewise), or time moves one of its 1:1s across a line (``_LINES``):
+        a start or an end (carry-over; the next occurrence entering the
         horizon), an occurrence reaching the horizon's far edge, a series'
-        expansion running short. Without any of these a settled poll costs one
-        list call and a few statements. A calendar is planned in full at least
-        once per process (a restart may bring a new template, base_url or
-        policy) and once every ``REPLAN_AT_LEAST_EVERY``.
+        expansion running short. Only a sync changes a calendar's mirror, and
+        every planned pass works out its next line, so no line was crossed
+        while ``now`` is short of it: a settled poll costs one list call and
+        two statements. A calendar is planned in full at least once per
+        process (a restart may bring a new template, base_url or policy) and
+        once every ``REPLAN_AT_LEAST_EVERY``.
         """
         planned = self._planned.get(calendar_id)
         if self.policy.dry_run or last_sync is None or planned is None:
             return False
-        if not timedelta(0) <= now - planned < REPLAN_AT_LEAST_EVERY:
+        planned_at, line = planned
+        if not timedelta(0) <= now - planned_at < REPLAN_AT_LEAST_EVERY:
             return False  # a safety net: whatever was missed is caught within the hour
+        return now < line
+
+    def _next_line(self, calendar_id: int, now: datetime) -> datetime:
+        """When time next moves one of the calendar's 1:1s across a line (see ``_LINES``).
+
+        ``now`` itself when a line is due already (a series never expanded),
+        so the next poll plans again; far in the future when it has no 1:1
+        (the hourly replan still applies).
+        """
         reach = timedelta(days=self.policy.horizon_days)
-        moved = session.execute(
-            _TIME_MOVED,
-            {
-                "calendar": calendar_id,
-                "last": last_sync,
-                "now": now,
-                "last_reach": last_sync + reach,
-                "now_reach": now + reach,
-                "needed": now + reach + timedelta(days=1),
-            },
-        ).first()
-        return moved is None
+        with statements(self.factory) as connection:
+            start, end, beyond, expanded, unexpanded = connection.execute(
+                _LINES, {"calendar": calendar_id, "now": now, "now_reach": now + reach}
+            ).one()
+        if unexpanded:
+            return now
+        lines = [start, end]
+        if beyond is not None:
+            lines.append(beyond - reach)
+        if expanded is not None:
+            lines.append(expanded - reach - timedelta(days=1))
+        return min(
+            (line for line in lines if line is not None),
+            default=datetime.max.replace(tzinfo=now.tzinfo),
+        )
 
     def _window_outgrown(self, since: datetime | None, now: datetime) -> bool:
         """Whether a cursor taken at ``since`` still sees the whole horizon.
