@@ -13,6 +13,7 @@ second, and how fast a backlog of due calendars is handed out.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import tempfile
 import time
@@ -23,51 +24,20 @@ from pathlib import Path
 from google.oauth2 import service_account
 from sqlalchemy import select
 
-from bench import figures, mails, scheduler
+from bench import cycle, figures, mails, pages, push, scheduler
+from bench.org import addresses, organization, populate
 from providers.base import Provider
-from providers.calendar_world import WorldBuilder
 from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
 from providers.google import GoogleProvider
-from providers.memory import MemoryProvider, Recurrence
 from providers.microsoft import MicrosoftProvider, app_token_source
 from syncd import detect
 from syncd import scheduler as scheduler_module
 from syncd.engine import CalendarSync, Policy, Report
+from syncd.model import Window
 from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import connect, migrate, sessions
 from syncd.store.models import Calendar
-
-
-def addresses(people: int) -> list[str]:
-    return [f"p{i:04d}@example.org" for i in range(people)]
-
-
-def organization(people: int, now: datetime) -> MemoryProvider:
-    world = MemoryProvider(addresses(people), page_size=250)
-    populate(world, people, now)
-    return world
-
-
-def populate(world: WorldBuilder, people: int, now: datetime) -> None:
-    addresses = [f"p{i:04d}@example.org" for i in range(people)]
-    start = now.replace(hour=9, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    for i in range(0, people - 1, 2):  # every person has one weekly 1:1 with a partner
-        slot = start + timedelta(days=i % 5, hours=(i // 5) % 8)
-        world.create_event(
-            addresses[i],
-            [addresses[i], addresses[i + 1]],
-            "1:1",
-            slot,
-            slot + timedelta(minutes=30),
-            recurrence=Recurrence(interval_days=7),
-        )
-    for team in range(0, people, 8):  # and a weekly team meeting of eight
-        members = addresses[team : team + 8]
-        world.create_event(
-            members[0], members, "Team", start, start + timedelta(hours=1),
-            recurrence=Recurrence(interval_days=7),
-        )  # fmt: skip
 
 
 def measure(label: str, provider: Provider, calls: Callable[[], int]) -> None:
@@ -162,6 +132,37 @@ def google_floor(emulator: GoogleEmulator, people: list[str], rounds: int = 3) -
     return 1000 * (time.thread_time() - started) / (rounds * len(people))
 
 
+def token_requests(
+    emulator: GoogleEmulator,
+    provider: GoogleProvider,
+    held: dict[str, service_account.Credentials],
+) -> tuple[float, float]:
+    """Token requests per person for a round of settled polls: within a token's hour, and
+    once each token has expired (as it has by the next poll behind a healthy channel)."""
+    now = datetime.now(UTC)
+    window = Window(now, now + timedelta(days=1))
+    cursors = {person: pages_cursor(provider, person, window) for person in held}
+
+    def round_of_polls() -> float:
+        before = sum(1 for r in emulator.requests if r.op == "token")
+        for person, cursor in cursors.items():
+            list(provider.changes(person, cursor, window))
+        return (sum(1 for r in emulator.requests if r.op == "token") - before) / len(held)
+
+    within = round_of_polls()
+    for credentials in held.values():  # the hour has passed, by the client's own clock
+        credentials.expiry = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=1)
+    return within, round_of_polls()
+
+
+def pages_cursor(provider: Provider, calendar: str, window: Window) -> str | None:
+    """The cursor a full read of ``calendar`` ends with."""
+    cursor = None
+    for page in provider.changes(calendar, None, window):
+        cursor = page.cursor or cursor
+    return cursor
+
+
 def day_of_polls(cadence: scheduler_module.Cadence) -> float:
     """Polls per settled calendar per day behind a healthy push channel, for the calendar
     whose jitter makes its interval the shortest (the worst any calendar does)."""
@@ -177,9 +178,10 @@ def run(people: int, google_people: int) -> None:
         delegating = service_account.Credentials.from_service_account_info(
             emulator.service_account_info(), scopes=list(GOOGLE_SCOPES)
         )
+        held: dict[str, service_account.Credentials] = {}  # what the adapter keeps per person
         google = GoogleProvider(
             addresses(google_people),
-            lambda person: delegating.with_subject(person),
+            lambda person: held.setdefault(person, delegating.with_subject(person)),
             api_root=emulator.api_root,
         )
         api = {"list", "get", "patch", "instances"}
@@ -196,11 +198,24 @@ def run(people: int, google_people: int) -> None:
             if f.area == "google" and f.name.startswith("client CPU")
         )
         figures.record("google", "client CPU per settled poll / floor", ours / floor, "×", 2)
+        within, expired = token_requests(emulator, google, held)
+        figures.record(
+            "google", "token requests per person, polls within a token's hour", within, "", 0
+        )
     cadence = scheduler_module.Cadence()
     figures.record(
         "google",
         "list calls per settled calendar per day, push healthy",
         day_of_polls(cadence),
+        "",
+        4,
+    )
+    # Polls behind a healthy channel are hours apart, longer than a token lives:
+    # each one needs the token request measured after expiry, and no more.
+    figures.record(
+        "google",
+        "token requests per person per day, push healthy",
+        day_of_polls(cadence) * expired,
         "",
         4,
     )
@@ -228,6 +243,53 @@ def run(people: int, google_people: int) -> None:
     figures.record("process", "peak RSS (memory, Google and Graph runs)", peak, "MiB")
 
 
+#: Org sizes of the settled cycle: CPU per calendar at the larger within 1.2x the smaller.
+CYCLE_SIZES = (1000, 10000)
+#: The most a worker may hold syncing 10,000 calendars (issue #11).
+RSS_BOUND_MIB = 250
+
+
+def settled_cycles(sizes: list[int]) -> None:
+    """The settled cycle on one worker per size (a fresh process each), and on PostgreSQL
+    1 against 3 worker processes sharing one backlog."""
+    per_calendar: dict[int, float] = {}
+    for size in sizes:
+        got = cycle.measure(size)
+        print(f"cycle {json.dumps(got)}")
+        per_calendar[size] = got["CPU per settled calendar ms"]
+        area = f"cycle {size}"
+        figures.record(
+            area, "first pass (every calendar synced and written)", got["first pass s"], "s"
+        )
+        figures.record(area, "settled cycle, one worker", got["settled cycle s"], "s")
+        figures.record(area, "CPU per settled calendar", got["CPU per settled calendar ms"], "ms")
+        bound = RSS_BOUND_MIB if size >= 10000 else None
+        figures.record(area, "peak RSS of the worker", got["peak RSS MiB"], "MiB", bound)
+        figures.record(area, "errors", got["errors"], "", 0)
+    if len(per_calendar) >= 2:
+        small, large = min(per_calendar), max(per_calendar)
+        figures.record(
+            "cycle",
+            f"CPU per settled calendar, {large} / {small}",
+            per_calendar[large] / per_calendar[small],
+            "×",
+            1.2,
+        )
+    url = scheduler.postgres_url()
+    if not url or not sizes:
+        print("workers skipped: set SYNCD_BENCH_POSTGRES_URL to a PostgreSQL server")
+        return
+    size = min(sizes)
+    drained = cycle.workers(size, url)
+    print(f"workers {json.dumps(drained)}")
+    for count, seconds in drained.items():
+        figures.record(
+            "workers", f"{size} marked calendars synced, {count} worker(s)", seconds, "s"
+        )
+    # 2 cores, shared with the emulator's process: 3 workers can at best use both.
+    figures.record("workers", "3 workers over 1 (bound: 2 cores)", drained[1] / drained[3], "×", 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--people", type=int, default=400, help="memory provider org size")
@@ -240,9 +302,27 @@ def main() -> None:
         default=None,
         help="org size for the scheduler benchmark (default: 1000 and 10000)",
     )
+    parser.add_argument(
+        "--cycle",
+        type=int,
+        nargs="*",
+        default=list(CYCLE_SIZES),
+        help="org sizes of the settled cycle on one worker (default: 1000 10000)",
+    )
     args = parser.parse_args()
     run(args.people, args.google_people)
     mails.run()
+    settled_cycles(args.cycle)
+    latency = push.run()
+    for name in ("p50", "p95"):
+        bound = latency["bound"] if name == "p95" else None
+        figures.record("push", f"push to block written, {name}", latency[name], "s", bound)
+    figures.record(
+        "push", "one round trip (list call, loopback)", 1000 * latency["round trip"], "ms"
+    )
+    for connections, (rps, p95) in pages.run().items():
+        figures.record("pages", f"agenda page, {connections} connections", rps, "requests/s")
+        figures.record("pages", f"agenda page p95, {connections} connections", 1000 * p95, "ms")
     for size in (args.calendars,) if args.calendars else scheduler.SIZES:
         scheduler.run(size)
     scheduler.scaling()

@@ -15,6 +15,7 @@ cursor is committed last, so the next sync repeats what was not recorded.
 from __future__ import annotations
 
 import errno
+import heapq
 import logging
 import os
 import signal
@@ -53,6 +54,9 @@ OnSync = Callable[[str, str, Report], None]
 #: How often the loop wakes when nothing finishes: the latency of a push mark
 #: or of a webhook-marked calendar, at worst.
 IDLE_WAIT = 1.0
+#: The most nudges kept waiting; beyond, the latest are dropped (the idle loop's
+#: own second still finds them).
+MAX_WAKES = 1024
 #: How far past a nudged mark the idle loop wakes, so the mark is due when it claims.
 WAKE_SLACK = 0.02
 #: How often a directory account's people are listed again (joiners, leavers).
@@ -133,7 +137,9 @@ class Worker:
         self.watching: dict[str, frozenset[str]] | None = None
         self._wake = threading.Event()
         self._wake_lock = threading.Lock()
-        self._wake_at: float | None = None  # monotonic: when a mark made in this process is due
+        #: monotonic times at which marks made in this process fall due, earliest first: a
+        #: heap, not one time, so a later mark is not forgotten when an earlier one wakes us
+        self._wake_at: list[float] = []
 
     def nudge(self, after: float) -> None:
         """A calendar was marked due ``after`` seconds from now (a webhook, an edit here).
@@ -144,8 +150,10 @@ class Worker:
         """
         at = time.monotonic() + max(0.0, after) + WAKE_SLACK
         with self._wake_lock:
-            if self._wake_at is None or at < self._wake_at:
-                self._wake_at = at
+            heapq.heappush(self._wake_at, at)
+            while len(self._wake_at) > MAX_WAKES:  # a burst: the latest ones poll anyway
+                self._wake_at.remove(max(self._wake_at))
+                heapq.heapify(self._wake_at)
         self._wake.set()
 
     def _idle(self, seconds: float) -> None:
@@ -153,11 +161,10 @@ class Worker:
         deadline = time.monotonic() + seconds
         while True:
             now = time.monotonic()
+            if self._nudged(now):
+                return
             with self._wake_lock:
-                at = self._wake_at
-                if at is not None and at <= now:
-                    self._wake_at = None
-                    return
+                at = self._wake_at[0] if self._wake_at else None
             end = deadline if at is None else min(deadline, at)
             if end <= now:
                 return
@@ -300,12 +307,40 @@ class Worker:
         for claimed in claims:
             self._in_flight[self._pool.submit(self._sync_one, claimed)] = claimed
         if self._in_flight:
-            done, _ = wait(list(self._in_flight), timeout=wait_seconds, return_when=FIRST_COMPLETED)
-            if done:
-                self._finish(done)
+            self._await_room(wait_seconds)
         elif wait_seconds > 0:
             self._idle(wait_seconds)
         self._renew()
+
+    def _await_room(self, wait_seconds: float) -> None:
+        """Wait until half the pool is free again (or ``wait_seconds``), giving back what ended.
+
+        A claim costs a few statements whatever it takes, so under a backlog
+        claiming for every single sync that ends would cost more than the
+        settled polls it hands out; waiting for half the slots makes each
+        claim take several. A pool that empties, or a nudge (a push mark, an
+        edit), ends the wait early, so a pushed change still goes out at once.
+        """
+        deadline = time.monotonic() + wait_seconds
+        room = max(1, self.concurrency // 2)
+        while self._in_flight:
+            left = deadline - time.monotonic()
+            done, _ = wait(
+                list(self._in_flight), timeout=max(0.0, left), return_when=FIRST_COMPLETED
+            )
+            if done:
+                self._finish(done)
+            if left <= 0 or self.concurrency - len(self._in_flight) >= room or self._nudged():
+                return
+
+    def _nudged(self, now: float | None = None) -> bool:
+        """Whether a nudge is due now; those due are used up (the next claim takes them)."""
+        now = time.monotonic() if now is None else now
+        with self._wake_lock:
+            due = bool(self._wake_at) and self._wake_at[0] <= now
+            while self._wake_at and self._wake_at[0] <= now:
+                heapq.heappop(self._wake_at)
+            return due
 
     def run(self, stop: threading.Event, status: Callable[[str], None] = lambda _: None) -> None:
         shown = ""

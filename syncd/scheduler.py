@@ -48,16 +48,16 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, exists, func, nullsfirst, or_, select, update
+from sqlalchemy import Select, bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ColumnElement
 
 from syncd import config
 from syncd.engine import CalendarSync, Report
 from syncd.store import transaction
-from syncd.store.models import Calendar, Occurrence, PushChannel
+from syncd.store.models import Calendar, Occurrence, PushChannel, UtcDateTime
 
 POLL_INTERVAL = timedelta(minutes=5)
 MAX_POLL_INTERVAL = timedelta(hours=1)
@@ -250,17 +250,19 @@ def _select_due(
         .order_by(Calendar.next_sync_at, Calendar.id),
         limit,
     )
-    room = None if limit is None else limit - len(rows)
-    if room is None or room > 0:
-        hinted = [
-            *base,
-            or_(Calendar.next_sync_at.is_(None), Calendar.next_sync_at > now),
-            or_(Calendar.due_hint.is_(None), Calendar.due_hint <= now),
-        ]
-        rows += read(
-            select(Calendar).where(*hinted).order_by(nullsfirst(Calendar.due_hint), Calendar.id),
-            room,
-        )
+    # Two range reads of the (account, due_hint) index, not one with an OR:
+    # "NULL or come" is no range, and the index would be walked to its end
+    # over every calendar not due (all of them, on an idle claim).
+    unmarked = or_(Calendar.next_sync_at.is_(None), Calendar.next_sync_at > now)
+    for hint, order in (
+        (Calendar.due_hint.is_(None), Calendar.id),
+        (Calendar.due_hint <= now, Calendar.due_hint),
+    ):
+        room = None if limit is None else limit - len(rows)
+        if room is not None and room <= 0:
+            break
+        query = select(Calendar).where(*base, unmarked, hint).order_by(order, Calendar.id)
+        rows += read(query, room)
     return _judge(session, rows, now, cadence, refresh=refresh)
 
 
@@ -351,28 +353,36 @@ def _rehint(
             .group_by(PushChannel.calendar_id)
         ).all()
     )
+    moves: list[dict[str, object]] = []
     for row in rows:
         when = next_due(row, cadence, push.get(row.id, Push.NONE), None, now)
         if when is None:
             continue
         hint = min(at for at in (when, ends.get(row.id), expiries.get(row.id)) if at is not None)
-        session.execute(
-            update(Calendar)
-            .where(
-                Calendar.id == row.id,
-                _same(Calendar.due_hint, row.due_hint),
-                _same(Calendar.next_sync_at, row.next_sync_at),
-                _same(Calendar.last_sync_at, row.last_sync_at),
-            )
-            .values(due_hint=hint)
-            .execution_options(synchronize_session=False)
+        moves.append(
+            {
+                "calendar": row.id,
+                "hint": hint,
+                "read_hint": row.due_hint,
+                "read_mark": row.next_sync_at,
+                "read_sync": row.last_sync_at,
+            }
         )
+    if moves:  # one statement for all of them (executemany)
+        session.connection().execute(_MOVE_HINT, moves)
 
 
-def _same(
-    column: InstrumentedAttribute[datetime | None], value: datetime | None
-) -> ColumnElement[bool]:
-    return column.is_(None) if value is None else column == value
+#: Compare-and-set of one calendar's hint on what the claim read (NULL equal to NULL).
+_MOVE_HINT = (
+    update(Calendar)
+    .where(
+        Calendar.id == bindparam("calendar"),
+        Calendar.due_hint.is_not_distinct_from(bindparam("read_hint", type_=UtcDateTime)),
+        Calendar.next_sync_at.is_not_distinct_from(bindparam("read_mark", type_=UtcDateTime)),
+        Calendar.last_sync_at.is_not_distinct_from(bindparam("read_sync", type_=UtcDateTime)),
+    )
+    .values(due_hint=bindparam("hint", type_=UtcDateTime))
+)
 
 
 def due(
@@ -430,28 +440,39 @@ def claim(
                 limit=window,
                 refresh=True,
             )
+            wanted: list[Calendar] = []
             for row in rows:
                 if row.address in busy:
                     continue
                 if watching is not None and row.address not in watching.get(name, ()):
                     continue
-                won = session.execute(
+                wanted.append(row)
+                busy.add(row.address)
+                if len(wanted) == min(left[name], room):
+                    break
+            if not wanted:
+                continue
+            # One statement leases them all; RETURNING says which we won (another
+            # claimer may have got some between our read and this write).
+            won = set(
+                session.execute(
                     update(Calendar)
                     .where(
-                        Calendar.id == row.id,
+                        Calendar.id.in_([row.id for row in wanted]),
                         or_(Calendar.lease_until.is_(None), Calendar.lease_until <= now),
                     )
                     .values(lease_owner=owner, lease_until=until)
+                    .returning(Calendar.id)
                     .execution_options(synchronize_session=False)
-                )
-                if won.rowcount != 1:  # type: ignore[attr-defined]
-                    continue  # another claimer got there between our read and write
+                ).scalars()
+            )
+            for row in wanted:
+                if row.id not in won:
+                    busy.discard(row.address)
+                    continue
                 left[name] -= 1
                 room -= 1
-                busy.add(row.address)
                 claims.append(Claim(row.id, row.account, row.provider, row.address, until))
-                if left[name] == 0 or room == 0:
-                    break
             if room == 0:
                 break
     return claims

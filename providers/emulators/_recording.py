@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -39,6 +39,8 @@ class Recorded:
     op: str | None = None
     user: str | None = None
     mailbox: str | None = None
+    #: When it arrived (``time.monotonic``): how long after a change it came.
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)

@@ -281,3 +281,27 @@ def test_an_edit_wakes_the_idle_loop_when_its_mark_is_due(db_engine: Engine) -> 
     worker.drain()
     assert synced[before:] == [ANA]  # the organizer's calendar, marked by the edit
     assert "Offsite plans" in (world.block_in(ANA, uid, tuesday(0)) or "")
+
+
+def test_a_later_nudge_still_wakes_the_idle_loop_after_an_earlier_one(db_engine: Engine) -> None:
+    """Two pushes a moment apart: each mark wakes the loop when it falls due.
+
+    One wake time kept as the earliest of all would be used up by the first,
+    leaving the second mark to the idle loop's own poll.
+    """
+    import time
+
+    world = World(db_engine)
+    factory = sessions(db_engine)
+    syncer = CalendarSync(world.provider, factory, world.policy, account="acme")
+    worker = Worker(factory, {"acme": syncer}, {}, config.Sync(), owner="w", clock=lambda: NOW)
+    worker.nudge(0.05)
+    worker.nudge(0.4)
+    began = time.monotonic()
+    worker.step(30.0)  # nothing enrolled: nothing to claim, so it idles until woken
+    first = time.monotonic() - began
+    worker.step(30.0)
+    second = time.monotonic() - began
+    worker.drain()
+    assert first < 10, "the first nudge did not wake the idle loop"
+    assert 0.4 <= second < 10, "the second nudge was forgotten once the first had woken us"
