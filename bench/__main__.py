@@ -24,7 +24,7 @@ from pathlib import Path
 from google.oauth2 import service_account
 from sqlalchemy import select
 
-from bench import cycle, figures, mails, pages, push, scheduler
+from bench import cycle, figures, mails, pages, peer, push, scheduler
 from bench.org import addresses, organization, populate
 from providers.base import Provider
 from providers.emulators.google import GoogleEmulator
@@ -198,6 +198,11 @@ def run(people: int, google_people: int) -> None:
             if f.area == "google" and f.name.startswith("client CPU")
         )
         figures.record("google", "client CPU per settled poll / floor", ours / floor, "×", 2)
+        gcal_sync = peer.settled_poll_ms(emulator.api_root, held)
+        if gcal_sync is None:
+            print("peer skipped: gcal_sync is not installed (make bench installs it)")
+        else:
+            figures.record("google", "peer: gcal_sync, per settled poll", gcal_sync, "ms")
         within, expired = token_requests(emulator, google, held)
         figures.record(
             "google", "token requests per person, polls within a token's hour", within, "", 0
