@@ -141,7 +141,7 @@ def token_requests(
     once each token has expired (as it has by the next poll behind a healthy channel)."""
     now = datetime.now(UTC)
     window = Window(now, now + timedelta(days=1))
-    cursors = {person: pages_cursor(provider, person, window) for person in held}
+    cursors = {person: full_read_cursor(provider, person, window) for person in held}
 
     def round_of_polls() -> float:
         before = sum(1 for r in emulator.requests if r.op == "token")
@@ -155,7 +155,7 @@ def token_requests(
     return within, round_of_polls()
 
 
-def pages_cursor(provider: Provider, calendar: str, window: Window) -> str | None:
+def full_read_cursor(provider: Provider, calendar: str, window: Window) -> str | None:
     """The cursor a full read of ``calendar`` ends with."""
     cursor = None
     for page in provider.changes(calendar, None, window):

@@ -11,7 +11,6 @@ server's interpreter lock.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import httpx
 from sqlalchemy import select
 
 from bench.org import organization
+from bench.push import free_port
 from syncd import detect
 from syncd.engine import CalendarSync, Policy
 from syncd.runtime import WebServer
@@ -33,12 +33,6 @@ from syncd.web.app import create_app
 from syncd.web.settings import WebSettings
 
 SECONDS = 4.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _load(url: str, connections: int, seconds: float) -> tuple[float, float]:
@@ -108,7 +102,7 @@ def run() -> dict[int, tuple[float, float]]:
             token = session.scalars(select(Meeting.token).order_by(Meeting.start)).first()
         if token is None:
             raise RuntimeError("pages bench: the organization has no 1:1")
-        port = _free_port()
+        port = free_port()
         app = create_app(factory, web=WebSettings(secure_cookies=False))  # plain-http loopback
         server = WebServer(app, "127.0.0.1", port)
         if not server.start():

@@ -33,7 +33,8 @@ from syncd.secrets import GOOGLE_SCOPES
 PEOPLE = [f"p{i:02d}@example.org" for i in range(8)]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -97,7 +98,7 @@ def round_trip(emulator: GoogleEmulator, samples: int = 30) -> float:
 def run(samples: int = 20) -> dict[str, float]:
     """p50 and p95 seconds from a new 1:1 to its block's write, the bound, the round trip."""
     with tempfile.TemporaryDirectory() as tmp, GoogleEmulator(PEOPLE) as emulator:
-        port = _free_port()
+        port = free_port()
         config = _config(Path(tmp), emulator, port)
         log = (Path(tmp) / "syncd.log").open("w")
         daemon = subprocess.Popen(

@@ -207,9 +207,9 @@ _SYNC_STATE = select(
     Calendar.wake_at,
 ).where(Calendar.id == bindparam("calendar"))
 
-#: What every sync leaves on its calendar row. Built once, like the two
-#: statements above: building an UPDATE of nine columns costs a settled poll
-#: more CPU than running it. ``full_at`` is the sync's time after a full sync
+#: What every sync leaves on its calendar row. Built once, like the read
+#: above: building an UPDATE of eight columns costs a settled poll more CPU
+#: than running it. ``full_at`` is the sync's time after a full sync
 #: (a new cursor window) and NULL otherwise (the window stays where it was).
 _SYNCED = (
     update(Calendar)

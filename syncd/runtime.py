@@ -54,9 +54,6 @@ OnSync = Callable[[str, str, Report], None]
 #: How often the loop wakes when nothing finishes: the latency of a push mark
 #: or of a webhook-marked calendar, at worst.
 IDLE_WAIT = 1.0
-#: The most nudges kept waiting; beyond, the latest are dropped (the idle loop's
-#: own second still finds them).
-MAX_WAKES = 1024
 #: How far past a nudged mark the idle loop wakes, so the mark is due when it claims.
 WAKE_SLACK = 0.02
 #: How often a directory account's people are listed again (joiners, leavers).
@@ -150,10 +147,7 @@ class Worker:
         """
         at = time.monotonic() + max(0.0, after) + WAKE_SLACK
         with self._wake_lock:
-            heapq.heappush(self._wake_at, at)
-            while len(self._wake_at) > MAX_WAKES:  # a burst: the latest ones poll anyway
-                self._wake_at.remove(max(self._wake_at))
-                heapq.heapify(self._wake_at)
+            heapq.heappush(self._wake_at, at)  # popped as they fall due (``_nudged``)
         self._wake.set()
 
     def _idle(self, seconds: float) -> None:
