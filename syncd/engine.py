@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
@@ -56,7 +57,6 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
 )
 
 from providers.base import (
@@ -73,6 +73,7 @@ from providers.base import (
 )
 from syncd import agenda, block, budget, detect, installation
 from syncd.bodies import Bodies, Body
+from syncd.mirrored import PRELOAD_FROM, Mirror
 from syncd.model import Event, Unreadable, Window
 from syncd.store import statements, transaction
 from syncd.store.models import (
@@ -196,7 +197,46 @@ def retry_at(error: Exception, failures: int, now: datetime) -> datetime | None:
     return now + min(BACKOFF_BASE * doubling, BACKOFF_CAP)
 
 
-#: What a sync reads of its calendar's row before the pull.
+def _backoff(error: BaseException | None, attempt: int) -> float:
+    """Seconds to wait after failed attempt number ``attempt``: what a 429 asks, or doubling."""
+    if isinstance(error, RateLimited) and error.retry_after is not None:
+        return min(float(error.retry_after), 300.0)
+    return min(0.5 * 2.0 ** (attempt - 1), 30.0) + random.uniform(0, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncState:
+    """What a sync needs of its calendar's row before the pull.
+
+    A claim reads the whole row anyway, so it hands this over and a settled
+    poll saves its only read. Taken at claim time, a moment before the sync:
+    the lease keeps every other sync off the row meanwhile, and a mark that
+    lands in between is not lost (the sync clears a mark only if it is the
+    one it read, so the calendar stays due).
+    """
+
+    cursor: str | None
+    cursor_version: int | None
+    cursor_at: datetime | None
+    next_sync_at: datetime | None
+    pushed_at: datetime | None
+    last_sync_at: datetime | None
+    wake_at: datetime | None
+
+    @classmethod
+    def of(cls, row: Calendar) -> SyncState:
+        return cls(
+            row.cursor,
+            row.cursor_version,
+            row.cursor_at,
+            row.next_sync_at,
+            row.pushed_at,
+            row.last_sync_at,
+            row.wake_at,
+        )
+
+
+#: What a sync reads of its calendar's row before the pull, when no claim handed it over.
 _SYNC_STATE = select(
     Calendar.cursor,
     Calendar.cursor_version,
@@ -259,9 +299,18 @@ class _Pass:
     now: datetime
     window: Window
     report: Report
-    touched: set[int] = field(default_factory=set)  # mirror rows written in this pass
+    #: mirror rows written in this pass, by event id (ids are known only after a flush)
+    touched: dict[str, Occurrence] = field(default_factory=dict)
     changed: int = 0  # events pulled that were new or changed since mirrored, and removals
-    invites: dict[int, agenda.Invite] = field(default_factory=dict)  # row -> our tag's replica
+    invites: dict[str, agenda.Invite] = field(default_factory=dict)  # event -> tag's replica
+    mirror: Mirror | None = None  # the calendar's rows, for this pass's transaction
+    #: pairs met in this pass, by their two people: a series' occurrences share one
+    pairs: dict[tuple[str, str], Pair] = field(default_factory=dict)
+
+    def rows(self, session: Session) -> Mirror:
+        if self.mirror is None or self.mirror.session is not session:
+            self.mirror = Mirror(session, self.calendar_id)
+        return self.mirror
 
 
 @dataclass(slots=True)
@@ -348,15 +397,26 @@ class CalendarSync:
     # -- provider calls, with retries for what is worth retrying ---------------
 
     def _call(self, fn: Callable[[], T]) -> T:
+        """``fn()``, retried with backoff when the provider is busy or briefly failing.
+
+        The first attempt runs outside tenacity: nearly every call succeeds at
+        once, and a settled poll would otherwise pay for a retry loop it
+        never uses.
+        """
+        try:
+            return fn()
+        except (Transient, RateLimited) as error:
+            if self.policy.retry_attempts <= 1:
+                raise
+            self.sleep(_backoff(error, 1))
+
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
-            if isinstance(error, RateLimited) and error.retry_after is not None:
-                return min(error.retry_after, 300.0)
-            return float(wait_exponential_jitter(multiplier=0.5, max=30)(state))
+            return _backoff(error, state.attempt_number + 1)
 
         retrying = Retrying(
             retry=retry_if_exception_type((Transient, RateLimited)),
-            stop=stop_after_attempt(self.policy.retry_attempts),
+            stop=stop_after_attempt(self.policy.retry_attempts - 1),
             wait=wait,
             sleep=self.sleep,
             reraise=True,
@@ -365,17 +425,24 @@ class CalendarSync:
 
     # -- entry point -----------------------------------------------------------
 
-    def sync(self, address: str, now: datetime, calendar_id: int | None = None) -> Report:
+    def sync(
+        self,
+        address: str,
+        now: datetime,
+        calendar_id: int | None = None,
+        state: SyncState | None = None,
+    ) -> Report:
         """Sync one calendar; provider failures are recorded on the calendar, not raised.
 
         ``calendar_id``: its row, when the caller holds it already (a claim
-        does), which saves a transaction on every poll.
+        does), which saves a transaction on every poll; ``state``: what the
+        claim read of that row, which saves the read.
         """
         report = Report(calendars=1)
         if calendar_id is None:
-            calendar_id = self._calendar_row(address)
+            calendar_id, state = self._calendar_row(address), None
         try:
-            self._sync(calendar_id, address, now, report)
+            self._sync(calendar_id, address, now, report, state)
         except AuthRevoked as error:
             report.fail(address, error, f"needs re-authorisation ({error})")
             self.record_failure(calendar_id, now, error)
@@ -411,15 +478,24 @@ class CalendarSync:
             row.next_sync_at = retry_at(error, row.error_count, now)
             row.due_hint = None  # the scheduler works out the next time
 
-    def _sync(self, calendar_id: int, address: str, now: datetime, report: Report) -> None:
+    def _sync(
+        self,
+        calendar_id: int,
+        address: str,
+        now: datetime,
+        report: Report,
+        state: SyncState | None,
+    ) -> None:
         policy = self.policy
         window = Window(
             now - timedelta(days=policy.past_days), now + timedelta(days=policy.window_days)
         )
-        with statements(self.factory) as connection:
-            # Core, not the ORM: this runs on every poll, and a Session's
-            # bookkeeping would cost more than the statement
-            row = connection.execute(_SYNC_STATE, {"calendar": calendar_id}).one()
+        row = state
+        if row is None:
+            with statements(self.factory) as connection:
+                # Core, not the ORM: this runs on every poll without a claim, and
+                # a Session's bookkeeping would cost more than the statement
+                row = SyncState(*connection.execute(_SYNC_STATE, {"calendar": calendar_id}).one())
         cursor = row.cursor if row.cursor_version == CURSOR_VERSION else None
         mark, pushed, last_sync, woken = (
             row.next_sync_at,
@@ -638,14 +714,17 @@ class CalendarSync:
         full: bool,
     ) -> None:
         run.changed += len(pulled.removed)
+        mirror = run.rows(session)
+        if full or len(pulled.events) >= PRELOAD_FROM or any(e.recurring for e in pulled.events):
+            mirror.load()  # one read instead of one per event (and occurrence)
         for event_id in pulled.removed:
-            self._forget(session, run.calendar_id, event_id)
+            self._forget(session, run, event_id)
         # An unreadable event still exists: a full sync must not sweep its row.
         seen = {item.event_id for item in pulled.unreadable if item.event_id is not None}
         for event in pulled.events:
             seen.add(event.id)
             if event.recurring and event.cancelled:
-                self._forget(session, run.calendar_id, event.id)
+                self._forget(session, run, event.id)
                 continue
             verdict = self._upsert(session, run, event, pulled=True)
             if verdict is not None and verdict.is_one_on_one:
@@ -655,9 +734,9 @@ class CalendarSync:
             if event.recurring:
                 seen.update(self._expand(session, run, event.id))
         if full:
-            self._sweep(session, run.calendar_id, seen, run.window)
+            self._sweep(session, run, seen)
 
-    def _forget(self, session: Session, calendar_id: int, event_id: str) -> None:
+    def _forget(self, session: Session, run: _Pass, event_id: str) -> None:
         """Drop a deleted event (or series) from the mirror.
 
         When it is the organizer's copy of a 1:1, its agendas are marked
@@ -666,7 +745,7 @@ class CalendarSync:
         stay; a copy that comes back un-cancels its agenda on the next sync.
         """
         match = (
-            Occurrence.calendar_id == calendar_id,
+            Occurrence.calendar_id == run.calendar_id,
             (Occurrence.event_id == event_id) | (Occurrence.series_id == event_id),
         )
         for row in session.scalars(
@@ -676,24 +755,29 @@ class CalendarSync:
         ):
             agenda.mark_cancelled(session, row.key)
         session.execute(delete(Occurrence).where(*match))
+        run.rows(session).drop(event_id)
+        for key in [k for k, r in run.touched.items() if event_id in (k, r.series_id)]:
+            del run.touched[key]
 
-    def _sweep(self, session: Session, calendar_id: int, seen: set[str], window: Window) -> None:
+    def _sweep(self, session: Session, run: _Pass, seen: set[str]) -> None:
         """After a full sync, drop what the provider no longer has in the window."""
         rows = session.scalars(
             select(Occurrence).where(
-                Occurrence.calendar_id == calendar_id, Occurrence.end > window.start
+                Occurrence.calendar_id == run.calendar_id, Occurrence.end > run.window.start
             )
         )
-        for occurrence in rows:
+        mirror = run.rows(session)
+        for occurrence in list(rows):
             if occurrence.event_id not in seen:
-                session.delete(occurrence)
+                mirror.delete(occurrence)
+                run.touched.pop(occurrence.event_id, None)
 
     def _expand(self, session: Session, run: _Pass, series_id: str) -> set[str]:
         calendar_id, window = run.calendar_id, run.window
         try:
             instances = self._call(partial(self.provider.instances, run.address, series_id, window))
         except NotFound:
-            self._forget(session, calendar_id, series_id)
+            self._forget(session, run, series_id)
             return set()
         ids = set()
         for instance in instances:
@@ -707,14 +791,12 @@ class CalendarSync:
                 Occurrence.start < window.end,
             )
         )
-        for occurrence in stale:
+        mirror = run.rows(session)
+        for occurrence in list(stale):
             if occurrence.event_id not in ids:
-                session.delete(occurrence)
-        master = session.scalars(
-            select(Occurrence).where(
-                Occurrence.calendar_id == calendar_id, Occurrence.event_id == series_id
-            )
-        ).one_or_none()
+                mirror.delete(occurrence)
+                run.touched.pop(occurrence.event_id, None)
+        master = mirror.get(series_id)
         if master is not None:
             master.expanded_until = window.end
         return ids
@@ -752,17 +834,12 @@ class CalendarSync:
             log.warning("skipping event %s: %s: %s", event.id, type(error).__name__, error)
             run.report.skipped["bad-event"] += 1
             return None
-        calendar_id = run.calendar_id
-        row = session.scalars(
-            select(Occurrence).where(
-                Occurrence.calendar_id == calendar_id, Occurrence.event_id == event.id
-            )
-        ).one_or_none()
+        mirror = run.rows(session)
+        row = mirror.get(event.id)
         if pulled and (row is None or row.etag != event.etag):
             run.changed += 1
         if row is None:
-            row = Occurrence(calendar_id=calendar_id, event_id=event.id)
-            session.add(row)
+            row = mirror.add(event.id)
         row.series_id = event.series_id
         row.is_master = event.recurring
         row.ical_uid = event.ical_uid
@@ -776,9 +853,11 @@ class CalendarSync:
         row.block_digest = held
         row.has_block = found is not None
         row.pair_id = None
-        session.flush()
         if verdict.people is not None and not event.recurring:
-            pair, _ = agenda.pair_for(session, verdict.people, run.now)
+            pair = run.pairs.get(verdict.people)
+            if pair is None:
+                pair, _ = agenda.pair_for(session, verdict.people, run.now)
+                run.pairs[verdict.people] = pair
             row.pair_id = pair.id
             if event.is_organizer_copy:
                 self.bodies.keep(run.address, event)
@@ -786,26 +865,20 @@ class CalendarSync:
             if ours and event.is_organizer_copy and token is not None and found is not None:
                 # Our own tag: the invite is a replica of this meeting's agenda,
                 # which a rebuilt database adopts instead of starting afresh.
-                run.invites[row.id] = agenda.Invite(token, found)
-        run.touched.add(row.id)
+                run.invites[event.id] = agenda.Invite(token, found)
+        run.touched[event.id] = row
         return verdict
 
     # -- 3. attach -------------------------------------------------------------
 
     def _attach(self, session: Session, run: _Pass) -> None:
         """Give every 1:1 occurrence mirrored in this pass its meeting."""
-        touched = sorted(run.touched)
-        rows: list[Occurrence] = []
-        for chunk in range(0, len(touched), 500):
-            rows.extend(
-                session.scalars(
-                    select(Occurrence).where(
-                        Occurrence.id.in_(touched[chunk : chunk + 500]),
-                        Occurrence.is_master.is_(False),
-                        Occurrence.pair_id.is_not(None) | Occurrence.cancelled.is_(True),
-                    )
-                )
-            )
+        session.flush()  # the pass's rows written in one batch
+        rows = [
+            row
+            for row in run.touched.values()
+            if not row.is_master and (row.pair_id is not None or row.cancelled)
+        ]
         rows.sort(key=lambda row: row.start)  # a new pair's template goes to its first meeting
         for row in rows:
             key = row.key
@@ -822,7 +895,7 @@ class CalendarSync:
                 cancelled=row.cancelled,
                 template=self.policy.template,
                 now=run.now,
-                invite=run.invites.get(row.id),
+                invite=run.invites.get(row.event_id),
                 zone=self.policy.zone,
             )
             run.report.meetings.add(meeting.id)

@@ -171,15 +171,17 @@ class Worker:
         syncer = self.syncers[claim.account]
         started = time.monotonic()
         report = Report()
+        state = claim.state
         for attempt in range(1, DB_RACE_ATTEMPTS + 1):
             try:
-                report = syncer.sync(claim.address, self.clock(), claim.calendar_id)
+                report = syncer.sync(claim.address, self.clock(), claim.calendar_id, state)
                 break
             except (db_errors.IntegrityError, db_errors.OperationalError) as error:
                 if attempt == DB_RACE_ATTEMPTS:
                     report = self._crashed(claim, error)
                     break
                 log.info("sync of %s lost a database race; repeating it", claim.address)
+                state = None  # what the claim read may be what the lost attempt changed
             except Exception as error:  # a bug in one calendar's sync never stops the others
                 log.exception("sync of %s failed", claim.address)
                 report = self._crashed(claim, error)

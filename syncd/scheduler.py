@@ -55,7 +55,7 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ColumnElement
 
 from syncd import config
-from syncd.engine import CalendarSync, Report
+from syncd.engine import CalendarSync, Report, SyncState
 from syncd.store import transaction
 from syncd.store.models import Calendar, Occurrence, PushChannel, UtcDateTime
 
@@ -130,6 +130,7 @@ class Claim:
     provider: str
     address: str
     until: datetime
+    state: SyncState | None = None  # what the claim read of the row, for the sync
 
 
 @dataclass(frozen=True)
@@ -472,7 +473,9 @@ def claim(
                     continue
                 left[name] -= 1
                 room -= 1
-                claims.append(Claim(row.id, row.account, row.provider, row.address, until))
+                claims.append(
+                    Claim(row.id, row.account, row.provider, row.address, until, SyncState.of(row))
+                )
             if room == 0:
                 break
     return claims
@@ -561,7 +564,8 @@ def tick(
     )
     try:
         for claimed in claims:
-            total.merge(syncers[claimed.account].sync(claimed.address, now, claimed.calendar_id))
+            syncer = syncers[claimed.account]
+            total.merge(syncer.sync(claimed.address, now, claimed.calendar_id, claimed.state))
     finally:
         release(factory, owner, [claimed.calendar_id for claimed in claims])
     return total

@@ -377,6 +377,22 @@ def test_rate_limit_honours_retry_after_and_transient_errors_retry(world: World)
     assert world.block_in(ANA, uid, tuesday(0)) is not None
 
 
+def test_a_provider_that_keeps_failing_is_tried_retry_attempts_times_with_doubling_waits(
+    world: World,
+) -> None:
+    weekly(world)
+    world.provider.faults.fail("changes", Transient("503"), times=10)
+
+    report = world.sync()
+
+    assert [e for e in report.errors if ANA in e]  # given up on, recorded, not raised
+    tries = world.policy.retry_attempts
+    waits = world.sleeps[: tries - 1]  # Ana's calendar is synced first
+    assert len(waits) == tries - 1
+    for attempt, wait in enumerate(waits, start=1):
+        assert 0.5 * 2 ** (attempt - 1) <= wait <= 0.5 * 2 ** (attempt - 1) + 1
+
+
 def test_one_failing_account_never_stops_the_others(db_engine: Engine) -> None:
     world = World(db_engine)
     uid = weekly(world)

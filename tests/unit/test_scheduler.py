@@ -467,3 +467,25 @@ def test_the_hint_never_hides_a_due_calendar(db_engine: Engine) -> None:
         claimed += len(leases)
     # polls, the edits' marks and the meeting ends: it did sync, on every calendar
     assert claimed > 40
+
+
+def test_an_edit_made_between_a_claim_and_its_sync_still_reaches_the_invite(
+    db_engine: Engine,
+) -> None:
+    """The claim hands the sync what it read of the row; a mark set after that read stays."""
+    world = World(db_engine)
+    uid = weekly(world, ANA, BO)  # Tuesdays 10:00-10:30, from tomorrow
+    world.settle()
+    cadence = Cadence(poll=timedelta(minutes=5), max_poll=timedelta(minutes=5), jitter=0)
+    world.advance(minutes=10)  # every calendar's poll is due, nothing changed
+    claims = claim(world.factory, "w1", world.now, Slots({"acme": 10}), cadence)
+    assert {c.address for c in claims} == {ANA, BO, CY}
+
+    world.add_talking_point(uid, tuesday(0), "the offsite budget", BO)  # marks Ana's calendar
+    for claimed in claims:  # the syncs run on what the claim read: no mark yet
+        world.syncer.sync(claimed.address, world.now, claimed.calendar_id, claimed.state)
+    release(world.factory, "w1", [c.calendar_id for c in claims])
+
+    # the mark outlived the syncs that never saw it: the next claim takes the calendar
+    tick(world.factory, {"acme": world.syncer}, world.now + push.DEBOUNCE, cadence)
+    assert "the offsite budget" in (world.block_in(ANA, uid, tuesday(0)) or "")
