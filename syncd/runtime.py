@@ -54,8 +54,9 @@ OnSync = Callable[[str, str, Report], None]
 #: How often the loop wakes when nothing finishes: the latency of a push mark
 #: or of a webhook-marked calendar, at worst.
 IDLE_WAIT = 1.0
-#: How far past a nudged mark the idle loop wakes, so the mark is due when it claims.
-WAKE_SLACK = 0.02
+#: How far past a nudged mark the idle loop wakes, so the mark is due when it claims
+#: (the mark was stamped before the nudge: a hair is enough).
+WAKE_SLACK = 0.002
 #: How often a directory account's people are listed again (joiners, leavers).
 DIRECTORY_REFRESH = 3600.0
 #: Channels are (re)opened at most this often per calendar, when synced.
