@@ -191,6 +191,24 @@ def adopt(
                 created_at=now,
             )
         )
+    for text, shown, (month, day) in listed.carried_points:
+        origin = _origin_meeting(session, pair, month, day, before=start, zone=zone, now=now)
+        author = _person(pair, shown)
+        known = session.scalars(
+            select(TalkingPoint.id).where(
+                TalkingPoint.meeting_id == origin.id, TalkingPoint.text == text
+            )
+        ).first()
+        if known is None:  # the point is still where it was raised; only its copy was lost
+            session.add(
+                TalkingPoint(
+                    meeting_id=origin.id,
+                    text=text,
+                    author=author or LINK_ACTOR,
+                    position=len(origin.talking_points),
+                    created_at=now,
+                )
+            )
     for text, shown, (month, day) in listed.action_items:
         origin = _origin_meeting(session, pair, month, day, before=start, zone=zone, now=now)
         owner = _person(pair, shown) or pair.person_a
@@ -329,10 +347,26 @@ def open_action_items(
 
 
 def block_view(
-    session: Session, meeting: Meeting, *, base_url: str, zone: tzinfo, now: datetime
+    session: Session,
+    meeting: Meeting,
+    *,
+    base_url: str,
+    zone: tzinfo,
+    now: datetime,
+    carry: bool = True,
 ) -> block.BlockView:
-    """What the invite of ``meeting`` should say right now."""
+    """What the invite of ``meeting`` should say right now (``carry``: talking points of
+    ended meetings first, when it is the pair's next)."""
     points = [
+        block.TalkingPoint(
+            text=point.text,
+            author=display_name(point.author) if point.author else "",
+            origin=origin.start.astimezone(zone).date(),
+        )
+        for point, origin in (carried_points(session, meeting, now) if carry else ())
+        if not point.done
+    ]
+    points += [
         block.TalkingPoint(
             text=point.text, author=display_name(point.author) if point.author else ""
         )
@@ -389,11 +423,81 @@ def add_talking_point(
 
 
 def set_talking_point_done(
-    session: Session, point: TalkingPoint, person: str, done: bool = True
+    session: Session,
+    point: TalkingPoint,
+    person: str,
+    done: bool = True,
+    *,
+    now: datetime | None = None,
+    covered_in: Meeting | None = None,
 ) -> None:
+    """Check a point off (or on again), in its own meeting or one it was carried into.
+
+    There is one row whatever meeting shows it, so checked off anywhere it
+    is closed everywhere; ``covered_in``, a later meeting, keeps saying it
+    was covered there.
+    """
     _require_participant(point.meeting, person)
     point.done = done
+    point.done_at = now if done else None
+    later = covered_in is not None and covered_in.id != point.meeting_id
+    point.closed_in_id = covered_in.id if done and later and covered_in else None
     session.flush()
+
+
+def next_meeting(session: Session, pair_id: int, now: datetime) -> Meeting | None:
+    """The pair's meeting that comes next: the earliest not ended and not cancelled."""
+    return session.scalars(
+        select(Meeting)
+        .where(Meeting.pair_id == pair_id, Meeting.end > now, Meeting.cancelled.is_(False))
+        .order_by(Meeting.start, Meeting.id)
+        .limit(1)
+    ).first()
+
+
+def carried_points(
+    session: Session, meeting: Meeting, now: datetime
+) -> list[tuple[TalkingPoint, Meeting]]:
+    """Talking points of earlier meetings that ``meeting`` shows, with the meeting of each.
+
+    An unchecked point of a meeting that ended (or was cancelled) belongs to
+    the pair's next meeting, and to no other: it is computed, never copied,
+    so however many later meetings exist, whichever is postponed, skipped or
+    cancelled, it is listed exactly once, and it moves on by itself when
+    that meeting ends unchecked. Template prompts (no author) stay where
+    they were asked. Points checked off in ``meeting`` stay listed there,
+    done, so the meeting says what it covered.
+    """
+    origin = Meeting.id == TalkingPoint.meeting_id
+    closed_here = [
+        (row[0], row[1])
+        for row in session.execute(
+            select(TalkingPoint, Meeting)
+            .join(Meeting, origin)
+            .where(TalkingPoint.closed_in_id == meeting.id)
+        )
+    ]
+    upcoming = next_meeting(session, meeting.pair_id, now)
+    still_open: list[tuple[TalkingPoint, Meeting]] = []
+    if upcoming is not None and upcoming.id == meeting.id:
+        still_open = [
+            (row[0], row[1])
+            for row in session.execute(
+                select(TalkingPoint, Meeting)
+                .join(Meeting, origin)
+                .where(
+                    Meeting.pair_id == meeting.pair_id,
+                    Meeting.id != meeting.id,
+                    Meeting.start < meeting.start,
+                    (Meeting.end <= now) | Meeting.cancelled.is_(True),
+                    TalkingPoint.done.is_(False),
+                    TalkingPoint.author != "",
+                )
+            )
+        ]
+    both = closed_here + still_open
+    both.sort(key=lambda pair: (pair[1].start, pair[0].position, pair[0].id))
+    return both
 
 
 def move_talking_point(session: Session, point: TalkingPoint, person: str, offset: int) -> None:

@@ -48,6 +48,7 @@ def policy(settings: config.Settings) -> Policy:
         zone=ZoneInfo(settings.syncd.timezone),
         rules=detect.Rules.from_settings(settings),
         template=tuple(config.load_template(settings)),
+        carry_talking_points=settings.syncd.carry_talking_points,
         window_days=settings.sync.window_days,
         past_days=settings.sync.past_days,
         horizon_occurrences=settings.sync.horizon_occurrences,
@@ -382,6 +383,7 @@ def web_settings(settings: config.Settings) -> WebSettings:
         secure_cookies=web.secure_cookies,
         zone=web.timezone or settings.syncd.timezone,
         oidc=_oidc_settings(settings) if web.sign_in is config.SignIn.OIDC else None,
+        carry_talking_points=settings.syncd.carry_talking_points,
     )
 
 

@@ -98,11 +98,13 @@ END_MARKER = "── edit the agenda at the link; this block is rewritten by syn
 
 @dataclass(frozen=True, slots=True)
 class TalkingPoint:
-    """A talking point as the block shows it."""
+    """A talking point as the block shows it; ``origin``: the date of the earlier
+    meeting it was carried over from."""
 
     text: str
     author: str
     done: bool = False
+    origin: datetime.date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +198,10 @@ def render(view: BlockView) -> str:
         for point in open_points[:_MAX_LISTED]:
             text = _people_text(point.text, _MAX_TEXT) or "(no text)"
             author = _people_text(point.author, _MAX_NAME)
-            lines.append(f"• {text} ({author})" if author else f"• {text}")
+            said = [author] if author else []
+            if point.origin is not None:
+                said.append(f"from {_short_date(point.origin)}")
+            lines.append(f"• {text} ({', '.join(said)})" if said else f"• {text}")
         if len(open_points) > _MAX_LISTED:
             lines.append(f"… and {len(open_points) - _MAX_LISTED} more on the agenda page")
     elif view.talking_points:
@@ -1060,9 +1065,14 @@ class Listed:
     talking_points: Sequence[tuple[str, str]] = ()  # (text, shown author or "")
     action_items: Sequence[tuple[str, str, tuple[int, int]]] = ()  # (text, owner, (month, day))
     more: int = 0
+    #: points carried over from an earlier meeting: (text, shown author or "", (month, day))
+    carried_points: Sequence[tuple[str, str, tuple[int, int]]] = ()
 
 
 _POINT_LINE = re.compile(r"• (?P<text>.+?)(?: \((?P<who>[^()]+)\))?")
+_CARRIED_LINE = re.compile(
+    r"• (?P<text>.+?) \((?:(?P<who>[^()]+), )?from (?P<month>[A-Z][a-z]{2}) (?P<day>\d{1,2})\)"
+)
 _ITEM_LINE = re.compile(r"☐ (?P<rest>.+) \(from (?P<month>[A-Z][a-z]{2}) (?P<day>\d{1,2})\)")
 _MORE_COUNT = re.compile(r"… and (\d+) more on the agenda page")
 
@@ -1077,6 +1087,7 @@ def parse(block_text: str, names: Sequence[str] = ()) -> Listed:
     url: str | None = None
     points: list[tuple[str, str]] = []
     items: list[tuple[str, str, tuple[int, int]]] = []
+    carried: list[tuple[str, str, tuple[int, int]]] = []
     more = 0
     known = set(names)
     for line in block_text.split("\n"):
@@ -1084,6 +1095,13 @@ def parse(block_text: str, names: Sequence[str] = ()) -> Listed:
             url = line.removeprefix("Agenda: ").strip() or None
         elif match := _MORE_COUNT.fullmatch(line):
             more += int(match[1])
+        elif (
+            (found := _CARRIED_LINE.fullmatch(line))
+            and found["month"] in _MONTHS
+            and (found["who"] is None or found["who"] in known)
+        ):
+            day = (_MONTHS.index(found["month"]) + 1, int(found["day"]))
+            carried.append((found["text"], found["who"] or "", day))
         elif line.startswith("• "):
             text, who = line[2:], ""
             found = _POINT_LINE.fullmatch(line)
@@ -1096,7 +1114,7 @@ def parse(block_text: str, names: Sequence[str] = ()) -> Listed:
                 owner, text = "", found["rest"]
             day = (_MONTHS.index(found["month"]) + 1, int(found["day"]))
             items.append((text, owner, day))
-    return Listed(url, points, items, more)
+    return Listed(url, points, items, more, carried)
 
 
 def remove(body: str, html: bool) -> str:

@@ -97,6 +97,8 @@ class Core:
     base_url: str = "http://localhost:8080"
     timezone: str = "UTC"
     template: Path = BUNDLED_TEMPLATE
+    #: Unchecked talking points of an ended meeting reappear in the pair's next one.
+    carry_talking_points: bool = True
     dry_run: bool = False
     #: Where the Fernet key that seals secrets at rest is: a path or
     #: ``credential:NAME``, kept unresolved because ``$CREDENTIALS_DIRECTORY``
@@ -819,6 +821,9 @@ class _Parser:
             base_url=base_url.rstrip("/"),
             timezone=timezone,
             template=template,
+            carry_talking_points=self.boolean(
+                table, p, "carry_talking_points", d.carry_talking_points
+            ),
             dry_run=self.boolean(table, p, "dry_run", d.dry_run),
             key_file=self.key_file(self.string(table, p, "key_file", d.key_file)),
         )

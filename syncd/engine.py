@@ -108,6 +108,8 @@ class Policy:
     #: This installation's identity (``syncd.installation``); by default from ``base_url``.
     installation: str = ""
     template: tuple[str, ...] = ()
+    #: unchecked talking points of ended meetings shown in the pair's next one
+    carry_talking_points: bool = True
     window_days: int = 28
     past_days: int = 1
     horizon_occurrences: int = 2
@@ -960,7 +962,12 @@ class CalendarSync:
                 meeting = agenda.find_meeting(session, row.key)
                 assert meeting is not None, "every 1:1 row got its meeting when attached"
                 view = agenda.block_view(
-                    session, meeting, base_url=self.policy.base_url, zone=self.policy.zone, now=now
+                    session,
+                    meeting,
+                    base_url=self.policy.base_url,
+                    zone=self.policy.zone,
+                    now=now,
+                    carry=self.policy.carry_talking_points,
                 )
                 text = block.render(view)
                 if row.block_digest == digest(text, meeting.token):

@@ -90,7 +90,9 @@ class Meeting(Base):
 
     pair: Mapped[Pair] = relationship(back_populates="meetings")
     talking_points: Mapped[list[TalkingPoint]] = relationship(
-        back_populates="meeting", order_by="TalkingPoint.position"
+        back_populates="meeting",
+        order_by="TalkingPoint.position",
+        foreign_keys="TalkingPoint.meeting_id",
     )
     action_items: Mapped[list[ActionItem]] = relationship(
         back_populates="meeting", order_by="ActionItem.id"
@@ -107,8 +109,15 @@ class TalkingPoint(Base):
     position: Mapped[int] = mapped_column(Integer)
     done: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    #: the later meeting it was checked off in, when it was carried over into one
+    closed_in_id: Mapped[int | None] = mapped_column(
+        ForeignKey("meetings.id", name="fk_talking_points_closed_in"), nullable=True, index=True
+    )
 
-    meeting: Mapped[Meeting] = relationship(back_populates="talking_points")
+    meeting: Mapped[Meeting] = relationship(
+        back_populates="talking_points", foreign_keys=[meeting_id]
+    )
 
 
 class ActionItem(Base):

@@ -67,7 +67,15 @@ def _ref(ref: MeetingRef | None) -> dict[str, Any] | None:
 
 
 def point_json(point: PointView) -> dict[str, Any]:
-    return {"id": point.id, "text": point.text, "author": point.author, "done": point.done}
+    shown: dict[str, Any] = {
+        "id": point.id,
+        "text": point.text,
+        "author": point.author,
+        "done": point.done,
+    }
+    if point.origin is not None:
+        shown["carried_from"] = point.origin.isoformat()
+    return shown
 
 
 def item_json(item: ItemView) -> dict[str, Any]:
@@ -102,6 +110,7 @@ def meeting_json(view: MeetingView) -> dict[str, Any]:
             "private_notes": view.private_note is not None,
         },
         "talking_points": [point_json(point) for point in view.points],
+        "carried_talking_points": [point_json(point) for point in view.carried_points],
         "action_items": [item_json(item) for item in view.items],
         "carried_action_items": [item_json(item) for item in view.carried],
         "notes": {

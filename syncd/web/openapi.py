@@ -103,6 +103,10 @@ def document() -> dict[str, Any]:
         text=_STRING,
         author={"type": "string", "description": "An address, or '' for the template."},
         done={"type": "boolean"},
+        carried_from={
+            **_MOMENT,
+            "description": "Only on a carried-over point: when its meeting started.",
+        },
     )
     item = _object(
         ["id", "text", "owner", "author", "due", "done", "done_at", "origin"],
@@ -129,6 +133,7 @@ def document() -> dict[str, Any]:
             "talking_points",
             "action_items",
             "carried_action_items",
+            "carried_talking_points",
             "notes",
             "previous",
             "next",
@@ -150,6 +155,12 @@ def document() -> dict[str, Any]:
             "type": "array",
             "items": _ref("ActionItem"),
             "description": "Still-open items of every earlier meeting of the pair.",
+        },
+        carried_talking_points={
+            "type": "array",
+            "items": _ref("TalkingPoint"),
+            "description": "Unchecked points of ended meetings, listed in the pair's next one; "
+            "check one off with the done route of this meeting.",
         },
         notes=_object(
             ["shared", "private"],

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import func, select, text
@@ -79,6 +79,8 @@ class PointView:
     text: str
     author: str
     done: bool
+    #: when carried over: the start of the earlier meeting it was raised in
+    origin: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,8 @@ class MeetingView:
     #: Where a write mails the attendees, the invite is refreshed on a few
     #: occasions only (``syncd.budget``); the page is always current.
     invite_updated_at: datetime | None = None
+    #: talking points of earlier meetings this one lists (``agenda.carried_points``)
+    carried_points: list[PointView] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -141,8 +145,9 @@ def _ref(meeting: Meeting) -> MeetingRef:
     return MeetingRef(meeting.token, meeting.title, meeting.start, meeting.end, meeting.cancelled)
 
 
-def _point(point: TalkingPoint) -> PointView:
-    return PointView(point.id, point.text, point.author, point.done)
+def _point(point: TalkingPoint, origin: Meeting | None = None) -> PointView:
+    started = origin.start if origin is not None else None
+    return PointView(point.id, point.text, point.author, point.done, started)
 
 
 def _item(item: ActionItem, origin: Meeting) -> ItemView:
@@ -250,6 +255,11 @@ class Agendas:
             raise NotFound
         return point
 
+    def _carried(self, session: Session, meeting: Meeting) -> list[tuple[TalkingPoint, Meeting]]:
+        if not self.settings.carry_talking_points:
+            return []
+        return agenda.carried_points(session, meeting, self.clock())
+
     @staticmethod
     def _item_of(session: Session, meeting: Meeting, item_id: int) -> ActionItem:
         """An action item of this meeting or of any other one of the pair (carried over)."""
@@ -302,6 +312,7 @@ class Agendas:
                 previous=_ref(previous) if previous else None,
                 next=_ref(following) if following else None,
                 access=allowed,
+                carried_points=[_point(p, m) for p, m in self._carried(session, meeting)],
                 invite_updated_at=session.scalar(
                     select(func.max(WriteLog.at)).where(
                         WriteLog.meeting_id == meeting.id, WriteLog.outcome == "written"
@@ -390,8 +401,11 @@ class Agendas:
         now = self.clock()
         with self._writing() as session:
             meeting, allowed = self._open(session, token, viewer)
-            point = self._point_of(session, meeting, point_id)
-            agenda.set_talking_point_done(session, point, self._actor(allowed), done)
+            carried = {p.id: p for p, _ in self._carried(session, meeting)}
+            point = carried.get(point_id) or self._point_of(session, meeting, point_id)
+            agenda.set_talking_point_done(
+                session, point, self._actor(allowed), done, now=now, covered_in=meeting
+            )
             self._edited(session, meeting.pair_id, now)
             return _point(point)
 

@@ -96,6 +96,8 @@ class WebSettings:
     secure_cookies: bool = True
     zone: str = "UTC"  # IANA name of the zone times are shown in by default
     oidc: OidcSettings | None = None
+    #: ``[syncd] carry_talking_points``: the next meeting lists earlier unchecked points
+    carry_talking_points: bool = True
 
     def __post_init__(self) -> None:
         if self.sign_in not in SIGN_INS:
