@@ -182,6 +182,11 @@ def content(view: dict[str, Any]) -> dict[str, Any]:
             for i in view["carried_action_items"]
             if not i["done"]
         ],
+        "carried points": [
+            (p["text"], p["author"], p["carried_from"][:10])
+            for p in view["carried_talking_points"]
+            if not p["done"]
+        ],
     }
 
 
@@ -206,6 +211,7 @@ def test_a_lost_database_is_rebuilt_from_the_invites_with_every_link_kept(
         add_item = agenda.add_action_item
         add_item(session, first, "draft the mentoring plan", owner=BO, author=ANA, now=now)
         add_item(session, first, "book the offsite (Q3)", owner=ANA, author=BO, now=now)
+        agenda.add_talking_point(session, first, "Conference budget", BO, now)
         agenda.add_talking_point(session, second, "Hiring plan", BO, now)
         agenda.add_talking_point(session, second, "Feedback on the demo (draft)", ANA, now)
     # The first weekly meeting ends: its items are carried into the next invites.
@@ -216,6 +222,8 @@ def test_a_lost_database_is_rebuilt_from_the_invites_with_every_link_kept(
     assert all(before.values())
     carried = [c for view in before.values() for c in content(view)["carried"]]  # type: ignore[arg-type]
     assert ("draft the mentoring plan", BO, weekly_start.date().isoformat()) in carried
+    points = [p for view in before.values() for p in content(view)["carried points"]]  # type: ignore[arg-type]
+    assert points == [("Conference budget", BO, weekly_start.date().isoformat())]
     written = system.patches()
 
     # The database is lost; the key is kept. A new database, the same installation.
