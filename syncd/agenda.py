@@ -440,8 +440,9 @@ def set_talking_point_done(
     _require_participant(point.meeting, person)
     point.done = done
     point.done_at = now if done else None
-    later = covered_in is not None and covered_in.id != point.meeting_id
-    point.closed_in_id = covered_in.id if done and later and covered_in else None
+    point.closed_in_id = None
+    if done and covered_in is not None and covered_in.id != point.meeting_id:
+        point.closed_in_id = covered_in.id
     session.flush()
 
 

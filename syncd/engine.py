@@ -314,6 +314,16 @@ class _Pass:
             self.mirror = Mirror(session, self.calendar_id)
         return self.mirror
 
+    def delete(self, session: Session, row: Occurrence) -> None:
+        """Delete a mirrored row: gone from the mirror and from what this pass wrote."""
+        self.rows(session).delete(row)
+        self.touched.pop(row.event_id, None)
+
+    def dropped(self, session: Session, event_id: str) -> None:
+        """An event and its occurrences were deleted by a bulk statement: forget them."""
+        for key in self.rows(session).drop(event_id):
+            self.touched.pop(key, None)
+
 
 @dataclass(slots=True)
 class _Pulled:
@@ -757,9 +767,7 @@ class CalendarSync:
         ):
             agenda.mark_cancelled(session, row.key)
         session.execute(delete(Occurrence).where(*match))
-        run.rows(session).drop(event_id)
-        for key in [k for k, r in run.touched.items() if event_id in (k, r.series_id)]:
-            del run.touched[key]
+        run.dropped(session, event_id)
 
     def _sweep(self, session: Session, run: _Pass, seen: set[str]) -> None:
         """After a full sync, drop what the provider no longer has in the window."""
@@ -768,11 +776,9 @@ class CalendarSync:
                 Occurrence.calendar_id == run.calendar_id, Occurrence.end > run.window.start
             )
         )
-        mirror = run.rows(session)
         for occurrence in list(rows):
             if occurrence.event_id not in seen:
-                mirror.delete(occurrence)
-                run.touched.pop(occurrence.event_id, None)
+                run.delete(session, occurrence)
 
     def _expand(self, session: Session, run: _Pass, series_id: str) -> set[str]:
         calendar_id, window = run.calendar_id, run.window
@@ -793,12 +799,10 @@ class CalendarSync:
                 Occurrence.start < window.end,
             )
         )
-        mirror = run.rows(session)
         for occurrence in list(stale):
             if occurrence.event_id not in ids:
-                mirror.delete(occurrence)
-                run.touched.pop(occurrence.event_id, None)
-        master = mirror.get(series_id)
+                run.delete(session, occurrence)
+        master = run.rows(session).get(series_id)
         if master is not None:
             master.expanded_until = window.end
         return ids

@@ -12,8 +12,6 @@ session's identity map, and every removal the engine makes goes through
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -67,13 +65,11 @@ class Mirror:
         self.session.delete(row)
         self._rows.pop(row.event_id, None)
 
-    def drop(self, event_id: str) -> None:
-        """Forget the event and its occurrences: they were deleted by a bulk statement."""
-        for key in [k for k, r in self._rows.items() if event_id in (k, r.series_id)]:
+    def drop(self, event_id: str) -> list[str]:
+        """Forget the event and its occurrences, deleted by a bulk statement; their ids."""
+        dropped = [k for k, r in self._rows.items() if event_id in (k, r.series_id)]
+        for key in dropped:
             row = self._rows.pop(key)
             if row in self.session:
                 self.session.expunge(row)
-
-    def rows(self) -> Iterator[Occurrence]:
-        """The rows looked at so far (all of them after ``load``)."""
-        return iter(list(self._rows.values()))
+        return dropped

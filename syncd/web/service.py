@@ -255,6 +255,16 @@ class Agendas:
             raise NotFound
         return point
 
+    def _point_shown(self, session: Session, meeting: Meeting, point_id: int) -> TalkingPoint:
+        """A point of this meeting, or one of an earlier meeting that it lists (carried)."""
+        try:
+            return self._point_of(session, meeting, point_id)
+        except NotFound:
+            carried = {point.id: point for point, _ in self._carried(session, meeting)}
+            if point_id not in carried:
+                raise
+            return carried[point_id]
+
     def _carried(self, session: Session, meeting: Meeting) -> list[tuple[TalkingPoint, Meeting]]:
         if not self.settings.carry_talking_points:
             return []
@@ -401,8 +411,7 @@ class Agendas:
         now = self.clock()
         with self._writing() as session:
             meeting, allowed = self._open(session, token, viewer)
-            carried = {p.id: p for p, _ in self._carried(session, meeting)}
-            point = carried.get(point_id) or self._point_of(session, meeting, point_id)
+            point = self._point_shown(session, meeting, point_id)
             agenda.set_talking_point_done(
                 session, point, self._actor(allowed), done, now=now, covered_in=meeting
             )
@@ -480,7 +489,7 @@ class Agendas:
             if text is not None:
                 agenda.edit_talking_point(session, point, actor, text)
             if done is not None:
-                agenda.set_talking_point_done(session, point, actor, done)
+                agenda.set_talking_point_done(session, point, actor, done, now=now)
             self._edited(session, meeting.pair_id, now)
             return _point(point)
 
