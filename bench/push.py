@@ -3,10 +3,12 @@
 ``syncd run`` (its own process, polling only hourly, so a write can only come
 from a push) against the Google emulator in this process, which delivers a
 channel notification for each change. Each sample creates a 1:1 and times it
-to the PATCH that writes its block, as the emulator received it. The bound
-is the debounce a notification waits (``syncd.push.DEBOUNCE``) plus three
-round trips: the list that finds the change, the read of the new event, the
-write.
+to the PATCH that writes its block, as the emulator received it. A
+notification on a calendar that has not synced within the debounce
+(``syncd.push.DEBOUNCE``) is synced at once; one that synced lately (here
+often the echo of an earlier sample's write) waits out the rest of that
+interval. So the bound, the worst case, is the debounce plus three round
+trips: the list that finds the change, the read of the new event, the write.
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
 """Push subscriptions: open, renew and stop them, and judge incoming notifications.
 
-A notification only ever marks its calendar due (after a short de-herd
-delay, so a burst of changes costs one sync); the scheduler does the sync.
+A notification only ever marks its calendar due; the scheduler does the sync.
+A provider's notification is due at once when the calendar has not synced
+within ``DEBOUNCE`` (the leading edge: a person who just scheduled a 1:1 sees
+its link in seconds), else at the end of that interval, so a burst still
+costs at most one sync per ``DEBOUNCE``. An agenda edit always waits the
+``DEBOUNCE``: people type in bursts.
 Polling keeps running underneath, so a lost notification costs latency,
 never correctness.
 
@@ -18,6 +22,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -36,6 +41,14 @@ class Outcome(enum.StrEnum):
     HANDSHAKE = "handshake"  # the channel's first message
     DUE = "due"  # the calendar is marked for a sync
     RENEW = "renew"  # the subscription itself needs replacing (and the calendar a sync)
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """What a notification did, and when its calendar is now due (if it marked one)."""
+
+    outcome: Outcome
+    due: datetime | None = None
 
 
 def digest(token: str) -> str:
@@ -139,10 +152,10 @@ def stop_all(
         stop_channel(factory, provider, channel)
 
 
-def accept(session: Session, notification: Notification | None, now: datetime) -> Outcome:
+def accept(session: Session, notification: Notification | None, now: datetime) -> Heard:
     """Judge one notification; mark its calendar due if it is a real change."""
     if notification is None:
-        return Outcome.UNKNOWN
+        return Heard(Outcome.UNKNOWN)
     row = session.scalars(
         select(PushChannel).where(PushChannel.channel_id == notification.channel_id)
     ).one_or_none()
@@ -150,20 +163,19 @@ def accept(session: Session, notification: Notification | None, now: datetime) -
     expected = row.token_digest if row is not None else digest(secrets.token_urlsafe(32))
     genuine = hmac.compare_digest(digest(notification.token), expected)
     if row is None or not genuine or row.expires <= now:
-        return Outcome.UNKNOWN
+        return Heard(Outcome.UNKNOWN)
     row.heard_at = now  # it works: trusted again to stretch the poll (syncd.scheduler)
     if notification.handshake:
-        return Outcome.HANDSHAKE
+        return Heard(Outcome.HANDSHAKE)
     outcome = Outcome.DUE
     if notification.lifecycle == "reauthorizationRequired":
         row.expires = now  # keep_open replaces it on its next round
-        return Outcome.RENEW
+        return Heard(Outcome.RENEW)
     if notification.lifecycle == "subscriptionRemoved":
         session.delete(row)  # gone at the provider: keep_open opens a new one
         outcome = Outcome.RENEW
     # "missed" and plain changes: something changed that we have not seen
-    mark_due(session.get_one(Calendar, row.calendar_id), now)
-    return outcome
+    return Heard(outcome, mark_heard(session.get_one(Calendar, row.calendar_id), now))
 
 
 def mark_pair_due(session: Session, pair_id: int, now: datetime) -> None:
@@ -182,8 +194,35 @@ def mark_pair_due(session: Session, pair_id: int, now: datetime) -> None:
         mark_due(calendar, now)
 
 
-def mark_due(calendar: Calendar, now: datetime) -> None:
-    """Ask for a sync of ``calendar`` in ``DEBOUNCE``: what any change we hear of does.
+def mark_heard(calendar: Calendar, now: datetime) -> datetime:
+    """The provider says ``calendar`` changed: due now, unless it synced within ``DEBOUNCE``.
+
+    While a sync holds the calendar's lease it may already have read past
+    this change or not: the calendar is due again one ``DEBOUNCE`` later. A
+    mark already due and not being synced stays as it is. After a recent sync
+    (often our own write's echo) it is due when that interval ends. Returns
+    the due time now set (never later than an earlier mark).
+    """
+    running = calendar.lease_until is not None and calendar.lease_until > now
+    synced, mark = calendar.last_sync_at, calendar.next_sync_at
+    if running:
+        due = now + DEBOUNCE
+    elif mark is not None and mark <= now:
+        due = mark
+    elif synced is not None and now < synced + DEBOUNCE:
+        due = synced + DEBOUNCE
+    else:
+        due = now
+    return _mark(calendar, now, due)
+
+
+def mark_due(calendar: Calendar, now: datetime) -> datetime:
+    """Ask for a sync of ``calendar`` in ``DEBOUNCE``: what an agenda edit does."""
+    return _mark(calendar, now, now + DEBOUNCE)
+
+
+def _mark(calendar: Calendar, now: datetime, due: datetime) -> datetime:
+    """Set the mark to ``due`` unless an earlier one is pending; the mark now set.
 
     An earlier mark is never moved later (a burst of changes costs one sync).
     A mark already due may belong to a sync running now, which cannot have
@@ -193,11 +232,11 @@ def mark_due(calendar: Calendar, now: datetime) -> None:
     ``pushed_at`` keeps the oldest change not yet synced, for the
     push-to-write lag; the sync that clears the mark clears it too.
     """
-    due = now + DEBOUNCE
     mark = calendar.next_sync_at
     if mark is None or mark > due or mark <= now:
-        calendar.next_sync_at = due
-    if calendar.due_hint is not None and calendar.due_hint > due:
-        calendar.due_hint = due  # the scheduler's hint stays a lower bound
+        calendar.next_sync_at = mark = due
+    if calendar.due_hint is not None and calendar.due_hint > mark:
+        calendar.due_hint = mark  # the scheduler's hint stays a lower bound
     if calendar.pushed_at is None:
         calendar.pushed_at = now
+    return mark

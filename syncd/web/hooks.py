@@ -32,15 +32,17 @@ def routes(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_mark: Callable[[float], None] | None = None,
 ) -> list[Route]:
-    def marked(outcome: push.Outcome) -> push.Outcome:
-        if on_mark is not None and outcome in (push.Outcome.DUE, push.Outcome.RENEW):
-            on_mark(push.DEBOUNCE.total_seconds())  # after the commit: the mark is there
-        return outcome
+    def marked(heard: push.Heard, now: datetime) -> push.Outcome:
+        if on_mark is not None and heard.due is not None:
+            # after the commit: the mark is there when the worker looks
+            on_mark((heard.due - now).total_seconds())
+        return heard.outcome
 
     def judge_google(headers: dict[str, str]) -> push.Outcome:
+        now = clock()
         with transaction(factory) as session:
-            outcome = push.accept(session, google.parse_notification(headers), clock())
-        return marked(outcome)
+            heard = push.accept(session, google.parse_notification(headers), now)
+        return marked(heard, now)
 
     async def google_hook(request: Request) -> Response:
         await request.body()  # empty from Google; anything big is refused (413) while read
@@ -49,10 +51,12 @@ def routes(
         return Response(status_code=404 if outcome is push.Outcome.UNKNOWN else 204)
 
     def judge_microsoft(notifications: list[Notification]) -> None:
+        now = clock()
         with transaction(factory) as session:
-            outcomes = [push.accept(session, n, clock()) for n in notifications]
-        for outcome in set(outcomes):
-            marked(outcome)
+            heard = [push.accept(session, n, now) for n in notifications]
+        marks = [h for h in heard if h.due is not None]
+        if marks:  # one wake, at the earliest mark
+            marked(min(marks, key=lambda h: h.due or now), now)
 
     async def microsoft_hook(request: Request) -> Response:
         token = request.query_params.get("validationToken")

@@ -115,6 +115,46 @@ def test_push_leads_to_a_write_within_one_tick_and_our_own_write_to_none(org: Or
     assert org.tick().calendars == 0  # settled: no write, no notification ping-pong
 
 
+def test_a_change_heard_by_push_is_synced_at_once_and_our_echo_one_interval_later(
+    db_engine: Engine,
+) -> None:
+    """A person who just scheduled a 1:1 finds its link in seconds, not after a debounce."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    with google_org(db_engine, now, sleep=lambda s: None) as org:
+        wakes: list[float] = []
+        app = create_app(org.factory, clock=lambda: org.now, on_mark=wakes.append)
+        with Webhook(app) as base:
+            seed(org)
+            org.sync_all()
+            with transaction(org.factory) as session:
+                rows = {row.address: row.id for row in session.scalars(select(Calendar))}
+            for person in (BO, CY):
+                push.keep_open(
+                    org.factory, org.syncer.provider, rows[person], person,
+                    f"{base}/hooks/google", timedelta(days=7), org.now,
+                )  # fmt: skip
+            assert org.emulator.wait_for_notifications()
+            org.now += timedelta(minutes=1)  # the last sync is well in the past
+
+            start = org.now + timedelta(days=3)
+            uid = org.emulator.create_event(
+                BO, [BO, CY], "Bo / Cy", start, start + timedelta(minutes=30)
+            )
+            assert org.emulator.wait_for_notifications()
+            assert wakes and set(wakes) == {0.0}, "the worker is woken for now, not later"
+            first = org.tick()  # the same instant: no debounce waited
+            assert first.writes == 1 and first.calendars == 2
+            assert org.block_of(BO, uid) is not None
+
+            del wakes[:]
+            assert org.emulator.wait_for_notifications()  # our write notifies Bo and Cy
+            assert wakes and set(wakes) == {push.DEBOUNCE.total_seconds()}
+            assert org.tick().calendars == 0, "the echo of our write waits out the interval"
+            org.now += push.DEBOUNCE
+            echo = org.tick()
+            assert echo.calendars == 2 and echo.writes == 0
+
+
 def test_a_talking_point_costs_one_list_and_one_patch(org: Org) -> None:
     """The write goes on the text the last poll listed (If-Match its etag); no GET first."""
     uid, first = seed(org)["weekly"]

@@ -37,7 +37,14 @@ def factory(db_engine: Engine):
 
 def judge(factory, notification: Notification | None, now: datetime = NOW) -> push.Outcome:
     with transaction(factory) as session:
-        return push.accept(session, notification, now)
+        return push.accept(session, notification, now).outcome
+
+
+def calendar_was(factory, **state: object) -> None:
+    with transaction(factory) as session:
+        calendar = session.scalars(select(Calendar)).one()
+        for key, value in state.items():
+            setattr(calendar, key, value)
 
 
 def due_at(factory) -> datetime | None:
@@ -45,15 +52,47 @@ def due_at(factory) -> datetime | None:
         return session.scalars(select(Calendar)).one().next_sync_at
 
 
-def test_a_genuine_change_marks_the_calendar_due_after_the_de_herd_delay(factory) -> None:
-    assert judge(factory, Notification("ch-1", "right-token")) is push.Outcome.DUE
-    assert due_at(factory) == NOW + push.DEBOUNCE
+def test_a_change_on_a_calendar_not_synced_lately_is_due_at_once(factory) -> None:
+    calendar_was(factory, last_sync_at=NOW - push.DEBOUNCE * 3)
+    with transaction(factory) as session:
+        heard = push.accept(session, Notification("ch-1", "right-token"), NOW)
+    assert heard.outcome is push.Outcome.DUE and heard.due == NOW
+    assert due_at(factory) == NOW
 
 
-def test_a_burst_keeps_the_first_mark(factory) -> None:
+def test_a_change_right_after_a_sync_waits_out_the_interval(factory) -> None:
+    """Often our own write's echo: one more sync, but not a sync per notification."""
+    synced = NOW - timedelta(seconds=0.5)
+    calendar_was(factory, last_sync_at=synced)
+    for n in range(5):  # a burst within the interval
+        judge(factory, Notification("ch-1", "right-token"), NOW + timedelta(seconds=0.2 * n))
+    assert due_at(factory) == synced + push.DEBOUNCE
+
+
+def test_a_change_while_a_sync_runs_is_due_one_interval_later(factory) -> None:
+    """The running sync may have read past the change or not: sync once more, later."""
+    calendar_was(factory, lease_owner="w", lease_until=NOW + timedelta(minutes=5), next_sync_at=NOW)
     judge(factory, Notification("ch-1", "right-token"))
-    judge(factory, Notification("ch-1", "right-token"), NOW + timedelta(seconds=1))
     assert due_at(factory) == NOW + push.DEBOUNCE
+
+
+def test_a_pending_mark_is_never_moved_later(factory) -> None:
+    edit_mark = NOW + timedelta(seconds=1)  # an agenda edit's, due soon
+    calendar_was(factory, last_sync_at=NOW - timedelta(seconds=0.1), next_sync_at=edit_mark)
+    judge(factory, Notification("ch-1", "right-token"))
+    assert due_at(factory) == edit_mark
+
+    calendar_was(factory, next_sync_at=NOW - timedelta(seconds=1))  # due, not claimed yet
+    judge(factory, Notification("ch-1", "right-token"))
+    assert due_at(factory) == NOW - timedelta(seconds=1)
+
+
+def test_an_agenda_edit_always_waits_the_debounce(factory) -> None:
+    """People type in bursts: the invite follows once they pause."""
+    with transaction(factory) as session:
+        calendar = session.scalars(select(Calendar)).one()
+        assert push.mark_due(calendar, NOW) == NOW + push.DEBOUNCE
+        assert push.mark_due(calendar, NOW + timedelta(seconds=1)) == NOW + push.DEBOUNCE
 
 
 @pytest.mark.parametrize(
@@ -97,7 +136,7 @@ def test_lifecycle_events_renew_or_resync(factory) -> None:
 def test_a_removed_subscription_is_forgotten_and_the_calendar_resynced(factory) -> None:
     outcome = judge(factory, Notification("ch-1", "right-token", lifecycle="subscriptionRemoved"))
     assert outcome is push.Outcome.RENEW
-    assert due_at(factory) == NOW + push.DEBOUNCE
+    assert due_at(factory) == NOW  # never synced: at once
     with transaction(factory) as session:
         assert session.scalars(select(PushChannel)).all() == []
 

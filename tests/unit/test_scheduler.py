@@ -271,7 +271,7 @@ def test_a_poll_that_finds_an_unannounced_change_doubts_the_channel_until_it_is_
     with world.session() as session:
         channel = session.scalars(select(PushChannel)).one()
         notice = push.accept(session, Notification(channel.channel_id, "secret"), world.now)
-    assert ana_push() is Push.HEALTHY and notice is not push.Outcome.UNKNOWN
+    assert ana_push() is Push.HEALTHY and notice.outcome is not push.Outcome.UNKNOWN
     assert cadence.interval(1, Push.HEALTHY) == timedelta(hours=6)
 
 
