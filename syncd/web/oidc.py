@@ -169,7 +169,7 @@ _PAGE = """{% extends "base.html" %}
 </ul>
 {% endif %}
 {% if address %}
-<p>Signed in as {{ address }}. Open an agenda from the link in your 1:1 invite.</p>
+<p>Signed in as {{ address }}. <a href="/">Your 1:1s and action items</a>.</p>
 {% if next != "/" %}<p><a href="{{ next }}">Continue</a></p>{% endif %}
 <form method="post" action="/signout">
 {% include "_csrf.html" %}
@@ -239,7 +239,6 @@ class OidcAuthenticator:
 
     def routes(self) -> list[BaseRoute]:
         routes: list[BaseRoute] = [
-            Route("/", self.home, methods=["GET"]),
             Route("/signin", self.signin, methods=["GET"]),
             Route("/signout", self.signout, methods=["POST"]),
         ]
@@ -255,11 +254,6 @@ class OidcAuthenticator:
         return routes
 
     # ------------------------------------------------------------ endpoints
-
-    async def home(self, request: Request) -> Response:
-        if self.session(request) is None:
-            return RedirectResponse("/signin", status_code=303)
-        return await self.signin(request)
 
     async def signin(self, request: Request) -> Response:
         target = safe_next(request.query_params.get("next"))

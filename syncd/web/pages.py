@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from syncd import agenda
-from syncd.web import export, security, zones
+from syncd.web import export, home, security, zones
 from syncd.web.identity import Authenticator, Viewer
 from syncd.web.service import Agendas, Forbidden, Invalid, NotFound, Unavailable, due_field
 from syncd.web.settings import WebSettings
@@ -99,6 +99,22 @@ class Pages:
         )
 
     # -- pages -------------------------------------------------------------------
+
+    async def home(self, request: Request) -> Response:
+        """``/``: my next 1:1s and my action items; in link mode, how agendas are opened."""
+        viewer = self.authenticator.identify(request)
+        now = self.agendas.clock()
+        view = await run_in_threadpool(
+            home.home,
+            self.agendas.factory,
+            viewer,
+            now,
+            carry_points=self.settings.carry_talking_points,
+        )
+        zone = zones.for_request(request, self.settings)
+        return self.render(
+            request, "home.html", view=view, zone=zone, now=now, today=zones.local(now, zone).date()
+        )
 
     async def meeting(self, request: Request) -> Response:
         token = request.path_params["token"]
@@ -258,6 +274,7 @@ class Pages:
             return endpoint
 
         return [
+            Route("/", self.home, methods=["GET"]),
             Route("/m/{token}", self.meeting, methods=["GET"]),
             Route(
                 "/m/{token}/talking-points",

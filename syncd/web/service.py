@@ -141,16 +141,16 @@ class PairView:
     access: Access
 
 
-def _ref(meeting: Meeting) -> MeetingRef:
+def meeting_ref(meeting: Meeting) -> MeetingRef:
     return MeetingRef(meeting.token, meeting.title, meeting.start, meeting.end, meeting.cancelled)
 
 
-def _point(point: TalkingPoint, origin: Meeting | None = None) -> PointView:
+def point_view(point: TalkingPoint, origin: Meeting | None = None) -> PointView:
     started = origin.start if origin is not None else None
     return PointView(point.id, point.text, point.author, point.done, started)
 
 
-def _item(item: ActionItem, origin: Meeting) -> ItemView:
+def item_view(item: ActionItem, origin: Meeting) -> ItemView:
     return ItemView(
         item.id,
         item.text,
@@ -159,7 +159,7 @@ def _item(item: ActionItem, origin: Meeting) -> ItemView:
         item.due,
         item.done,
         item.done_at,
-        _ref(origin),
+        meeting_ref(origin),
     )
 
 
@@ -309,20 +309,20 @@ class Agendas:
                 .limit(1)
             ).first()
             return MeetingView(
-                meeting=_ref(meeting),
+                meeting=meeting_ref(meeting),
                 people=agenda.participants(meeting),
                 pair_token=meeting.pair.token,
-                points=[_point(point) for point in meeting.talking_points],
-                items=[_item(item, meeting) for item in meeting.action_items],
-                carried=[_item(i, m) for i, m in agenda.open_action_items(session, meeting)],
+                points=[point_view(point) for point in meeting.talking_points],
+                items=[item_view(item, meeting) for item in meeting.action_items],
+                carried=[item_view(i, m) for i, m in agenda.open_action_items(session, meeting)],
                 shared_note=NoteView(shared.body, shared.updated_at)
                 if shared
                 else NoteView("", None),
                 private_note=private,
-                previous=_ref(previous) if previous else None,
-                next=_ref(following) if following else None,
+                previous=meeting_ref(previous) if previous else None,
+                next=meeting_ref(following) if following else None,
                 access=allowed,
-                carried_points=[_point(p, m) for p, m in self._carried(session, meeting)],
+                carried_points=[point_view(p, m) for p, m in self._carried(session, meeting)],
                 invite_updated_at=session.scalar(
                     select(func.max(WriteLog.at)).where(
                         WriteLog.meeting_id == meeting.id, WriteLog.outcome == "written"
@@ -371,16 +371,16 @@ class Agendas:
 
             history: list[PairMeeting] = []
             for meeting in meetings:
-                points = [_point(p) for p in meeting.talking_points if hit(p.text)]
-                items = [_item(i, meeting) for i in meeting.action_items if hit(i.text)]
+                points = [point_view(p) for p in meeting.talking_points if hit(p.text)]
+                items = [item_view(i, meeting) for i in meeting.action_items if hit(i.text)]
                 note = shared.get(meeting.id, "")
                 if needle and not (points or items or hit(note)):
                     continue
                 # The viewer's own private note, outside search results (not searched).
                 mine = private.get(meeting.id, "") if owner is not None and not needle else None
-                history.append(PairMeeting(_ref(meeting), points, items, note, mine))
+                history.append(PairMeeting(meeting_ref(meeting), points, items, note, mine))
             open_items = [
-                _item(item, meeting)
+                item_view(item, meeting)
                 for meeting in reversed(meetings)
                 for item in meeting.action_items
                 if not item.done and hit(item.text)
@@ -403,7 +403,7 @@ class Agendas:
             meeting, allowed = self._open(session, token, viewer)
             point = agenda.add_talking_point(session, meeting, text, self._actor(allowed), now)
             self._edited(session, meeting.pair_id, now)
-            return _point(point)
+            return point_view(point)
 
     def set_talking_point_done(
         self, token: str, viewer: Viewer, point_id: int, done: bool
@@ -416,7 +416,7 @@ class Agendas:
                 session, point, self._actor(allowed), done, now=now, covered_in=meeting
             )
             self._edited(session, meeting.pair_id, now)
-            return _point(point)
+            return point_view(point)
 
     def move_talking_point(
         self, token: str, viewer: Viewer, point_id: int, offset: object
@@ -431,7 +431,7 @@ class Agendas:
             point = self._point_of(session, meeting, point_id)
             agenda.move_talking_point(session, point, self._actor(allowed), offset)
             self._edited(session, meeting.pair_id, now)
-            return [_point(each) for each in meeting.talking_points]
+            return [point_view(each) for each in meeting.talking_points]
 
     def check(self, token: str, viewer: Viewer) -> None:
         """``NotFound`` unless the viewer may open this meeting."""
@@ -453,7 +453,7 @@ class Agendas:
                 session, meeting, text, owner=owner, author=actor, now=now, due=due
             )
             self._edited(session, meeting.pair_id, now)
-            return _item(item, meeting)
+            return item_view(item, meeting)
 
     def set_action_item_done(
         self, token: str, viewer: Viewer, item_id: int, done: bool
@@ -465,7 +465,7 @@ class Agendas:
             item = self._item_of(session, meeting, item_id)
             agenda.set_action_item_done(session, item, self._actor(allowed), now, done)
             self._edited(session, meeting.pair_id, now)
-            return _item(item, item.meeting)
+            return item_view(item, item.meeting)
 
     def edit_talking_point(
         self,
@@ -491,7 +491,7 @@ class Agendas:
             if done is not None:
                 agenda.set_talking_point_done(session, point, actor, done, now=now)
             self._edited(session, meeting.pair_id, now)
-            return _point(point)
+            return point_view(point)
 
     def delete_talking_point(self, token: str, viewer: Viewer, point_id: int) -> None:
         now = self.clock()
@@ -534,7 +534,7 @@ class Agendas:
             if done is not None:
                 agenda.set_action_item_done(session, item, actor, now, done)
             self._edited(session, meeting.pair_id, now)
-            return _item(item, item.meeting)
+            return item_view(item, item.meeting)
 
     def delete_action_item(self, token: str, viewer: Viewer, item_id: int) -> None:
         now = self.clock()

@@ -549,6 +549,16 @@ def test_next_keeps_a_path_of_this_site_with_its_query(org: Org, google: GoogleE
     assert answer.headers["location"] == f"/p/{pair}?q=goals"
 
 
+def test_home_signs_in_first_and_then_lists_my_1on1s(org: Org, google: GoogleEmulator) -> None:
+    ana = Browser(org, oidc_web(google=google))
+    start = ana.get("/").headers["location"]
+    assert start == "/signin?next=/"
+    answer = ana.google(ana.get(start).headers["location"], login_hint=ANA)
+    assert answer.headers["location"] == "/"
+    home = ana.get("/")
+    assert home.status_code == 200 and "My 1:1s" in home.text and ">bo</a>" in home.text
+
+
 # ------------------------------------------------------------------------ sign-out
 
 
