@@ -554,6 +554,12 @@ class _Parser:
                     f"unknown time zone {_show(timezone)} (expected an IANA name such as "
                     "'Europe/Berlin', or \"\" for [syncd] timezone)",
                 )
+        if table.get("sign_in") == "demo":
+            self.fail(
+                "web.sign_in",
+                "'demo' lets anyone be anyone, so only `syncd demo` offers it; "
+                "expected one of link, proxy-header, oidc",
+            )
         sign_in = self.choice(table, p, "sign_in", d.sign_in, "sign-in mode")
         oidc_table = table.get("oidc", {})
         if not isinstance(oidc_table, dict):

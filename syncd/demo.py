@@ -33,6 +33,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Protocol, TextIO
@@ -44,12 +45,13 @@ from providers.calendar_world import WorldBuilder
 from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
 from providers.memory import Recurrence
-from syncd import agenda, block, config
+from syncd import agenda, assemble, block, config
 from syncd.engine import Report
 from syncd.links import Link, people
 from syncd.model import Attendee, EventType
 from syncd.store import connect, sessions, transaction
 from syncd.store.models import Calendar, Meeting, WriteLog
+from syncd.web.settings import WebSettings
 
 DOMAIN = "example.org"
 GOOGLE_PEOPLE = ("ana", "bo", "cy", "dee", "eli", "fay")
@@ -184,7 +186,7 @@ org_domains = [{_toml(DOMAIN)}]
 
 [web]
 listen = {_toml(listen)}
-sign_in = "link"          # the token in the invite alone opens the agenda
+sign_in = "link"          # the demo replaces it: the link opens, or pick a person at /signin
 secure_cookies = false    # the demo is served over plain http on loopback
 
 [[accounts]]
@@ -329,6 +331,12 @@ class Narration:
                 "just ended (add an action item there: the pair's next invite will list it):",
                 *(link.line() for link in ended),
             )
+        base = self._settings.syncd.base_url.rstrip("/")
+        self._print(
+            "",
+            f"to see it as one of the people (their 1:1s, action items and private notes), "
+            f"pick who you are at {base}/signin; {base}/ is then that person's home",
+        )
         writes = self._new_writes()
         if writes:
             self._show_invites(writes[:1])
@@ -368,6 +376,12 @@ class Narration:
         self._engine.dispose()
 
 
+def web_settings(settings: config.Settings) -> WebSettings:
+    """The config's ``[web]`` with the demo's sign-in: pick any seeded person, see their notes."""
+    everyone = tuple(address(p) for p in (*GOOGLE_PEOPLE, *OUTLOOK_PEOPLE))
+    return replace(assemble.web_settings(settings), sign_in="demo", demo_people=everyone)
+
+
 def run(
     directory: Path,
     listen: str = DEFAULT_LISTEN,
@@ -395,6 +409,7 @@ def run(
                 stop=stop,
                 microsoft_http_client=graph.http_client(),
                 on_sync=progress,
+                web=web_settings(settings),
             )
         finally:
             progress.close()

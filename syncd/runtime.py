@@ -45,6 +45,7 @@ from syncd.notify import Notifier
 from syncd.progress import Progress
 from syncd.store import sessions, transaction
 from syncd.store.models import Calendar
+from syncd.web.settings import WebSettings
 
 log = logging.getLogger("syncd.runtime")
 
@@ -548,8 +549,12 @@ def run(
     on_sync: OnSync | None = None,
     stop_channels: bool = False,
     notifier: Notifier | None = None,
+    web: WebSettings | None = None,
 ) -> int:
     """Serve and sync until stopped; the exit status.
+
+    ``web``: the pages' settings instead of those ``[web]`` gives (``syncd demo``'s
+    sign-in, which no config file can ask for).
 
     The first pass over every calendar shows a progress bar on a terminal
     (periodic log lines elsewhere); afterwards one log line per sync.
@@ -613,7 +618,7 @@ def run(
             host, port = settings.web.address
             app = create_app(
                 factory,
-                web=assemble.web_settings(settings),
+                web=web or assemble.web_settings(settings),
                 heartbeat=heartbeat,
                 registry=metrics.registry,
                 on_mark=worker.nudge if worker is not None else None,

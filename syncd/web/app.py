@@ -26,8 +26,8 @@ from starlette.staticfiles import StaticFiles
 
 from syncd import metrics
 from syncd.health import Heartbeat, WriteHealth
-from syncd.web import api, health, hooks, limits, pages, security
-from syncd.web.identity import Authenticator, SignInRequired, authenticator_for, sign_in_location
+from syncd.web import api, authenticators, health, hooks, limits, pages, security
+from syncd.web.identity import Authenticator, SignInRequired, sign_in_location
 from syncd.web.service import Agendas
 from syncd.web.settings import WebSettings
 
@@ -52,7 +52,7 @@ def create_app(
     seconds from now (``syncd run`` wakes its scheduler then).
     """
     settings = web or WebSettings()
-    authenticator = authenticator or authenticator_for(settings)
+    authenticator = authenticator or authenticators.for_settings(settings)
     writes = WriteHealth()
     agendas = Agendas(factory, clock, settings, writes, on_mark=on_mark)
     page_routes = pages.Pages(agendas, authenticator, settings)

@@ -12,6 +12,9 @@ A ``Viewer`` is resolved once per request by the configured ``Authenticator``:
   peer is one of the configured proxies (an address, or a CIDR range for a
   pool of them); from anyone else it is ignored, so a client talking to
   syncd directly has no identity at all.
+* ``demo`` (``syncd.web.demo_sign_in``, built by ``syncd demo`` only): the
+  link opens the agenda as in ``link``; whoever picked one of its two people
+  edits as that person and has private notes.
 * ``oidc`` (``syncd.web.oidc``): people sign in with Google or Microsoft; the
   authenticator contributes its own routes (sign-in, callbacks, sign-out)
   through ``Authenticator.routes`` and reads a session cookie in
@@ -162,21 +165,14 @@ class ProxyHeaderAuthenticator:
         return []
 
 
-def authenticator_for(settings: WebSettings) -> Authenticator:
-    if settings.sign_in == "link":
-        return LinkAuthenticator()
-    if settings.sign_in == "proxy-header":
-        return ProxyHeaderAuthenticator(settings.proxy_header, settings.trusted_proxies)
-    if settings.sign_in == "oidc":
-        from syncd.web.oidc import OidcAuthenticator  # it imports this module
-
-        return OidcAuthenticator(settings)
-    raise ValueError(f"unknown sign-in mode {settings.sign_in!r}")
-
-
 def access(viewer: Viewer, people: tuple[str, str], settings: WebSettings) -> Access | None:
     """What ``viewer`` may do with the agenda of ``people``; None: not theirs (404)."""
     if viewer.sign_in == "link":
+        return Access(viewer, actor=agenda.LINK_ACTOR, private_notes=False)
+    if viewer.sign_in == "demo":
+        # the demo stands on the link: one of its two people gets their private notes
+        if viewer.address in people:
+            return Access(viewer, actor=viewer.address, private_notes=True)
         return Access(viewer, actor=agenda.LINK_ACTOR, private_notes=False)
     if viewer.address is None:
         return None

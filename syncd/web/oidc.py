@@ -65,7 +65,6 @@ from urllib.parse import quote, urlsplit
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from jinja2 import Environment
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -73,6 +72,7 @@ from starlette.routing import BaseRoute, Route
 
 from syncd.web import security
 from syncd.web.identity import MAX_ADDRESS, SignInRequired, Viewer, canonical
+from syncd.web.pages import environment
 from syncd.web.settings import GoogleSignIn, MicrosoftSignIn, OidcSettings, WebSettings
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ class OidcAuthenticator:
         self.now = now
         self._sessions = _Sealed(self.oidc.session_secret, "session cookie")
         self._flows = _Sealed(self.oidc.session_secret, "sign-in flow cookie")
-        self._page = _environment().from_string(_PAGE)
+        self._page = environment().from_string(_PAGE)  # the pages' filters and escaping
         for name in _CHATTY_LOGGERS:
             if logging.getLogger(name).getEffectiveLevel() < logging.WARNING:
                 logging.getLogger(name).setLevel(logging.WARNING)
@@ -551,12 +551,6 @@ class OidcAuthenticator:
             message=f"Signing in with {NAMES[provider]} did not work: {reason}.",
             again=f"/signin?next={quote(target, safe='/')}",
         )
-
-
-def _environment() -> Environment:
-    from syncd.web.pages import environment  # the pages' templates, filters and escaping
-
-    return environment()
 
 
 def _provider_error(name: str, query: Mapping[str, str]) -> None:

@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from syncd import agenda
 from syncd.web import export, home, security, zones
-from syncd.web.identity import Authenticator, Viewer
+from syncd.web.identity import Authenticator, SignInRequired, Viewer
 from syncd.web.service import Agendas, Forbidden, Invalid, NotFound, Unavailable, due_field
 from syncd.web.settings import WebSettings
 
@@ -88,8 +88,16 @@ class Pages:
         return response
 
     def not_found(self, request: Request) -> HTMLResponse:
-        """The one 404: unknown token, somebody else's agenda, unknown path."""
-        return self.render(request, "not_found.html", status=404)
+        """The one 404: unknown token, somebody else's agenda, unknown path.
+
+        What it suggests fits the sign-in mode: where nobody signs in, being
+        signed in as the wrong person cannot be why.
+        """
+        try:
+            viewer = self.authenticator.identify(request)
+        except SignInRequired:
+            viewer = Viewer(None, self.settings.sign_in)
+        return self.render(request, "not_found.html", status=404, viewer=viewer)
 
     def error(
         self, request: Request, status: int, heading: str, message: str, back: str | None

@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-SignIn = Literal["link", "proxy-header", "oidc"]
-SIGN_INS: tuple[SignIn, ...] = ("link", "proxy-header", "oidc")
+SignIn = Literal["link", "proxy-header", "oidc", "demo"]
+#: "demo" is not among them: only ``syncd demo`` builds it (``syncd.web.demo_sign_in``)
+CONFIGURABLE_SIGN_INS: tuple[SignIn, ...] = ("link", "proxy-header", "oidc")
 
 #: Where Google publishes the certificates its ID tokens are signed with.
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
@@ -98,10 +99,14 @@ class WebSettings:
     oidc: OidcSettings | None = None
     #: ``[syncd] carry_talking_points``: the next meeting lists earlier unchecked points
     carry_talking_points: bool = True
+    #: ``sign_in = "demo"`` only: the made-up people one may pick to be
+    demo_people: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.sign_in not in SIGN_INS:
+        if self.sign_in not in (*CONFIGURABLE_SIGN_INS, "demo"):
             raise ValueError(f"unknown sign-in mode {self.sign_in!r}")
+        if (self.sign_in == "demo") != bool(self.demo_people):
+            raise ValueError("demo sign-in needs the demo's people, and only it has them")
         if not self.proxy_header.strip():
             raise ValueError("proxy_header must name a header")
         try:

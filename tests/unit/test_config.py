@@ -28,6 +28,7 @@ from syncd.config import (
     load_template,
     parse,
 )
+from syncd.web.settings import WebSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "syncd.example.toml"
@@ -877,6 +878,17 @@ def test_web_settings_errors_name_the_key(text: str, key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse(text, Path("/etc/syncd.toml"))
     assert caught.value.key == key and len(str(caught.value).splitlines()) == 1
+
+
+def test_the_demo_sign_in_is_refused_in_a_config_file() -> None:
+    """Anyone may be anyone in the demo: no real installation can be talked into it."""
+    with pytest.raises(ConfigError) as caught:
+        parse('[web]\nsign_in = "demo"\n', Path("/etc/syncd.toml"))
+    assert caught.value.key == "web.sign_in" and "only `syncd demo`" in str(caught.value)
+    with pytest.raises(ValueError, match="demo"):
+        WebSettings(sign_in="demo")  # nor built without the demo's people
+    with pytest.raises(ValueError, match="demo"):
+        WebSettings(sign_in="link", demo_people=("ana@example.org",))
 
 
 def test_the_pages_show_times_in_the_web_zone_else_the_syncd_zone() -> None:

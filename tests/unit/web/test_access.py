@@ -47,9 +47,11 @@ def test_a_stranger_gets_the_same_404_as_a_wrong_token(org: Org) -> None:
         (f"/api/v1/meetings/{meeting}", f"/api/v1/meetings/{NOBODY_TOKEN}"),
         (f"/m/{meeting}", f"/m/{meeting[:-1]}"),
     ]:
-        refused, unknown = stranger.get(path), owner.get(wrong)
-        assert refused.status_code == unknown.status_code == 404
-        # The body says nothing about whether the agenda exists.
+        refused, unknown = stranger.get(path), stranger.get(wrong)
+        assert refused.status_code == unknown.status_code == owner.get(wrong).status_code == 404
+        # The body says nothing about whether the agenda exists: to the stranger, an
+        # agenda that is not theirs reads exactly as one that does not exist (the page
+        # names the viewer, so it is compared for the same viewer).
         assert refused.text == unknown.text
         assert "Ana / Bo" not in refused.text
     assert stranger.get(f"/api/v1/meetings/{meeting}").json() == {"error": "not found"}
@@ -239,3 +241,17 @@ def test_the_header_name_is_configurable_and_no_header_is_nobody(org: Org) -> No
     )
     assert Browser(org.app(custom), ANA).get(f"/m/{meeting}").status_code == 404
     assert Browser(org.app(custom)).get(f"/m/{meeting}").status_code == 404
+
+
+def test_the_not_found_page_gives_advice_that_fits_the_sign_in_mode(org: Org) -> None:
+    meeting, _ = org.tokens(0)
+    link = " ".join(Browser(org.app(WebSettings())).get(f"/m/{NOBODY_TOKEN}").text.split())
+    assert "This link does not open any agenda" in link and "signed in" not in link
+
+    stranger = Browser(org.app(), CY).get(f"/m/{meeting}")
+    assert stranger.status_code == 404
+    text = " ".join(stranger.text.split())
+    assert f"that {CY} can open" in text and "signed in with the account" in text
+
+    unnamed = " ".join(Browser(org.app()).get(f"/m/{NOBODY_TOKEN}").text.split())
+    assert "could not tell who you are" in unnamed
