@@ -382,7 +382,10 @@ def block_view(
         for item, origin in open_action_items(session, meeting, ended_by=now)
     ]
     return block.BlockView(
-        url=meeting_url(base_url, meeting), talking_points=points, action_items=items
+        url=meeting_url(base_url, meeting),
+        talking_points=points,
+        action_items=items,
+        own_items=sum(1 for item in meeting.action_items if not item.done),
     )
 
 

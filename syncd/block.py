@@ -30,7 +30,7 @@ Damage repair (a person editing the invite can delete anything)
       says it is rewritten, so text typed inside it is not kept).
     * A begin marker without its end marker covers its own line plus the
       following lines that still have the shape of block lines, in block order
-      (``Agenda:``, ``Talking points:``, ``• …``, ``Open action items:``,
+      (``Agenda:``, ``Talking points:``, ``• …``, ``Open action items…:``,
       ``☐ …``, ``… and N more …``). The first line of any other shape ends it,
       so text a person wrote after the damaged block is never taken; the
       trade-off is that a block line a person edited, and what follows it,
@@ -122,7 +122,10 @@ class BlockView:
 
     url: str
     talking_points: Sequence[TalkingPoint] = ()
+    #: open items of the pair's meetings that ended: what was agreed and is still owed
     action_items: Sequence[ActionItem] = ()
+    #: open items raised for this very meeting: counted, not listed (they are new)
+    own_items: int = 0
 
 
 # --------------------------------------------------------------------------- text
@@ -145,13 +148,16 @@ _BIDI_CONTROLS = frozenset(range(0x202A, 0x202F)) | frozenset(range(0x2066, 0x20
 
 # Shapes of the lines between the markers, with their order in the block. Used to
 # decide how far a block whose end marker was deleted reaches.
-_AGENDA, _POINTS, _POINT, _ITEMS, _ITEM = 1, 2, 3, 4, 5
+_AGENDA, _POINTS, _POINT, _ITEMS, _ITEM, _OWN = 1, 2, 3, 4, 5, 6
+#: Blocks written before 0.2 say "Open action items:" with the same meaning.
+_ITEMS_HEADING = "Open action items from earlier meetings:"
 _LINE_SHAPES = (
     (re.compile(r"Agenda:(?: .*)?"), _AGENDA),
     (re.compile(r"Talking points:(?: .*)?"), _POINTS),
     (re.compile(r"• .+"), _POINT),
-    (re.compile(r"Open action items:(?: .*)?"), _ITEMS),
+    (re.compile(r"Open action items(?: from earlier meetings)?:(?: .*)?"), _ITEMS),
     (re.compile(r"☐ .+"), _ITEM),
+    (re.compile(r"Action items of this meeting: \d+, on the agenda page"), _OWN),
 )
 _MORE_RE = re.compile(r"… and \d+ more on the agenda page")
 
@@ -210,7 +216,7 @@ def render(view: BlockView) -> str:
         lines.append("Talking points: none yet")
 
     if view.action_items:
-        lines.append("Open action items:")
+        lines.append(_ITEMS_HEADING)
         for item in view.action_items[:_MAX_LISTED]:
             text = _people_text(item.text, _MAX_TEXT) or "(no text)"
             owner = _people_text(item.owner, _MAX_NAME)
@@ -219,7 +225,9 @@ def render(view: BlockView) -> str:
         if len(view.action_items) > _MAX_LISTED:
             lines.append(f"… and {len(view.action_items) - _MAX_LISTED} more on the agenda page")
     else:
-        lines.append("Open action items: none")
+        lines.append(f"{_ITEMS_HEADING} none")
+    if view.own_items:
+        lines.append(f"Action items of this meeting: {view.own_items}, on the agenda page")
 
     lines.append(END_MARKER)
     return "\n".join(lines)

@@ -78,7 +78,7 @@ def test_render_reads_like_the_design():
             "Talking points:",
             "• Q3 goals (Ana)",
             "• Hiring plan (Bo)",
-            "Open action items:",
+            "Open action items from earlier meetings:",
             "☐ Ana: draft the mentoring plan (from Nov 12)",
             "☐ Bo: intro to the data team (from Nov 5)",
             "── edit the agenda at the link; this block is rewritten by syncd ──",
@@ -92,7 +92,7 @@ def test_render_reads_like_the_design():
 def test_empty_lists_say_so():
     text = render(BlockView(url="https://a.example/m/x"))
     assert "Talking points: none yet" in text
-    assert "Open action items: none" in text
+    assert "Open action items from earlier meetings: none" in text
 
 
 def test_done_talking_points_are_not_shown():
@@ -202,9 +202,14 @@ def test_outlook_rewritten_block_is_replaced_in_place():
     assert OLD_URL not in result
 
 
+def written_by_0_1(text: str) -> str:
+    """A block as syncd 0.1 wrote it: the same lines, the items' heading without its scope."""
+    return text.replace("Open action items from earlier meetings:", "Open action items:")
+
+
 def test_block_with_markers_split_by_spans_is_recognised():
     body = read("outlook_block_split_by_spans.html")
-    assert extract(body) == render(BlockView(OLD_URL))
+    assert extract(body) == written_by_0_1(render(BlockView(OLD_URL)))
     first = '<div class="elementToProof" style="font-family: Aptos, Aptos_EmbeddedFont, '
     start = body.index(first, body.index("Quarterly check-in prep."))
     end = body.index("</div>", body.index("rewritten by syncd")) + len("</div>")
@@ -252,7 +257,7 @@ def test_word_paragraphs_with_wrapped_lines_and_char_refs_are_one_block():
             f"Agenda: {OLD_URL}",
             "Talking points:",
             "• Q3 goals (Ana)",
-            "Open action items: none",
+            "Open action items: none",  # as syncd 0.1 wrote it
             END_MARKER,
         ]
     )
@@ -701,3 +706,21 @@ def test_parse_keeps_parentheses_that_name_nobody():
     listed = parse(text, ["ana", "bo"])
     assert list(listed.talking_points) == [("Budget (draft)", ""), ("Q3 (v2)", "bo")]
     assert list(listed.action_items) == [("ship: it", "ana", (11, 5))]
+
+
+def test_the_items_heading_says_they_come_from_earlier_meetings_and_counts_this_ones() -> None:
+    """ "Open action items: none" read as "nothing is open" while the meeting had its own."""
+    text = render(BlockView("https://a.example/m/x", own_items=2))
+    assert "Open action items from earlier meetings: none" in text.splitlines()
+    assert "Action items of this meeting: 2, on the agenda page" in text.splitlines()
+    assert "this meeting" not in render(BlockView("https://a.example/m/x"))
+    assert extract(apply("Notes", text, html=False)) == text
+
+
+def test_a_block_written_by_0_1_is_still_found_whole_when_its_end_marker_is_gone() -> None:
+    old = written_by_0_1(render(BlockView("https://a.example/m/x", action_items=[
+        ActionItem("Send the notes", "bo", datetime.date(2026, 11, 24))
+    ])))  # fmt: skip
+    damaged = "My notes\n\n" + "\n".join(old.splitlines()[:-1]) + "\nMy own line"
+    result = apply(damaged, render(BlockView("https://a.example/m/x")), html=False)
+    assert result.count("Send the notes") == 0 and result.endswith("My own line")
