@@ -512,15 +512,22 @@ def move_talking_point(session: Session, point: TalkingPoint, person: str, offse
     """
     if offset not in (-1, 1):
         raise ValueError("a talking point moves one step: offset is -1 or 1")
+    ordered = sorted(point.meeting.talking_points, key=lambda p: (p.position, p.id))
+    place_talking_point(session, point, person, ordered.index(point) + offset)
+
+
+def place_talking_point(session: Session, point: TalkingPoint, person: str, position: int) -> None:
+    """Put ``point`` at ``position`` (0 = first) among its meeting's points: a drag and drop.
+
+    A position past either end means that end. The others keep their order.
+    """
     meeting = point.meeting
     _require_participant(meeting, person)
     ordered = sorted(meeting.talking_points, key=lambda p: (p.position, p.id))
-    index = ordered.index(point)
-    target = index + offset
-    if 0 <= target < len(ordered):
-        ordered[index], ordered[target] = ordered[target], ordered[index]
-    for position, each in enumerate(ordered):
-        each.position = position
+    ordered.remove(point)
+    ordered.insert(max(0, min(position, len(ordered))), point)
+    for index, each in enumerate(ordered):
+        each.position = index
     session.flush()
     session.expire(meeting, ["talking_points"])
 

@@ -226,7 +226,7 @@ class Api:
             return 200, point_json(a.set_talking_point_done(t, v, f["id"], done(f)))
 
         def move_point(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-            points = a.move_talking_point(t, v, f["id"], f.get("offset"))
+            points = a.move_talking_point(t, v, f["id"], f.get("offset"), f.get("position"))
             return 200, {"talking_points": [point_json(point) for point in points]}
 
         def add_item(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:

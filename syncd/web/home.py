@@ -37,8 +37,9 @@ class Upcoming:
     meeting: MeetingRef
     other: str  # the other person of the pair
     pair_token: str
-    points: list[PointView]  # its open talking points, carried ones first
+    points: list[PointView]  # its open talking points people added, carried ones first
     more_points: int  # open points beyond ``points``
+    prompts: int  # open prompts from the template (listed on the meeting's page only)
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ def home(
                 continue
             carried = agenda.carried_points(session, meeting, now) if carry_points else []
             points = [point_view(p, m) for p, m in carried if not p.done]
-            points += [point_view(p) for p in meeting.talking_points if not p.done]
+            own = [p for p in meeting.talking_points if not p.done]
+            points += [point_view(p) for p in own if p.author]
             upcoming.append(
                 Upcoming(
                     meeting_ref(meeting),
@@ -81,6 +83,7 @@ def home(
                     pair.token,
                     points[:POINTS_SHOWN],
                     max(0, len(points) - POINTS_SHOWN),
+                    sum(1 for p in own if not p.author),
                 )
             )
         upcoming.sort(key=lambda u: u.meeting.start)

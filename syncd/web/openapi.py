@@ -245,8 +245,9 @@ def document() -> dict[str, Any]:
             },
             f"{meeting}/talking-points/{{id}}/move": {
                 "post": _edit(
-                    "Swap a talking point with the one above (-1) or below (1); "
-                    "nothing moves at either end",
+                    "Swap a talking point with the one above (offset -1) or below (1), "
+                    "nothing moving at either end; or put it at position (0 = first, "
+                    "past the end = last), as a drag does",
                     "Move",
                     "200",
                     "TalkingPoints",
@@ -317,7 +318,14 @@ def document() -> dict[str, Any]:
                     done={"type": "boolean"},
                 ),
                 "Done": _object([], done={"type": "boolean", "default": True}),
-                "Move": _object(["offset"], offset={"type": "integer", "enum": [-1, 1]}),
+                "Move": {
+                    **_object(
+                        [],
+                        offset={"type": "integer", "enum": [-1, 1]},
+                        position={"type": "integer", "minimum": 0, "maximum": 9999},
+                    ),
+                    "description": "Exactly one of offset and position.",
+                },
                 "TalkingPoints": _object(
                     ["talking_points"],
                     talking_points={

@@ -14,12 +14,14 @@ plain way.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -51,6 +53,62 @@ def _who(author: str) -> str:
     return f"added by {author}"
 
 
+_STATE_LABELS = {
+    "cancelled": "Cancelled",
+    "ended": "Ended",
+    "in progress": "In progress",
+    "next": "Next meeting",
+    "later": "Later",
+}
+#: A web address in a person's text: shown as a link. Trailing punctuation is the
+#: sentence's, not the address's ("see https://x.org/a." links to .../a).
+_URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
+_TRAILING = ".,;:!?)]}'\""
+
+
+def _byline(author: str) -> str:
+    """The compact "who": a short name, "template" or "link"."""
+    if not author:
+        return "template"
+    if author == agenda.LINK_ACTOR:
+        return "via link"
+    return agenda.display_name(author)
+
+
+def _person(address: str, me: str | None = None) -> Markup:
+    you = " (you)" if me is not None and address == me else ""
+    return Markup('<span class="person" title="{0}">{1}{2}</span>').format(
+        address, agenda.display_name(address), you
+    )
+
+
+def linked(text: str) -> Markup:
+    """``text`` escaped, its http(s) addresses made links that leave no referrer behind.
+
+    Only http and https: a ``javascript:`` or ``data:`` address stays text.
+    """
+    out: list[str] = []
+    last = 0
+    for found in _URL.finditer(text):
+        url = found.group()
+        while url and url[-1] in _TRAILING:
+            if url[-1] == ")" and url.count("(") >= url.count(")"):
+                break  # a Wikipedia-style address keeps its closing parenthesis
+            url = url[:-1]
+        end = found.start() + len(url)
+        out.append(str(escape(text[last : found.start()])))
+        out.append(
+            str(
+                Markup(
+                    '<a href="{0}" rel="noopener noreferrer nofollow" target="_blank">{0}</a>'
+                ).format(url)
+            )
+        )
+        last = end
+    out.append(str(escape(text[last:])))
+    return Markup("".join(out))
+
+
 def environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -59,6 +117,10 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["who"] = _who
+    env.filters["byline"] = _byline
+    env.filters["person"] = _person
+    env.filters["linked"] = linked
+    env.filters["state"] = lambda state: _STATE_LABELS.get(state, state)
     env.filters["short"] = agenda.display_name
     env.filters["when"] = zones.when
     env.filters["clock"] = zones.clock
@@ -145,7 +207,9 @@ class Pages:
         query = request.query_params.get("q", "")[:200]
         viewer = self.authenticator.identify(request)
         try:
-            view = await run_in_threadpool(self.agendas.pair, token, viewer, query)
+            view = await run_in_threadpool(
+                lambda: self.agendas.pair(token, viewer, query, collapse_later=True)
+            )
         except NotFound:
             return self.not_found(request)
         zone = zones.for_request(request, self.settings)
@@ -265,8 +329,16 @@ class Pages:
         def flag(fields: dict[str, str]) -> bool:
             return fields.get("done", "true") != "false"
 
-        def offset(fields: dict[str, str]) -> int:
+        def offset(fields: dict[str, str]) -> int | None:
+            if "position" in fields:
+                return None
             return {"-1": -1, "1": 1}.get(fields.get("offset", ""), 0)
+
+        def position(fields: dict[str, str]) -> int | str | None:
+            value = fields.get("position")
+            return (
+                int(value) if value is not None and value.isascii() and value.isdigit() else value
+            )
 
         def with_id(
             action: Callable[[str, Viewer, int, dict[str, str]], object], anchor: str
@@ -303,7 +375,7 @@ class Pages:
             Route(
                 "/m/{token}/talking-points/{id:int}/move",
                 with_id(
-                    lambda t, v, i, f: a.move_talking_point(t, v, i, offset(f)),
+                    lambda t, v, i, f: a.move_talking_point(t, v, i, offset(f), position(f)),
                     "talking-points",
                 ),
                 methods=["POST"],

@@ -120,6 +120,7 @@ class MeetingView:
     invite_updated_at: datetime | None = None
     #: talking points of earlier meetings this one lists (``agenda.carried_points``)
     carried_points: list[PointView] = field(default_factory=list)
+    state: State = "later"
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,13 @@ class PairMeeting:
     items: list[ItemView]
     shared_note: str
     private_note: str | None
+    state: State = "later"
+
+    @property
+    def empty(self) -> bool:
+        """Nothing anyone wrote: at most the template's prompts, which every meeting has."""
+        authored = any(point.author for point in self.points)
+        return not (authored or self.items or self.shared_note or self.private_note)
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,28 @@ class PairView:
     meetings: list[PairMeeting]  # newest first
     query: str
     access: Access
+    #: later meetings with nothing on their agendas yet, soonest first: listed in one line
+    later_empty: list[MeetingRef] = field(default_factory=list)
+
+
+#: What a meeting is to the people looking at it now (``meeting_state``).
+State = str
+STATES = ("cancelled", "ended", "in progress", "next", "later")
+
+
+def meeting_state(meeting: MeetingRef, now: datetime, next_token: str | None) -> State:
+    """Where a meeting stands: a past agenda must not look like an upcoming one.
+
+    "next" is the pair's next meeting (``agenda.next_meeting``), the one that
+    carried points and items go to; "later" is any meeting after it.
+    """
+    if meeting.cancelled:
+        return "cancelled"
+    if meeting.end <= now:
+        return "ended"
+    if meeting.start <= now:
+        return "in progress"
+    return "next" if meeting.token == next_token else "later"
 
 
 def meeting_ref(meeting: Meeting) -> MeetingRef:
@@ -308,8 +338,11 @@ class Agendas:
                 .order_by(Meeting.start)
                 .limit(1)
             ).first()
+            upcoming = agenda.next_meeting(session, meeting.pair_id, self.clock())
+            ref = meeting_ref(meeting)
             return MeetingView(
-                meeting=meeting_ref(meeting),
+                meeting=ref,
+                state=meeting_state(ref, self.clock(), upcoming.token if upcoming else None),
                 people=agenda.participants(meeting),
                 pair_token=meeting.pair.token,
                 points=[point_view(point) for point in meeting.talking_points],
@@ -331,12 +364,19 @@ class Agendas:
             )
 
     def pair(
-        self, token: str, viewer: Viewer, query: str = "", *, private_notes: bool = True
+        self,
+        token: str,
+        viewer: Viewer,
+        query: str = "",
+        *,
+        private_notes: bool = True,
+        collapse_later: bool = False,
     ) -> PairView:
         """The pair's history, newest first; with ``query``, only what matches it.
 
         ``private_notes=False`` leaves out even the viewer's own private notes
-        (exports carry none at all).
+        (exports carry none at all). ``collapse_later`` moves meetings after the
+        next one that nobody wrote anything in to ``later_empty`` (the page).
         """
         with transaction(self.factory) as session:
             pair = (
@@ -369,7 +409,10 @@ class Agendas:
             def hit(text: str) -> bool:
                 return not needle or needle in text.casefold()
 
+            now = self.clock()
+            upcoming = agenda.next_meeting(session, pair.id, now)
             history: list[PairMeeting] = []
+            later_empty: list[MeetingRef] = []
             for meeting in meetings:
                 points = [point_view(p) for p in meeting.talking_points if hit(p.text)]
                 items = [item_view(i, meeting) for i in meeting.action_items if hit(i.text)]
@@ -378,7 +421,13 @@ class Agendas:
                     continue
                 # The viewer's own private note, outside search results (not searched).
                 mine = private.get(meeting.id, "") if owner is not None and not needle else None
-                history.append(PairMeeting(meeting_ref(meeting), points, items, note, mine))
+                ref = meeting_ref(meeting)
+                state = meeting_state(ref, now, upcoming.token if upcoming else None)
+                shown = PairMeeting(ref, points, items, note, mine, state)
+                if collapse_later and state == "later" and shown.empty and not needle:
+                    later_empty.append(ref)  # four empty future meetings say nothing
+                    continue
+                history.append(shown)
             open_items = [
                 item_view(item, meeting)
                 for meeting in reversed(meetings)
@@ -392,6 +441,7 @@ class Agendas:
                 meetings=history,
                 query=query,
                 access=allowed,
+                later_empty=sorted(later_empty, key=lambda ref: ref.start),
             )
 
     # -- editing ---------------------------------------------------------------
@@ -419,17 +469,36 @@ class Agendas:
             return point_view(point)
 
     def move_talking_point(
-        self, token: str, viewer: Viewer, point_id: int, offset: object
+        self,
+        token: str,
+        viewer: Viewer,
+        point_id: int,
+        offset: object = None,
+        position: object = None,
     ) -> list[PointView]:
-        """Swap a point with its neighbour; the meeting's points in their new order."""
-        if isinstance(offset, bool) or offset not in (-1, 1):
+        """One step up or down (``offset``), or to ``position`` (0 = first): a drag.
+
+        The meeting's points in their new order.
+        """
+        if (offset is None) == (position is None):
+            raise Invalid("give offset (-1 up, 1 down) or position (0 = first)")
+        if offset is not None and (isinstance(offset, bool) or offset not in (-1, 1)):
             raise Invalid("offset must be -1 (up) or 1 (down)")
-        assert isinstance(offset, int)
+        if position is not None and (
+            isinstance(position, bool)
+            or not isinstance(position, int)
+            or not 0 <= position < 10_000
+        ):
+            raise Invalid("position must be a whole number from 0 (first)")
         now = self.clock()
         with self._writing() as session:
             meeting, allowed = self._open(session, token, viewer)
             point = self._point_of(session, meeting, point_id)
-            agenda.move_talking_point(session, point, self._actor(allowed), offset)
+            if isinstance(offset, int):
+                agenda.move_talking_point(session, point, self._actor(allowed), offset)
+            else:
+                assert isinstance(position, int)
+                agenda.place_talking_point(session, point, self._actor(allowed), position)
             self._edited(session, meeting.pair_id, now)
             return [point_view(each) for each in meeting.talking_points]
 

@@ -70,7 +70,7 @@ def test_each_item_has_a_plain_edit_form_with_its_current_values(org: Org) -> No
         f'action="/m/{meeting}/action-items/{item_id}/delete"',
     ):
         assert form in items
-    assert "<summary>Edit" in points and "<summary>Edit" in items
+    assert "Edit this talking point" in points and "Edit this action item" in items
     # The editor starts from what is there: the text, Bo as owner, the due date.
     assert re.search(r"<textarea[^>]*>\nQ3 goals</textarea>", points)
     assert f'<option value="{BO}" selected>' in items
@@ -323,7 +323,7 @@ def test_an_admin_reads_but_edits_and_deletes_nothing(org: Org, what: str) -> No
     admin = Browser(org.app(), ADMIN)
     before = read(admin, meeting)
     page = admin.get(f"/m/{meeting}").text
-    assert "<details" not in page and "/edit" not in page and "/delete" not in page
+    assert '<details class="edit' not in page and "/edit" not in page and "/delete" not in page
     assert _page_edit(admin, meeting, what, point_id, item_id) == 403
     assert _api_edit(admin, meeting, what, point_id, item_id) == 403
     assert read(admin, meeting) == before
@@ -349,7 +349,7 @@ def test_in_link_mode_the_link_edits_and_the_author_is_kept(org: Org) -> None:
     meeting, _ = org.tokens(0)
     point_id, item_id = seed(org, meeting)
     anyone = Browser(org.app(WebSettings(sign_in="link")))
-    assert "<summary>Edit" in anyone.get(f"/m/{meeting}").text
+    assert "Edit this talking point" in anyone.get(f"/m/{meeting}").text
     assert _page_edit(anyone, meeting, "edit point", point_id, item_id) == 303
     assert _api_edit(anyone, meeting, "edit item", point_id, item_id) == 200
     point, item = point_of(anyone, meeting, point_id), item_of(anyone, meeting, item_id)
@@ -433,7 +433,7 @@ def test_items_of_a_meeting_that_has_ended_stay_editable(org: Org) -> None:
     point_id, item_id = seed(org, meeting)
     org.now = tuesday(0) + timedelta(days=1)  # the meeting was yesterday
     ana = Browser(org.app(), ANA)
-    assert "<summary>Edit" in ana.get(f"/m/{meeting}").text
+    assert "Edit this talking point" in ana.get(f"/m/{meeting}").text
     point = ana.api("PATCH", f"{api_base(meeting)}/talking-points/{point_id}", {"text": "noted"})
     item = ana.api("PATCH", f"{api_base(meeting)}/action-items/{item_id}", {"due": "2026-12-20"})
     assert (point.status_code, item.status_code) == (200, 200)

@@ -34,9 +34,13 @@ def test_my_next_1on1s_list_the_next_meeting_of_each_pair_with_its_open_points(o
     page = ana.get("/")
     assert page.status_code == 200
     upcoming = sections(page.text)["upcoming"]
-    assert re.search(r'<a class="meeting-link" href="/m/[^"]+">cy</a>', page.text)
-    assert f'<a class="meeting-link" href="/m/{week0}">bo</a>' in page.text  # the next one
-    assert "Offsite budget" in upcoming and TEMPLATE[0] in upcoming
+    link = r'<a class="meeting-link" href="/m/{}"><span class="sr">1:1 with </span>{}</a>'
+    assert re.search(link.format('[^"]+', "cy"), page.text)
+    assert re.search(link.format(week0, "bo"), page.text)  # the pair's next meeting
+    # what people added is listed; the template's prompts are only counted
+    assert "Offsite budget" in upcoming and TEMPLATE[0] not in upcoming
+    cy_line = upcoming[upcoming.index("1:1 with cy") :]
+    assert f"Nothing added yet ({len(TEMPLATE)} prompts from the template)" in cy_line
 
     # once week 0 ends with the point unchecked, week 1 is next and lists it, carried
     org.now = tuesday(0) + timedelta(minutes=31)

@@ -143,3 +143,31 @@ def test_a_move_without_the_csrf_token_is_refused(org: Org) -> None:
     )
     assert api.status_code == 403
     assert page_order(ana, meeting) == before
+
+
+def test_a_drag_puts_a_point_at_a_position_and_the_others_keep_their_order(org: Org) -> None:
+    ana, bo, meeting, before = setup(org)
+    point = ids(ana, meeting)
+    # the page's drag: "third" dropped at the very top
+    answer = bo.post(f"/m/{meeting}/talking-points/{point['third']}/move", {"position": "0"})
+    assert answer.status_code == 303
+    expected = ["third", *before[:-1]]
+    assert page_order(ana, meeting) == api_order(bo, meeting) == expected
+    # through the API: "third" past the end is last again
+    moved = ana.api(
+        "POST", f"/api/v1/meetings/{meeting}/talking-points/{point['third']}/move", {"position": 99}
+    )
+    assert moved.status_code == 200
+    assert [p["text"] for p in moved.json()["talking_points"]] == before
+    for wrong in ({"position": -1}, {"position": "0"}, {"position": True}, {"position": 10_000},
+                  {"position": 1, "offset": 1}, {}):  # fmt: skip
+        refused = ana.api(
+            "POST", f"/api/v1/meetings/{meeting}/talking-points/{point['first']}/move", wrong
+        )
+        assert refused.status_code == 400, wrong
+    for wrong_form in ("-1", "x", "²", ""):
+        refused = ana.post(
+            f"/m/{meeting}/talking-points/{point['first']}/move", {"position": wrong_form}
+        )
+        assert refused.status_code == 400, wrong_form
+    assert api_order(ana, meeting) == before
