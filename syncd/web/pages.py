@@ -109,6 +109,36 @@ def linked(text: str) -> Markup:
     return Markup("".join(out))
 
 
+#: Characters of context an excerpt shows on each side of a search match.
+EXCERPT = 80
+
+
+def excerpt(text: str, query: str) -> Markup:
+    """What a search result shows of ``text``: the matches marked, and around a long
+    text only the neighbourhood of the first match (a 10,000-character point is not
+    a search result)."""
+    if not query:
+        return linked(text)
+    pattern = re.compile(re.escape(query), re.IGNORECASE)
+    first = pattern.search(text)
+    start, end = 0, len(text)
+    if first is not None and len(text) > 2 * EXCERPT + len(query):
+        start = max(0, first.start() - EXCERPT)
+        end = min(len(text), first.end() + EXCERPT)
+    elif first is None:
+        end = min(len(text), 2 * EXCERPT)
+    shown = text[start:end]
+    out = ["…" if start > 0 else ""]
+    last = 0
+    for found in pattern.finditer(shown):
+        out.append(str(escape(shown[last : found.start()])))
+        out.append(str(Markup("<mark>{0}</mark>").format(found.group())))
+        last = found.end()
+    out.append(str(escape(shown[last:])))
+    out.append("…" if end < len(text) else "")
+    return Markup("".join(out))
+
+
 def environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -120,6 +150,7 @@ def environment() -> Environment:
     env.filters["byline"] = _byline
     env.filters["person"] = _person
     env.filters["linked"] = linked
+    env.filters["excerpt"] = excerpt
     env.filters["state"] = lambda state: _STATE_LABELS.get(state, state)
     env.filters["short"] = agenda.display_name
     env.filters["when"] = zones.when

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 
 from syncd.web.settings import WebSettings
 from tests.unit.web.conftest import ADMIN, BEHIND_PROXY, Browser, Org
-from tests.unit.world import ANA, BO, CY
+from tests.unit.world import ANA, BO, CY, tuesday
 
 NOBODY_TOKEN = "A" * 32
 
@@ -182,9 +183,22 @@ def test_pair_page_lists_meetings_newest_first_with_open_items_on_top_and_search
     assert page.index(f'href="/m/{second}"') < page.index(f'href="/m/{first}"')
     found = ana.get(f"/p/{pair}", params={"q": "OFFSITE"}).text
     history = found.split('id="history"')[1]
-    assert "book the offsite" in history and "offsite in March" in history
+    # what matched is marked, whatever its case
+    assert "book the <mark>offsite</mark>" in history and "<mark>offsite</mark> in March" in history
     assert "hiring plan" not in history and f'href="/m/{first}"' not in history
     assert "Nothing matches." in ana.get(f"/p/{pair}", params={"q": "zebra"}).text
+
+
+def test_a_search_shows_an_excerpt_of_a_long_text_around_the_match(org: Org) -> None:
+    ana = Browser(org.app(), ANA)
+    first, pair = org.tokens(0)
+    long = "a" * 5_000 + " the <budget> question " + "b" * 5_000
+    ana.post(f"/m/{first}/talking-points", {"text": long})
+    history = ana.get(f"/p/{pair}", params={"q": "<BUDGET>"}).text.split('id="history"')[1]
+    shown = re.search(r'<span class="text" dir="auto">(…[^…]*…)</span>', history)
+    assert shown is not None, "the long point is shown as an excerpt"
+    assert "the <mark>&lt;budget&gt;</mark> question" in shown.group(1)
+    assert len(shown.group(1)) < 300 and "a" * 5_000 not in history
 
 
 def test_exports_carry_the_history(org: Org) -> None:
@@ -257,3 +271,32 @@ def test_the_not_found_page_gives_advice_that_fits_the_sign_in_mode(org: Org) ->
 
     unnamed = " ".join(Browser(org.app()).get(f"/m/{NOBODY_TOKEN}").text.split())
     assert "could not tell who you are" in unnamed
+
+
+def test_the_history_says_where_each_meeting_stands_and_folds_empty_later_ones(
+    org: Org,
+) -> None:
+    ana = Browser(org.app(), ANA)
+    week0, pair = org.tokens(0)
+    week1, _ = org.tokens(1)
+    week2, _ = org.tokens(2)
+    ana.post(f"/m/{week2}/talking-points", {"text": "Plan for week 2"})
+    org.now = tuesday(0) + timedelta(minutes=10)  # week 0 is under way
+    page = ana.get(f"/p/{pair}").text
+    history = page.split('id="history"')[1]
+    articles = re.findall(r'<article class="meeting">(.*?)</article>', history, flags=re.S)
+    states = {
+        token: re.search(r'class="state[^"]*">([^<]+)<', body).group(1)  # type: ignore[union-attr]
+        for body in articles
+        for token in re.findall(r'href="/m/([^"]+)"', body)
+    }
+    assert states[week0] == "In progress" and states[week2] == "Later"
+    assert week1 not in states  # nothing in it yet: folded into one line
+    folded = re.search(r'<p class="later-empty">(.*?)</p>', history, flags=re.S)
+    assert folded is not None and f'href="/m/{week1}"' in folded.group(1)
+    assert "with nothing added yet" in folded.group(1)
+    # the meeting page says it too
+    assert ">In progress<" in ana.get(f"/m/{week0}").text
+    org.now = tuesday(0) + timedelta(hours=1)
+    assert ">Ended<" in ana.get(f"/m/{week0}").text
+    assert ">Next meeting<" in ana.get(f"/m/{week1}").text
