@@ -303,6 +303,43 @@ class Pages:
 
         return endpoint
 
+    def _deleting(
+        self, kind: str, remove: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A delete form: without ``confirm=yes``, first a page that asks.
+
+        With JavaScript the page deletes at once and offers an undo for a few
+        seconds instead (``app.js`` sends ``confirm=yes``); without it, this
+        step is what stands between a slip of the finger and a lost point.
+        """
+
+        async def endpoint(request: Request) -> Response:
+            token, ident = request.path_params["token"], request.path_params["id"]
+            form = await request.form(max_fields=20, max_files=0)
+            fields = {key: value for key, value in form.items() if isinstance(value, str)}
+            if fields.get("confirm") == "yes":
+                return await remove(request)
+            back = f"/m/{quote(token, safe='')}"
+            if not security.csrf_ok(request, fields.get(security.CSRF_FIELD), self.settings):
+                return self._expired(request, back)
+            viewer = self.authenticator.identify(request)
+            try:
+                text = await run_in_threadpool(self.agendas.deletable, token, viewer, kind, ident)
+            except NotFound:
+                return self.not_found(request)
+            except Forbidden as refused:
+                return self.error(request, 403, "Not allowed", str(refused), back)
+            return self.render(
+                request,
+                "confirm_delete.html",
+                kind=kind,
+                text=text,
+                action=request.url.path,  # routed here, so one of ours
+                back=back,
+            )
+
+        return endpoint
+
     async def choose_zone(self, request: Request) -> Response:
         """Remember the viewer's time zone in their browser; back to the meeting."""
         token = request.path_params["token"]
@@ -421,7 +458,10 @@ class Pages:
             ),
             Route(
                 "/m/{token}/talking-points/{id:int}/delete",
-                with_id(lambda t, v, i, f: a.delete_talking_point(t, v, i), "talking-points"),
+                self._deleting(
+                    "talking point",
+                    with_id(lambda t, v, i, f: a.delete_talking_point(t, v, i), "talking-points"),
+                ),
                 methods=["POST"],
             ),
             Route("/m/{token}/zone", self.choose_zone, methods=["POST"]),
@@ -460,7 +500,10 @@ class Pages:
             ),
             Route(
                 "/m/{token}/action-items/{id:int}/delete",
-                with_id(lambda t, v, i, f: a.delete_action_item(t, v, i), "action-items"),
+                self._deleting(
+                    "action item",
+                    with_id(lambda t, v, i, f: a.delete_action_item(t, v, i), "action-items"),
+                ),
                 methods=["POST"],
             ),
             Route(

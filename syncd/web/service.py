@@ -502,6 +502,15 @@ class Agendas:
             self._edited(session, meeting.pair_id, now)
             return [point_view(each) for each in meeting.talking_points]
 
+    def deletable(self, token: str, viewer: Viewer, kind: str, ident: int) -> str:
+        """The text of what a delete would remove, if the viewer may delete it (to confirm)."""
+        with transaction(self.factory) as session:
+            meeting, allowed = self._open(session, token, viewer)
+            self._actor(allowed)
+            if kind == "talking point":
+                return self._point_of(session, meeting, ident).text
+            return self._item_of(session, meeting, ident).text
+
     def check(self, token: str, viewer: Viewer) -> None:
         """``NotFound`` unless the viewer may open this meeting."""
         with transaction(self.factory) as session:

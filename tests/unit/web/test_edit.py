@@ -117,8 +117,14 @@ def test_both_people_edit_and_delete_through_the_forms(org: Org) -> None:
     item = item_of(bo, meeting, item_id)
     assert item is not None and item["due"] is None
 
-    assert ana.post(f"/m/{meeting}/talking-points/{point_id}/delete", {}).status_code == 303
-    assert bo.post(f"/m/{meeting}/action-items/{item_id}/delete", {}).status_code == 303
+    assert (
+        ana.post(f"/m/{meeting}/talking-points/{point_id}/delete", {"confirm": "yes"}).status_code
+        == 303
+    )
+    assert (
+        bo.post(f"/m/{meeting}/action-items/{item_id}/delete", {"confirm": "yes"}).status_code
+        == 303
+    )
     assert point_of(ana, meeting, point_id) is None and item_of(ana, meeting, item_id) is None
     page = ana.get(f"/m/{meeting}").text
     assert "Q4 goals" not in page and "draft the mentoring plan" not in page
@@ -260,9 +266,9 @@ def _page_edit(
     """Submit the form for ``what``; ``csrf`` is for a browser that sees no form to take it from."""
     paths = {
         "edit point": (f"talking-points/{point}/edit", {"text": "changed"}),
-        "delete point": (f"talking-points/{point}/delete", {}),
+        "delete point": (f"talking-points/{point}/delete", {"confirm": "yes"}),
         "edit item": (f"action-items/{item}/edit", {"text": "changed", "owner": ANA, "due": ""}),
-        "delete item": (f"action-items/{item}/delete", {}),
+        "delete item": (f"action-items/{item}/delete", {"confirm": "yes"}),
     }
     path, fields = paths[what]
     if csrf is None:
@@ -485,3 +491,33 @@ def test_an_edited_talking_point_reaches_its_own_invite(org: Org) -> None:
     )
     org.sync()
     assert "hiring plan for Q1" in (org.block_in(ANA, org.uid, tuesday(1)) or "")
+
+
+@pytest.mark.parametrize("kind", ["talking-points", "action-items"])
+def test_without_javascript_a_delete_asks_first_and_deletes_only_when_confirmed(
+    org: Org, kind: str
+) -> None:
+    meeting, _ = org.tokens(0)
+    point_id, item_id = seed(org, meeting)
+    ident = point_id if kind == "talking-points" else item_id
+    text = "Q3 goals" if kind == "talking-points" else "draft the plan"
+    look = point_of if kind == "talking-points" else item_of
+    bo = Browser(org.app(), BO)
+    path = f"/m/{meeting}/{kind}/{ident}/delete"
+
+    asked = bo.post(path, {})
+    assert asked.status_code == 200 and text in asked.text
+    assert f'action="{path}"' in asked.text and 'name="confirm" value="yes"' in asked.text
+    assert f'href="/m/{meeting}">Keep it' in asked.text
+    assert look(bo, meeting, ident) is not None  # asking deletes nothing
+
+    cy = Browser(org.app(), CY)
+    cy.get("/")  # any page gives the browser its form token
+    token = cy.client.cookies.get("__Host-syncd-csrf")
+    assert token and cy.client.post(path, data={"csrf": token}).status_code == 404  # not theirs
+    assert Browser(org.app(), ADMIN).post(path, {}, page=f"/m/{meeting}").status_code == 403
+    expired = bo.client.post(path, data={"csrf": "A" * 43}, follow_redirects=False)
+    assert expired.status_code == 403
+
+    answer = bo.post(path, {"confirm": "yes"})
+    assert answer.status_code == 303 and look(bo, meeting, ident) is None
