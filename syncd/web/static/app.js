@@ -12,6 +12,13 @@
 // text, Enter saves (Shift+Enter is a new line), Escape closes it again; after
 // a save, focus returns to that item's "Edit", and after a delete to the item
 // that took its place.
+//
+// Also here: notes save themselves a moment after typing stops, say so next
+// to the button, and the page warns before it is left with text not saved;
+// a delete happens after a few seconds in which "Undo" takes it back (the
+// form is then posted with confirm=yes; without this script the server asks
+// first); talking points can be dragged to a new place, or moved with
+// Alt+Up / Alt+Down from anywhere in their line.
 "use strict";
 
 (() => {
@@ -42,7 +49,19 @@
 
   // Where focus should land in the new section: the same control of the
   // "same" form (same action, and for the move buttons the same direction).
+  function focusables(row) {
+    return Array.from(row.querySelectorAll("button, summary, a[href], input, select, textarea")).filter(
+      (el) => el.offsetParent !== null,
+    );
+  }
+
   function focusTarget(section, form, control, place) {
+    if (form.dataset.focusRow) {
+      // Alt+Up/Down: the same control of the same point, wherever it went.
+      const row = section.querySelector(`li[data-id="${form.dataset.focusRow}"]`);
+      const same = row && focusables(row)[Number(form.dataset.focusIndex) || 0];
+      if (same) return same;
+    }
     if (form.classList.contains("edit")) {
       // The editor closes with the fresh page: back to the same item's "Edit".
       const action = form.getAttribute("action");
@@ -166,7 +185,269 @@
     }
     if (!window.fetch || !window.DOMParser) return;
     event.preventDefault();
+    if (form.hasAttribute("data-autosave")) {
+      autosave(form, true);
+      return;
+    }
+    if (form.classList.contains("delete")) {
+      deleteWithUndo(form);
+      return;
+    }
     send(form, event.submitter).catch(() => window.location.reload());
+  }
+
+  // ---- notes: autosave, a visible saved state, a warning before leaving ----
+
+  const AUTOSAVE_MS = 1200;
+  const notes = new Map(); // form -> { timer, busy, again, dirty }
+
+  function noteState(form) {
+    if (!notes.has(form)) notes.set(form, { timer: 0, busy: false, again: false, dirty: false });
+    return notes.get(form);
+  }
+
+  function showSaved(form, state, text) {
+    const label = form.querySelector("[data-saved]");
+    if (!label) return;
+    label.dataset.state = state;
+    label.textContent = text;
+  }
+
+  function clock() {
+    return new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  async function autosave(form, now) {
+    const state = noteState(form);
+    window.clearTimeout(state.timer);
+    if (!now) {
+      state.timer = window.setTimeout(() => autosave(form, true), AUTOSAVE_MS);
+      return;
+    }
+    if (state.busy) {
+      state.again = true; // typed while saving: save once more afterwards
+      return;
+    }
+    state.busy = true;
+    state.dirty = false;
+    showSaved(form, "saving", "Saving…");
+    let ok = false;
+    let retry = 0;
+    try {
+      const response = await fetch(form.action, {
+        method: "POST",
+        body: new URLSearchParams(new FormData(form)),
+        credentials: "same-origin",
+        mode: "same-origin",
+        redirect: "follow",
+        headers: { Accept: "text/html" },
+      });
+      ok = response.ok && response.redirected;
+      if (!ok) retry = Number(response.headers.get("Retry-After")) || 0;
+    } catch {
+      retry = 5; // the network failed: try again in a moment
+    }
+    state.busy = false;
+    if (ok) {
+      showSaved(form, state.again ? "dirty" : "saved", state.again ? "Not saved yet" : "Saved " + clock());
+      if (!state.again) announce(form.dataset.announce + ".");
+    } else {
+      state.dirty = true;
+      showSaved(form, "failed", retry ? "Not saved: trying again…" : "Not saved: press Save to see why");
+      if (retry) state.timer = window.setTimeout(() => autosave(form, true), retry * 1000);
+      else form.removeAttribute("data-autosave"); // the next Save posts plainly, with the reason
+    }
+    if (state.again) {
+      state.again = false;
+      state.dirty = true;
+      autosave(form, false);
+    }
+  }
+
+  function onInput(event) {
+    const form = event.target instanceof Element ? event.target.closest("form[data-autosave]") : null;
+    if (!form) return;
+    noteState(form).dirty = true;
+    showSaved(form, "dirty", "Not saved yet");
+    autosave(form, false);
+  }
+
+  function onBeforeUnload(event) {
+    if (pendingDelete) commitDelete(true); // leaving: the delete happens now
+    if (!Array.from(notes.values()).some((state) => state.dirty || state.busy)) return;
+    event.preventDefault();
+    event.returnValue = ""; // the browser shows its own "leave this page?" question
+  }
+
+  // ---- delete with undo ----
+
+  const UNDO_MS = 6000;
+  let pendingDelete = null; // { form, row, timer, toast }
+
+  function deleteWithUndo(form) {
+    if (pendingDelete) commitDelete(false); // one pending delete at a time
+    const row = form.closest("li");
+    if (!row) {
+      send(withConfirm(form)).catch(() => window.location.reload());
+      return;
+    }
+    const what = form.dataset.announce?.replace(/ deleted$/, "") || "Item";
+    row.hidden = true;
+    const toast = document.createElement("div");
+    toast.className = "undo";
+    toast.setAttribute("role", "group");
+    toast.setAttribute("aria-label", what + " deleted");
+    const text = document.createElement("span");
+    text.textContent = what + " deleted.";
+    const undo = document.createElement("button");
+    undo.type = "button";
+    undo.textContent = "Undo";
+    undo.addEventListener("click", () => undoDelete());
+    toast.append(text, undo);
+    document.body.appendChild(toast);
+    undo.focus({ preventScroll: true });
+    announce(what + " deleted. Undo is available for a few seconds.");
+    pendingDelete = { form, row, toast, timer: window.setTimeout(() => commitDelete(false), UNDO_MS) };
+  }
+
+  function withConfirm(form) {
+    if (!form.querySelector('input[name="confirm"]')) {
+      const confirm = document.createElement("input");
+      confirm.type = "hidden";
+      confirm.name = "confirm";
+      confirm.value = "yes";
+      form.appendChild(confirm);
+    }
+    return form;
+  }
+
+  function undoDelete() {
+    if (!pendingDelete) return;
+    const { row, toast, timer } = pendingDelete;
+    pendingDelete = null;
+    window.clearTimeout(timer);
+    toast.remove();
+    row.hidden = false;
+    row.querySelector("details.menu")?.removeAttribute("open");
+    row.querySelector("summary, button")?.focus();
+    announce("Delete undone.");
+  }
+
+  function commitDelete(leaving) {
+    if (!pendingDelete) return;
+    const { form, toast, timer } = pendingDelete;
+    pendingDelete = null;
+    window.clearTimeout(timer);
+    toast.remove();
+    withConfirm(form);
+    if (leaving && navigator.sendBeacon) {
+      navigator.sendBeacon(form.action, new URLSearchParams(new FormData(form)));
+      return;
+    }
+    send(form).catch(() => window.location.reload());
+  }
+
+  // ---- reorder: drag and drop, Alt+Up / Alt+Down ----
+
+  let dragged = null;
+
+  function pointRows(list) {
+    return Array.from(list.children).filter((li) => li.dataset.id);
+  }
+
+  function moveTo(list, row, position) {
+    const section = list.closest("section");
+    const csrf = section?.querySelector('input[name="csrf"]')?.value;
+    if (!section || !csrf) return;
+    const form = document.createElement("form");
+    form.method = "post";
+    form.action = list.dataset.reorder + "/" + row.dataset.id + "/move";
+    form.dataset.announce = "Moved";
+    form.hidden = true;
+    for (const [name, value] of [["csrf", csrf], ["position", String(position)]]) {
+      const input = document.createElement("input");
+      input.type = "hidden";
+      input.name = name;
+      input.value = value;
+      form.appendChild(input);
+    }
+    row.appendChild(form);
+    send(form).catch(() => window.location.reload());
+  }
+
+  function enableDrag(root) {
+    for (const list of root.querySelectorAll("ul[data-reorder]")) {
+      for (const row of pointRows(list)) {
+        if (row.querySelector("details.menu")) row.draggable = true;
+      }
+    }
+  }
+
+  function onDragStart(event) {
+    const row = event.target instanceof Element ? event.target.closest("ul[data-reorder] > li[data-id]") : null;
+    if (!row || !row.draggable) return;
+    dragged = row;
+    row.classList.add("dragging");
+    event.dataTransfer.effectAllowed = "move";
+    event.dataTransfer.setData("text/plain", row.querySelector(".text")?.textContent || "");
+  }
+
+  function dropTarget(event) {
+    const row = event.target instanceof Element ? event.target.closest("ul[data-reorder] > li[data-id]") : null;
+    if (!dragged || !row || row.parentElement !== dragged.parentElement) return null;
+    return row;
+  }
+
+  function clearDropMarks() {
+    for (const row of document.querySelectorAll(".drop-before")) row.classList.remove("drop-before");
+  }
+
+  function onDragOver(event) {
+    const row = dropTarget(event);
+    if (!row) return;
+    event.preventDefault();
+    clearDropMarks();
+    row.classList.add("drop-before");
+  }
+
+  function onDrop(event) {
+    const row = dropTarget(event);
+    clearDropMarks();
+    if (!row) return;
+    event.preventDefault();
+    const list = row.parentElement;
+    const rows = pointRows(list);
+    const from = rows.indexOf(dragged);
+    let to = rows.indexOf(row);
+    const box = row.getBoundingClientRect();
+    if (event.clientY > box.top + box.height / 2) to += 1; // dropped on its lower half
+    if (to > from) to -= 1; // the dragged row leaves its old place first
+    const moving = dragged;
+    dragged.classList.remove("dragging");
+    dragged = null;
+    if (to !== from) moveTo(list, moving, to);
+  }
+
+  function onDragEnd() {
+    dragged?.classList.remove("dragging");
+    dragged = null;
+    clearDropMarks();
+  }
+
+  function onMoveKey(event) {
+    if (!event.altKey || (event.key !== "ArrowUp" && event.key !== "ArrowDown")) return false;
+    const row = event.target instanceof Element ? event.target.closest("ul[data-reorder] > li[data-id]") : null;
+    if (!row || event.target instanceof HTMLTextAreaElement) return false;
+    const offset = event.key === "ArrowUp" ? "-1" : "1";
+    const form = Array.from(row.querySelectorAll("form.move")).find(
+      (f) => f.querySelector('input[name="offset"]')?.value === offset,
+    );
+    event.preventDefault();
+    if (!form) return true; // already at that end
+    form.dataset.focusRow = row.dataset.id;
+    form.dataset.focusIndex = String(Math.max(0, focusables(row).indexOf(event.target)));
+    form.requestSubmit();
+    return true;
   }
 
   // The edit disclosure: caret into the text on opening, Enter saves, Escape closes.
@@ -181,6 +462,7 @@
   }
 
   function onKeydown(event) {
+    if (onMoveKey(event)) return;
     const details = event.target instanceof Element ? event.target.closest("details.edit") : null;
     if (!details) return;
     if (event.key === "Escape") {
@@ -213,6 +495,17 @@
     document.addEventListener("submit", onSubmit);
     document.addEventListener("toggle", onToggle, true); // toggle does not bubble
     document.addEventListener("keydown", onKeydown);
+    document.addEventListener("input", onInput);
+    window.addEventListener("beforeunload", onBeforeUnload);
+    document.addEventListener("dragstart", onDragStart);
+    document.addEventListener("dragover", onDragOver);
+    document.addEventListener("drop", onDrop);
+    document.addEventListener("dragend", onDragEnd);
+    enableDrag(document);
+    new MutationObserver(() => enableDrag(document)).observe(document.body, {
+      childList: true,
+      subtree: true,
+    });
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
