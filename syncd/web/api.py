@@ -1,35 +1,61 @@
 """The JSON API under ``/api/v1``: the meeting page's data and edits, same rules.
 
+A FastAPI application mounted in the Starlette app: every request and
+response body is a pydantic model declared once below, and the OpenAPI
+document (``/api/v1/openapi.json``) is generated from them, so the document
+cannot drift from what is served.
+
 Access is decided exactly as for the pages (``service.Agendas``): an unknown
 token and an agenda that is not the viewer's are the same 404. Every
 state-changing call must send the CSRF double-submit token in
-``X-CSRF-Token`` (403 otherwise), and every one with a body
-``Content-Type: application/json`` (415 otherwise; a DELETE takes no body);
-``GET /api/v1/meetings/{token}`` hands that token out in its
+``X-CSRF-Token`` (403 otherwise; the ``csrf`` dependency), and every one with
+a body ``Content-Type: application/json`` (415 otherwise; a DELETE takes no
+body); ``GET /meetings/{token}`` hands that token out in its
 ``X-CSRF-Token`` response header together with the cookie. Errors are
-``{"error": "..."}``.
+``{"error": "..."}``, one line, 400 for a request that is wrong in itself.
 
 A PATCH is partial: it changes the fields it names and keeps the others;
 ``"due": null`` clears a due date, while leaving ``due`` out keeps it. A
 field the resource does not have is refused rather than ignored, so a typo
-is not a silent no-op.
+is not a silent no-op. Booleans and numbers are strict: ``"yes"`` is not
+true and ``"1"`` is not 1.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any
+import re
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
 
 from syncd import agenda
-from syncd.web import openapi, security
-from syncd.web.identity import Authenticator, Viewer
+from syncd.web import security
+from syncd.web.identity import Authenticator, SignInRequired, Viewer
 from syncd.web.service import (
+    MAX_TEXT,
     Agendas,
     Forbidden,
     Invalid,
@@ -40,277 +66,576 @@ from syncd.web.service import (
     NotFound,
     PointView,
     Unavailable,
-    due_field,
 )
 from syncd.web.settings import WebSettings
 
 PREFIX = "/api/v1"
+NOT_FOUND = "not found"
 
 
 def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-NOT_FOUND = "not found"
+# ------------------------------------------------------------------ responses
 
 
-def _ref(ref: MeetingRef | None) -> dict[str, Any] | None:
-    if ref is None:
-        return None
-    return {
-        "token": ref.token,
-        "title": ref.title,
-        "start": ref.start.isoformat(),
-        "end": ref.end.isoformat(),
-        "cancelled": ref.cancelled,
-    }
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
 
 
-def point_json(point: PointView) -> dict[str, Any]:
-    shown: dict[str, Any] = {
-        "id": point.id,
-        "text": point.text,
-        "author": point.author,
-        "done": point.done,
-    }
-    if point.origin is not None:
-        shown["carried_from"] = point.origin.isoformat()
-    return shown
+#: A moment as ``datetime.isoformat`` writes it ("+00:00", as this API always has).
+Moment = Annotated[
+    datetime,
+    PlainSerializer(lambda moment: moment.isoformat(), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
 
 
-def item_json(item: ItemView) -> dict[str, Any]:
-    return {
-        "id": item.id,
-        "text": item.text,
-        "owner": item.owner,
-        "author": item.author,
-        "due": item.due.isoformat() if item.due else None,
-        "done": item.done,
-        "done_at": item.done_at.isoformat() if item.done_at else None,
-        "origin": _ref(item.origin),
-    }
+class MeetingRefOut(Model):
+    token: str
+    title: str
+    start: Moment
+    end: Moment
+    cancelled: bool
 
 
-def note_json(note: NoteView) -> dict[str, Any]:
-    return {
-        "body": note.body,
-        "updated_at": note.updated_at.isoformat() if note.updated_at else None,
-    }
+class TalkingPoint(Model):
+    id: int
+    text: str
+    author: str = Field(description="An address, or '' for the template.")
+    done: bool
+    carried_from: Moment | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Only on a carried-over point: when the meeting it was raised in started.",
+    )
 
 
-def meeting_json(view: MeetingView) -> dict[str, Any]:
-    return {
-        "meeting": _ref(view.meeting),
-        "people": list(view.people),
-        "pair_token": view.pair_token,
-        "viewer": {
-            "address": view.access.viewer.address,
-            "sign_in": view.access.viewer.sign_in,
-            "can_edit": view.access.can_edit,
-            "private_notes": view.private_note is not None,
-        },
-        "talking_points": [point_json(point) for point in view.points],
-        "carried_talking_points": [point_json(point) for point in view.carried_points],
-        "action_items": [item_json(item) for item in view.items],
-        "carried_action_items": [item_json(item) for item in view.carried],
-        "notes": {
-            "shared": note_json(view.shared_note),
-            "private": note_json(view.private_note) if view.private_note else None,
-        },
-        "previous": _ref(view.previous),
-        "next": _ref(view.next),
-        "invite_updated_at": view.invite_updated_at.isoformat() if view.invite_updated_at else None,
-    }
+class TalkingPoints(Model):
+    talking_points: list[TalkingPoint]
 
 
-# An edit answers (status, JSON body); a body of None is an empty answer (204).
-Edit = Callable[[str, Viewer, dict[str, Any]], tuple[int, dict[str, Any] | None]]
+class ActionItem(Model):
+    id: int
+    text: str
+    owner: str
+    author: str
+    due: date | None
+    done: bool
+    done_at: Moment | None
+    origin: MeetingRefOut
 
 
-def _only(fields: dict[str, Any], allowed: frozenset[str]) -> None:
-    """Refuse a field the resource does not have ("id" is the path's)."""
-    unknown = sorted(set(fields) - allowed - {"id"})
-    if unknown:
-        names = ", ".join(sorted(allowed))
-        raise Invalid(f"unknown field {unknown[0]!r}: a change names only {names}")
+class Note(Model):
+    body: str
+    updated_at: Moment | None
 
 
-class Api:
-    def __init__(
-        self, agendas: Agendas, authenticator: Authenticator, settings: WebSettings
-    ) -> None:
-        self.agendas = agendas
-        self.authenticator = authenticator
-        self.settings = settings
+class ViewerOut(Model):
+    address: str | None
+    sign_in: Literal["link", "proxy-header", "oidc", "demo"]
+    can_edit: bool
+    private_notes: bool
 
-    async def meeting(self, request: Request) -> Response:
-        viewer = self.authenticator.identify(request)
-        try:
-            view = await run_in_threadpool(
-                self.agendas.meeting, request.path_params["token"], viewer
-            )
-        except NotFound:
-            return error(404, NOT_FOUND)
-        token = security.csrf_token(request, self.settings)
-        response = JSONResponse(meeting_json(view), headers={security.CSRF_HEADER: token})
-        security.remember_csrf(response, request, token, self.settings)
-        return response
 
-    async def document(self, request: Request) -> Response:
-        return JSONResponse(openapi.document())
+class Notes(Model):
+    shared: Note
+    private: Note | None = Field(
+        description="The viewer's own private note; null when they have none."
+    )
 
-    def _edit(
-        self, edit: Edit, *, with_body: bool = True
-    ) -> Callable[[Request], Awaitable[Response]]:
-        """An endpoint that checks the request, runs ``edit`` and maps its errors.
 
-        ``with_body=False`` (DELETE): no body is read, so none is required.
-        """
+class Meeting(Model):
+    meeting: MeetingRefOut
+    people: list[str] = Field(min_length=2, max_length=2)
+    pair_token: str
+    viewer: ViewerOut
+    talking_points: list[TalkingPoint]
+    carried_talking_points: list[TalkingPoint] = Field(
+        description="Unchecked points of ended meetings, listed in the pair's next one; "
+        "check one off with the done route of this meeting."
+    )
+    action_items: list[ActionItem]
+    carried_action_items: list[ActionItem] = Field(
+        description="Still-open items of every earlier meeting of the pair."
+    )
+    notes: Notes
+    previous: MeetingRefOut | None
+    next: MeetingRefOut | None
+    invite_updated_at: Moment | None = Field(
+        description="When syncd last wrote this meeting's block into the calendar invite; null "
+        "before the first write. On Outlook every write mails the attendees, so the invite is "
+        "refreshed on a few occasions only; this agenda is always current."
+    )
 
-        async def endpoint(request: Request) -> Response:
-            media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if with_body and media != "application/json":
-                return error(415, "send JSON (Content-Type: application/json)")
-            submitted = request.headers.get(security.CSRF_HEADER)
-            if not security.csrf_ok(request, submitted, self.settings):
-                return error(403, "missing or wrong X-CSRF-Token")
-            body: object = {}
-            if with_body:
+
+class Error(Model):
+    error: str
+
+
+def _ref(ref: MeetingRef) -> MeetingRefOut:
+    return MeetingRefOut(
+        token=ref.token, title=ref.title, start=ref.start, end=ref.end, cancelled=ref.cancelled
+    )
+
+
+def _point(point: PointView) -> TalkingPoint:
+    return TalkingPoint(
+        id=point.id,
+        text=point.text,
+        author=point.author,
+        done=point.done,
+        carried_from=point.origin,
+    )
+
+
+def _item(item: ItemView) -> ActionItem:
+    return ActionItem(
+        id=item.id,
+        text=item.text,
+        owner=item.owner,
+        author=item.author,
+        due=item.due,
+        done=item.done,
+        done_at=item.done_at,
+        origin=_ref(item.origin),
+    )
+
+
+def _note(note: NoteView) -> Note:
+    return Note(body=note.body, updated_at=note.updated_at)
+
+
+def _meeting(view: MeetingView) -> Meeting:
+    return Meeting(
+        meeting=_ref(view.meeting),
+        people=list(view.people),
+        pair_token=view.pair_token,
+        viewer=ViewerOut(
+            address=view.access.viewer.address,
+            sign_in=view.access.viewer.sign_in,
+            can_edit=view.access.can_edit,
+            private_notes=view.private_note is not None,
+        ),
+        talking_points=[_point(p) for p in view.points],
+        carried_talking_points=[_point(p) for p in view.carried_points],
+        action_items=[_item(i) for i in view.items],
+        carried_action_items=[_item(i) for i in view.carried],
+        notes=Notes(
+            shared=_note(view.shared_note),
+            private=_note(view.private_note) if view.private_note else None,
+        ),
+        previous=_ref(view.previous) if view.previous else None,
+        next=_ref(view.next) if view.next else None,
+        invite_updated_at=view.invite_updated_at,
+    )
+
+
+# ------------------------------------------------------------------- requests
+
+
+def _iso_date(value: object) -> object:
+    """A due date is "YYYY-MM-DD" or null: not a number of seconds, not a date-time."""
+    if value is None or isinstance(value, date):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        return value
+    raise PydanticCustomError("date_type", "Input should be a date (YYYY-MM-DD)")
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TEXT_PATTERN = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+Due = Annotated[date, BeforeValidator(_iso_date)]
+
+
+#: What a person's text may be, as the document states it (``service.text_field`` enforces
+#: it, with messages): not only white space, no NUL, at most ``service.MAX_TEXT`` characters.
+Text = Annotated[
+    StrictStr,
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": _TEXT_PATTERN}
+    ),
+]
+Body = Annotated[
+    StrictStr,
+    WithJsonSchema({"type": "string", "maxLength": MAX_TEXT, "pattern": "^[^\\u0000]*$"}),
+]
+
+
+def _not_null(value: object, info: ValidationInfo) -> object:
+    """A field left out keeps its value; one sent as null is a mistake, said as such."""
+    if value is None:
+        kind = "bool_type" if info.field_name == "done" else "string_type"
+        raise PydanticCustomError(kind, "Input should not be null")
+    return value
+
+
+class Change(BaseModel):
+    """A request body: unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewTalkingPoint(Change):
+    text: Text
+
+
+class TalkingPointChange(Change):
+    text: Text | SkipJsonSchema[None] = None
+    done: StrictBool | SkipJsonSchema[None] = None
+
+    _present = field_validator("text", "done", mode="before")(_not_null)
+
+
+class Done(Change):
+    done: StrictBool = True
+
+
+class Move(Change):
+    """Exactly one of ``offset`` and ``position``."""
+
+    offset: Annotated[StrictInt, Field(json_schema_extra={"enum": [-1, 1]})] | None = None
+    position: Annotated[StrictInt, Field(ge=0, le=9999)] | None = None
+
+    @field_validator("offset")
+    @classmethod
+    def _one_step(cls, value: int | None) -> int | None:
+        if value is not None and value not in (-1, 1):
+            raise PydanticCustomError("literal_error", "Input should be -1 or 1")
+        return value
+
+
+class NewActionItem(Change):
+    text: Text
+    owner: StrictStr
+    due: Due | None = None
+
+
+class ActionItemChange(Change):
+    text: Text | SkipJsonSchema[None] = None
+    owner: StrictStr | SkipJsonSchema[None] = None
+    due: Due | None = Field(default=None, description="null clears it; left out, it is kept")
+    done: StrictBool | SkipJsonSchema[None] = None
+
+    _present = field_validator("text", "owner", "done", mode="before")(_not_null)
+
+
+class NoteBody(Change):
+    body: Body
+
+
+# -------------------------------------------------------------------- errors
+
+#: What a person reads for each kind of pydantic error, by the field it is about.
+_MESSAGES: dict[str, str] = {
+    "string_type": "{name} must be a string",
+    "bool_type": "{name} must be true or false",
+    "date_type": "{name} must be a date (YYYY-MM-DD)",
+    "date_parsing": "{name} must be a date (YYYY-MM-DD)",
+    "date_from_datetime_parsing": "{name} must be a date (YYYY-MM-DD)",
+    "date_from_datetime_inexact": "{name} must be a date (YYYY-MM-DD)",
+    "missing": "{name} is required",
+    "literal_error": "{name} must be -1 (up) or 1 (down)",
+    "int_type": "{name} must be a whole number",
+    "greater_than_equal": "{name} must be a whole number from 0 (first)",
+    "less_than_equal": "{name} must be at most 9999",
+    "model_attributes_type": "the body must be a JSON object",
+    "dict_type": "the body must be a JSON object",
+    "json_invalid": "the body is not valid JSON",
+    "json_type": "the body is not valid JSON",
+}
+
+
+def _one_line(errors: Sequence[Any]) -> str:
+    """The first validation error as a sentence (pydantic's list is for programs)."""
+    first = errors[0] if errors else {}
+    kind = str(first.get("type", ""))
+    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "path")]
+    name = loc[-1] if loc else "the body"
+    if kind == "extra_forbidden":
+        return f"unknown field {name!r}: this change does not have it"
+    if loc and loc[0] == "id":
+        return "not found"
+    template = _MESSAGES.get(kind)
+    if template is not None:
+        return template.format(name=name)
+    message = str(first.get("msg", "invalid request")).splitlines()[0]
+    return f"{name}: {message}" if loc else message
+
+
+# ------------------------------------------------------------------ transport
+
+
+class JsonRoute(APIRoute):
+    """A route that answers 415 to a body that is not declared JSON, before anything else.
+
+    And the body is parsed here once, so a document nested too deep for
+    Python's parser is a 400 rather than an error inside FastAPI.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        takes_body = self.body_field is not None
+
+        async def checked(request: Request) -> Response:
+            if takes_body:
+                media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+                if media != "application/json":
+                    return error(415, "send JSON (Content-Type: application/json)")
                 raw = await request.body()  # bounded while read (web/limits.py)
                 try:
-                    body = json.loads(raw)
+                    request._json = json.loads(raw)  # what request.json() hands FastAPI
                 except (ValueError, RecursionError):  # RecursionError: nested too deep
                     return error(400, "the body is not valid JSON")
-            if not isinstance(body, dict):
-                return error(400, "the body must be a JSON object")
-            viewer = self.authenticator.identify(request)
-            token = request.path_params["token"]
-            fields = {**body, **{k: v for k, v in request.path_params.items() if k == "id"}}
-            try:
-                status, payload = await run_in_threadpool(edit, token, viewer, fields)
-            except NotFound:
-                return error(404, NOT_FOUND)
-            except Forbidden as refused:
-                return error(403, str(refused))
-            except Invalid as invalid:
-                return error(400, str(invalid))
-            except Unavailable:
-                busy = error(503, "the database could not save this now; try again")
-                busy.headers["Retry-After"] = str(Unavailable.retry_after)
-                return busy
-            if payload is None:
-                return Response(status_code=status)
-            return JSONResponse(payload, status_code=status)
+            return await handler(request)
 
-        return endpoint
+        return checked
 
-    def routes(self) -> list[Route]:
-        a = self.agendas
 
-        def done(fields: dict[str, Any]) -> bool:
-            value = fields.get("done", True)
-            if not isinstance(value, bool):
-                raise Invalid("done must be true or false")
-            return value
+def _viewer(request: Request) -> Viewer:
+    """Who is asking, as the app's sign-in mode tells (``SignInRequired`` is a 401)."""
+    authenticator: Authenticator = request.app.state.authenticator
+    return authenticator.identify(request)
 
-        def text(fields: dict[str, Any], name: str) -> str:
-            value = fields.get(name)
-            if not isinstance(value, str):
-                raise Invalid(f"{name} must be a string")
-            return value
 
-        def add_point(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-            return 201, point_json(a.add_talking_point(t, v, text(f, "text")))
+def csrf(request: Request) -> None:
+    """Every state-changing call proves it comes from a page of this site."""
+    settings: WebSettings = request.app.state.settings
+    if not security.csrf_ok(request, request.headers.get(security.CSRF_HEADER), settings):
+        raise HTTPException(403, "missing or wrong X-CSRF-Token")
 
-        def point_done(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-            return 200, point_json(a.set_talking_point_done(t, v, f["id"], done(f)))
 
-        def move_point(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-            points = a.move_talking_point(t, v, f["id"], f.get("offset"), f.get("position"))
-            return 200, {"talking_points": [point_json(point) for point in points]}
+Who = Annotated[Viewer, Depends(_viewer)]
 
-        def add_item(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-            item = a.add_action_item(
-                t, v, text(f, "text"), text(f, "owner"), due_field(f.get("due"))
+
+def create(agendas: Agendas, authenticator: Authenticator, settings: WebSettings) -> FastAPI:
+    """The API as an ASGI app, to mount at ``PREFIX``."""
+    app = FastAPI(
+        title="syncd agenda API",
+        version="1",
+        description=(
+            "Read and edit one 1:1 meeting's agenda. Only the two people of the pair "
+            "(and, read-only, configured admins) get anything but 404. State-changing "
+            "calls need the X-CSRF-Token header, and those with a body "
+            "Content-Type: application/json. PATCH changes only the fields it names."
+        ),
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        servers=[{"url": PREFIX}],
+    )
+    app.router.route_class = JsonRoute
+
+    app.state.authenticator, app.state.settings = authenticator, settings
+    errors: dict[int | str, dict[str, Any]] = {
+        status: {"model": Error, "description": description}
+        for status, description in (
+            (400, "The request is wrong in itself"),
+            (403, "No or a wrong X-CSRF-Token, or read-only access"),
+            (404, "No such agenda, or not the viewer's"),
+            (415, "The body is not declared JSON"),
+            (503, "The database could not save this now; Retry-After says when to try"),
+        )
+    }
+    guarded = [Depends(csrf)]
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        message = _one_line(exc.errors())
+        return error(404 if message == NOT_FOUND else 400, message)
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error(404, NOT_FOUND)
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, exc: Exception) -> Response:
+        return error(403, str(exc))
+
+    @app.exception_handler(Invalid)
+    async def invalid(request: Request, exc: Exception) -> Response:
+        return error(400, str(exc))
+
+    @app.exception_handler(Unavailable)
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        busy = error(503, "the database could not save this now; try again")
+        busy.headers["Retry-After"] = str(Unavailable.retry_after)
+        return busy
+
+    @app.exception_handler(SignInRequired)
+    async def sign_in_first(request: Request, exc: Exception) -> Response:
+        return error(401, "sign in first")
+
+    meeting = "/meetings/{token}"
+    point = meeting + "/talking-points/{id:int}"
+    item = meeting + "/action-items/{id:int}"
+
+    @app.get(
+        meeting,
+        summary="Read a meeting's agenda as the viewer may see it",
+        responses={404: errors[404]},
+    )
+    async def read_meeting(token: str, who: Who, request: Request, response: Response) -> Meeting:
+        view = await run_in_threadpool(agendas.meeting, token, who)
+        csrf_token = security.csrf_token(request, settings)
+        response.headers[security.CSRF_HEADER] = csrf_token
+        security.remember_csrf(response, request, csrf_token, settings)
+        return _meeting(view)
+
+    @app.post(
+        meeting + "/talking-points",
+        status_code=201,
+        summary="Add a talking point",
+        dependencies=guarded,
+        responses=errors,
+    )
+    async def add_point(token: str, body: NewTalkingPoint, who: Who) -> TalkingPoint:
+        return _point(await run_in_threadpool(agendas.add_talking_point, token, who, body.text))
+
+    @app.patch(
+        point,
+        summary="Change a talking point's text and/or check it off; points of past meetings too",
+        dependencies=guarded,
+        responses=errors,
+    )
+    async def patch_point(token: str, id: int, body: TalkingPointChange, who: Who) -> TalkingPoint:
+        return _point(
+            await run_in_threadpool(
+                lambda: agendas.edit_talking_point(token, who, id, text=body.text, done=body.done)
             )
-            return 201, item_json(item)
+        )
 
-        def item_done(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-            return 200, item_json(a.set_action_item_done(t, v, f["id"], done(f)))
+    @app.delete(
+        point,
+        status_code=204,
+        summary="Delete a talking point (either of the two people may)",
+        response_class=Response,
+        dependencies=guarded,
+        responses=errors,
+    )
+    async def delete_point(token: str, id: int, who: Who) -> Response:
+        await run_in_threadpool(agendas.delete_talking_point, token, who, id)
+        return Response(status_code=204)
 
-        def optional_text(fields: dict[str, Any], name: str) -> str | None:
-            return text(fields, name) if name in fields else None
+    @app.post(
+        point + "/done",
+        summary="Check off (or reopen) a talking point",
+        dependencies=guarded,
+        responses=errors,
+    )
+    async def point_done(token: str, id: int, body: Done, who: Who) -> TalkingPoint:
+        return _point(
+            await run_in_threadpool(agendas.set_talking_point_done, token, who, id, body.done)
+        )
 
-        def optional_done(fields: dict[str, Any]) -> bool | None:
-            return done(fields) if "done" in fields else None
+    @app.post(
+        point + "/move",
+        summary="Swap a talking point with the one above (offset -1) or below (1), nothing "
+        "moving at either end; or put it at position (0 = first, past the end = last)",
+        dependencies=guarded,
+        responses=errors,
+    )
+    async def move_point(token: str, id: int, body: Move, who: Who) -> TalkingPoints:
+        points = await run_in_threadpool(
+            agendas.move_talking_point, token, who, id, body.offset, body.position
+        )
+        return TalkingPoints(talking_points=[_point(p) for p in points])
 
-        def patch_point(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-            _only(f, frozenset({"text", "done"}))
-            point = a.edit_talking_point(
-                t, v, f["id"], text=optional_text(f, "text"), done=optional_done(f)
+    @app.post(
+        meeting + "/action-items",
+        status_code=201,
+        summary="Add an action item",
+        dependencies=guarded,
+        responses=errors,
+    )
+    async def add_item(token: str, body: NewActionItem, who: Who) -> ActionItem:
+        return _item(
+            await run_in_threadpool(
+                agendas.add_action_item, token, who, body.text, body.owner, body.due
             )
-            return 200, point_json(point)
+        )
 
-        def delete_point(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, None]:
-            a.delete_talking_point(t, v, f["id"])
-            return 204, None
-
-        def patch_item(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-            _only(f, frozenset({"text", "owner", "due", "done"}))
-            item = a.edit_action_item(
-                t,
-                v,
-                f["id"],
-                text=optional_text(f, "text"),
-                owner=optional_text(f, "owner"),
-                due=due_field(f["due"]) if "due" in f else agenda.KEEP,
-                done=optional_done(f),
+    @app.patch(
+        item,
+        summary="Change an action item (an earlier meeting's too); due null clears the date",
+        dependencies=guarded,
+        responses=errors,
+    )
+    async def patch_item(token: str, id: int, body: ActionItemChange, who: Who) -> ActionItem:
+        due = body.due if "due" in body.model_fields_set else agenda.KEEP
+        return _item(
+            await run_in_threadpool(
+                lambda: agendas.edit_action_item(
+                    token, who, id, text=body.text, owner=body.owner, due=due, done=body.done
+                )
             )
-            return 200, item_json(item)
+        )
 
-        def delete_item(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, None]:
-            a.delete_action_item(t, v, f["id"])
-            return 204, None
+    @app.delete(
+        item,
+        status_code=204,
+        summary="Delete an action item (either of the two people may)",
+        response_class=Response,
+        dependencies=guarded,
+        responses=errors,
+    )
+    async def delete_item(token: str, id: int, who: Who) -> Response:
+        await run_in_threadpool(agendas.delete_action_item, token, who, id)
+        return Response(status_code=204)
 
-        def shared(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-            return 200, note_json(a.save_note(t, v, text(f, "body"), private=False))
+    @app.post(
+        item + "/done",
+        summary="Mark an action item done (or open again)",
+        dependencies=guarded,
+        responses=errors,
+    )
+    async def item_done(token: str, id: int, body: Done, who: Who) -> ActionItem:
+        return _item(
+            await run_in_threadpool(agendas.set_action_item_done, token, who, id, body.done)
+        )
 
-        def private(t: str, v: Viewer, f: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-            return 200, note_json(a.save_note(t, v, text(f, "body"), private=True))
+    @app.put(
+        meeting + "/notes/shared",
+        summary="Replace the shared notes",
+        dependencies=guarded,
+        responses=errors,
+    )
+    async def shared_note(token: str, body: NoteBody, who: Who) -> Note:
+        return _note(
+            await run_in_threadpool(lambda: agendas.save_note(token, who, body.body, private=False))
+        )
 
-        meeting = f"{PREFIX}/meetings/{{token}}"
-        return [
-            Route(f"{PREFIX}/openapi.json", self.document, methods=["GET"]),
-            Route(meeting, self.meeting, methods=["GET"]),
-            Route(f"{meeting}/talking-points", self._edit(add_point), methods=["POST"]),
-            Route(
-                f"{meeting}/talking-points/{{id:int}}", self._edit(patch_point), methods=["PATCH"]
-            ),
-            Route(
-                f"{meeting}/talking-points/{{id:int}}",
-                self._edit(delete_point, with_body=False),
-                methods=["DELETE"],
-            ),
-            Route(
-                f"{meeting}/talking-points/{{id:int}}/done",
-                self._edit(point_done),
-                methods=["POST"],
-            ),
-            Route(
-                f"{meeting}/talking-points/{{id:int}}/move",
-                self._edit(move_point),
-                methods=["POST"],
-            ),
-            Route(f"{meeting}/action-items", self._edit(add_item), methods=["POST"]),
-            Route(f"{meeting}/action-items/{{id:int}}", self._edit(patch_item), methods=["PATCH"]),
-            Route(
-                f"{meeting}/action-items/{{id:int}}",
-                self._edit(delete_item, with_body=False),
-                methods=["DELETE"],
-            ),
-            Route(
-                f"{meeting}/action-items/{{id:int}}/done", self._edit(item_done), methods=["POST"]
-            ),
-            Route(f"{meeting}/notes/shared", self._edit(shared), methods=["PUT"]),
-            Route(f"{meeting}/notes/private", self._edit(private), methods=["PUT"]),
-        ]
+    @app.put(
+        meeting + "/notes/private",
+        summary="Replace the viewer's own private notes",
+        dependencies=guarded,
+        responses=errors,
+    )
+    async def private_note(token: str, body: NoteBody, who: Who) -> Note:
+        return _note(
+            await run_in_threadpool(lambda: agendas.save_note(token, who, body.body, private=True))
+        )
+
+    generated = app.openapi
+
+    def document() -> dict[str, Any]:
+        """FastAPI's document, less its 422 answers: this API says 400 (``invalid_request``)."""
+        if app.openapi_schema is None:
+            doc = generated()
+            for operations in doc["paths"].values():
+                for operation in operations.values():
+                    operation["responses"].pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                doc.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = document  # type: ignore[method-assign]
+    return app

@@ -56,14 +56,14 @@ def create_app(
     writes = WriteHealth()
     agendas = Agendas(factory, clock, settings, writes, on_mark=on_mark)
     page_routes = pages.Pages(agendas, authenticator, settings)
-    api_routes = api.Api(agendas, authenticator, settings)
+    api_app = api.create(agendas, authenticator, settings)
     if registry is None:
         registry = metrics.Metrics(factory).registry
     routes: list[BaseRoute] = [
         *health.routes(factory, registry, heartbeat, writes),
         *hooks.routes(factory, clock, on_mark),
         *page_routes.routes(),
-        *api_routes.routes(),
+        Mount(api.PREFIX, app=api_app),
         *authenticator.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
