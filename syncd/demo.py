@@ -56,6 +56,17 @@ from syncd.web.settings import WebSettings
 DOMAIN = "example.org"
 GOOGLE_PEOPLE = ("ana", "bo", "cy", "dee", "eli", "fay")
 OUTLOOK_PEOPLE = ("gus", "hal")
+#: How the invites name them (the pages show these, not addresses).
+NAMES = {
+    "ana": "Ana Lima",
+    "bo": "Bo Berg",
+    "cy": "Cy Okafor",
+    "dee": "Dee Ramos",
+    "eli": "Eli Novak",
+    "fay": "Fay Chen",
+    "gus": "Gus Meyer",
+    "hal": "Hal Ito",
+}
 GOOGLE_ACCOUNT = "workspace"
 MICROSOFT_ACCOUNT = "m365"
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -69,6 +80,10 @@ DATABASE_FILE = "syncd.db"
 
 def address(name: str) -> str:
     return f"{name}@{DOMAIN}"
+
+
+def person(name: str) -> Attendee:
+    return Attendee(address(name), NAMES[name])
 
 
 def seed(google: WorldBuilder, graph: WorldBuilder, now: datetime) -> None:
@@ -95,7 +110,7 @@ def seed(google: WorldBuilder, graph: WorldBuilder, now: datetime) -> None:
     ) -> None:
         world.create_event(
             address(a),
-            [address(a), address(b)],
+            [person(a), person(b)],
             f"{a.title()} / {b.title()}" + (" 1:1" if every else ""),
             start,
             start + half_hour,
@@ -122,7 +137,7 @@ def seed(google: WorldBuilder, graph: WorldBuilder, now: datetime) -> None:
     uid = f"ana-gus-weekly@{DOMAIN}"
     for world in (google, graph):
         world.create_event(
-            address("ana"), [address("ana"), address("gus")], "Ana / Gus 1:1",
+            address("ana"), [person("ana"), person("gus")], "Ana / Gus 1:1",
             cross, cross + half_hour, recurrence=weekly, ical_uid=uid,
         )  # fmt: skip
 
@@ -379,7 +394,10 @@ class Narration:
 def web_settings(settings: config.Settings) -> WebSettings:
     """The config's ``[web]`` with the demo's sign-in: pick any seeded person, see their notes."""
     everyone = tuple(address(p) for p in (*GOOGLE_PEOPLE, *OUTLOOK_PEOPLE))
-    return replace(assemble.web_settings(settings), sign_in="demo", demo_people=everyone)
+    names = tuple((address(p), NAMES[p]) for p in (*GOOGLE_PEOPLE, *OUTLOOK_PEOPLE))
+    return replace(
+        assemble.web_settings(settings), sign_in="demo", demo_people=everyone, demo_names=names
+    )
 
 
 def run(

@@ -71,7 +71,7 @@ from providers.base import (
     RateLimited,
     Transient,
 )
-from syncd import agenda, block, budget, detect, installation
+from syncd import agenda, block, budget, detect, installation, people
 from syncd.bodies import Bodies, Body
 from syncd.mirrored import PRELOAD_FROM, Mirror
 from syncd.model import Event, Unreadable, Window
@@ -864,6 +864,11 @@ class CalendarSync:
             if pair is None:
                 pair, _ = agenda.pair_for(session, verdict.people, run.now)
                 run.pairs[verdict.people] = pair
+                # how the invite names the two (once per pair and pass: it rarely changes)
+                named = {a.email.strip().lower(): a.name for a in event.attendees if a.name}
+                people.remember(
+                    session, {p: named[p] for p in verdict.people if p in named}, run.now
+                )
             row.pair_id = pair.id
             if event.is_organizer_copy:
                 self.bodies.keep(run.address, event)

@@ -231,6 +231,24 @@ class Occurrence(Base):
         return OccurrenceKey(self.ical_uid, self.original_start)
 
 
+class Person(Base):
+    """How a person is named, and who their manager is, as the calendar or directory says.
+
+    Names come from the calendars (an attendee's display name) unless the
+    directory gave one (``source = "directory"``), which then wins; the
+    manager only from a directory that has the relation. Nothing here is
+    needed to sync: a missing row is a person shown by address.
+    """
+
+    __tablename__ = "people"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(20), default="calendar")
+    manager: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class WriteLog(Base):
     """Every description write syncd attempted: what, where, and how it ended."""
 

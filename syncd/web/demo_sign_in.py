@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from syncd.people import Named
 from syncd.web import security
 from syncd.web.identity import Viewer, canonical
 from syncd.web.oidc import safe_next
@@ -35,6 +36,7 @@ class DemoAuthenticator:
             raise ValueError("demo sign-in is only for syncd demo")
         self.settings = settings
         self.people = tuple(canonical(person) for person in settings.demo_people)
+        self.named = {canonical(a): Named(canonical(a), name) for a, name in settings.demo_names}
         self.env = environment()
 
     def identify(self, request: Request) -> Viewer:
@@ -59,6 +61,7 @@ class DemoAuthenticator:
         return self._render(
             request,
             people=self.people,
+            named=self.named,
             current=self.identify(request).address,
             next=safe_next(request.query_params.get("next")),
         )
@@ -78,6 +81,7 @@ class DemoAuthenticator:
                 request,
                 status=400,
                 people=self.people,
+                named=self.named,
                 current=None,
                 next="/",
                 problem="Please pick one of the people listed.",
@@ -96,7 +100,8 @@ class DemoAuthenticator:
     async def signout(self, request: Request) -> Response:
         if await self._fields(request) is None:
             return self._render(
-                request, status=403, people=self.people, current=None, next="/",
+                request, status=403, people=self.people, named=self.named,
+                current=None, next="/",
                 problem="This form has expired. Please try again.",
             )  # fmt: skip
         response = RedirectResponse("/", status_code=303)

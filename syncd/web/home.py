@@ -14,13 +14,14 @@ the page only explains how agendas are opened.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from syncd import agenda
+from syncd import agenda, people
+from syncd.people import Named
 from syncd.store import transaction
 from syncd.store.models import ActionItem, Meeting, Pair
 from syncd.web.identity import Viewer
@@ -49,6 +50,7 @@ class HomeView:
     mine: list[ItemView]  # open items I own, by due date (overdue first), undated last
     owed: list[ItemView]  # open items the other person of one of my pairs owns
     others: dict[int, str]  # an item's id -> the other person of its pair
+    named: dict[str, Named] = field(default_factory=dict)
 
 
 def _by_due(item: ItemView) -> tuple[bool, date, datetime]:
@@ -99,6 +101,7 @@ def home(
             view = item_view(item, meeting)
             others[item.id] = other[meeting.pair_id]
             (mine if item.owner == me else owed).append(view)
+        named = people.lookup(session, [me, *other.values()])
         return HomeView(
-            viewer, upcoming, sorted(mine, key=_by_due), sorted(owed, key=_by_due), others
+            viewer, upcoming, sorted(mine, key=_by_due), sorted(owed, key=_by_due), others, named
         )

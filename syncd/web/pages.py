@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -28,6 +28,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from syncd import agenda
+from syncd.people import Named
 from syncd.web import export, home, security, zones
 from syncd.web.identity import Authenticator, SignInRequired, Viewer
 from syncd.web.service import Agendas, Forbidden, Invalid, NotFound, Unavailable, due_field
@@ -66,19 +67,31 @@ _URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
 _TRAILING = ".,;:!?)]}'\""
 
 
-def _byline(author: str) -> str:
-    """The compact "who": a short name, "template" or "link"."""
+def _name(address: str, named: Mapping[str, Named] | None = None) -> str:
+    """How a person is shown: their name where one is known, else their address's first part."""
+    known = named.get(address) if named else None
+    return known.shown if known is not None else agenda.display_name(address)
+
+
+def _byline(author: str, named: Mapping[str, Named] | None = None) -> str:
+    """The compact "who": a name, "template" or "via link"."""
     if not author:
         return "template"
     if author == agenda.LINK_ACTOR:
         return "via link"
-    return agenda.display_name(author)
+    return _name(author, named)
 
 
-def _person(address: str, me: str | None = None) -> Markup:
+def _person(
+    address: str,
+    me: str | None = None,
+    named: Mapping[str, Named] | None = None,
+    manager: str | None = None,
+) -> Markup:
     you = " (you)" if me is not None and address == me else ""
-    return Markup('<span class="person" title="{0}">{1}{2}</span>').format(
-        address, agenda.display_name(address), you
+    role = Markup(' <span class="role">manager</span>') if manager == address else ""
+    return Markup('<span class="person" title="{0}">{1}{2}</span>{3}').format(
+        address, _name(address, named), you, role
     )
 
 
@@ -148,6 +161,7 @@ def environment() -> Environment:
     )
     env.filters["who"] = _who
     env.filters["byline"] = _byline
+    env.filters["name"] = _name
     env.filters["person"] = _person
     env.filters["linked"] = linked
     env.filters["excerpt"] = excerpt

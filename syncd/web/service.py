@@ -20,8 +20,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from syncd import agenda, push
+from syncd import agenda, people, push
 from syncd.health import WriteHealth
+from syncd.people import Named
 from syncd.store import transaction
 from syncd.store.models import (
     ActionItem,
@@ -121,6 +122,10 @@ class MeetingView:
     #: talking points of earlier meetings this one lists (``agenda.carried_points``)
     carried_points: list[PointView] = field(default_factory=list)
     state: State = "later"
+    #: the two people as calendars and the directory name them
+    named: dict[str, Named] = field(default_factory=dict)
+    #: which of the two manages the other, when the directory says so
+    manager: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,8 @@ class PairView:
     access: Access
     #: later meetings with nothing on their agendas yet, soonest first: listed in one line
     later_empty: list[MeetingRef] = field(default_factory=list)
+    named: dict[str, Named] = field(default_factory=dict)
+    manager: str | None = None
 
 
 #: What a meeting is to the people looking at it now (``meeting_state``).
@@ -340,7 +347,11 @@ class Agendas:
             ).first()
             upcoming = agenda.next_meeting(session, meeting.pair_id, self.clock())
             ref = meeting_ref(meeting)
+            two = agenda.participants(meeting)
+            named = people.lookup(session, two)
             return MeetingView(
+                named=named,
+                manager=people.manager_in(two, named),
                 meeting=ref,
                 state=meeting_state(ref, self.clock(), upcoming.token if upcoming else None),
                 people=agenda.participants(meeting),
@@ -434,8 +445,12 @@ class Agendas:
                 for item in meeting.action_items
                 if not item.done and hit(item.text)
             ]
+            two = (pair.person_a, pair.person_b)
+            named = people.lookup(session, two)
             return PairView(
-                people=(pair.person_a, pair.person_b),
+                named=named,
+                manager=people.manager_in(two, named),
+                people=two,
                 pair_token=pair.token,
                 open_items=open_items,
                 meetings=history,

@@ -101,6 +101,8 @@ class WebSettings:
     carry_talking_points: bool = True
     #: ``sign_in = "demo"`` only: the made-up people one may pick to be
     demo_people: tuple[str, ...] = ()
+    #: and how the picker names them: (address, name) pairs
+    demo_names: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.sign_in not in (*CONFIGURABLE_SIGN_INS, "demo"):
