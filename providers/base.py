@@ -186,6 +186,15 @@ class Provider(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Person:
+    """One person as a directory lists them: the address, a name, their manager's address."""
+
+    address: str
+    name: str = ""
+    manager: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Channel:
     """A push subscription on one calendar (Google channel, Graph subscription).
 

@@ -69,6 +69,7 @@ from providers.base import (
     NotFound,
     Notification,
     NotWritable,
+    Person,
     PreconditionFailed,
     ProviderError,
     QuotaExceeded,
@@ -275,6 +276,18 @@ def directory_root(api_root: str) -> str:
     return api_root.removesuffix("calendar/v3/")
 
 
+def _person(address: str, user: dict[str, Any]) -> Person:
+    """A users.list entry as a ``Person``: ``name.fullName``, and a relation of type manager."""
+    name = user.get("name")
+    full = str(name.get("fullName") or "") if isinstance(name, dict) else ""
+    manager = None
+    for relation in user.get("relations") or ():
+        if isinstance(relation, dict) and relation.get("type") == "manager":
+            manager = str(relation.get("value") or "").strip().lower() or None
+            break
+    return Person(address, full, manager)
+
+
 class GoogleDirectory:
     """The people of one Workspace customer (or one of its domains), from users.list.
 
@@ -299,6 +312,10 @@ class GoogleDirectory:
 
     def addresses(self) -> list[str]:
         """Every active user's primary address, lowercased, in the order listed."""
+        return [person.address for person in self.people()]
+
+    def people(self) -> list[Person]:
+        """Every active user: primary address (lowercased), full name, manager (``relations``)."""
         try:
             http = AuthorizedHttp(self._credentials, http=httplib2.Http(timeout=self._timeout))
             users = build(
@@ -312,7 +329,7 @@ class GoogleDirectory:
         except Exception as error:
             raise directory_error_for(error) from error
         where = {"domain": self._domain} if self._domain else {"customer": "my_customer"}
-        found: list[str] = []
+        found: list[Person] = []
         page_token: str | None = None
         while True:
             request = users.list(
@@ -327,7 +344,7 @@ class GoogleDirectory:
                     continue
                 address = str(user.get("primaryEmail") or "").strip().lower()
                 if address:
-                    found.append(address)
+                    found.append(_person(address, user))
             page_token = page.get("nextPageToken")
             if not page_token:
                 return found
@@ -355,6 +372,8 @@ class GoogleProvider:
     ) -> None:
         self._calendars = list(calendars)
         self._directory = directory
+        #: who the last directory listing named (``calendars``), for the runtime to record
+        self.listed_people: list[Person] = []
         self._exclude = [pattern.casefold() for pattern in directory_exclude]
         self._credentials_for = credentials_for
         self._api_root = api_root
@@ -445,10 +464,16 @@ class GoogleProvider:
     # -- the Provider protocol ------------------------------------------------------
 
     def calendars(self) -> list[str]:
-        """The configured calendars and, with a directory, everyone it lists now."""
+        """The configured calendars and, with a directory, everyone it lists now.
+
+        The directory's names and managers of that listing are kept in
+        ``listed_people`` for the runtime to record.
+        """
         if self._directory is None:
             return list(self._calendars)
-        return watched(self._calendars, self._directory.addresses(), self._exclude)
+        self.listed_people = self._directory.people()
+        listed = [person.address for person in self.listed_people]
+        return watched(self._calendars, listed, self._exclude)
 
     def changes(self, calendar: str, cursor: str | None, window: Window) -> Iterator[ChangePage]:
         params: dict[str, Any] = {

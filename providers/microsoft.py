@@ -104,6 +104,7 @@ from providers.base import (
     NotFound,
     Notification,
     NotWritable,
+    Person,
     PreconditionFailed,
     ProviderError,
     RateLimited,
@@ -141,7 +142,7 @@ MAX_CLIENT_STATE = 128
 
 #: users.list's largest page; the directory is listed rarely, in as few calls as possible.
 DIRECTORY_PAGE_SIZE = 999
-_DIRECTORY_SELECT = "id,mail,userPrincipalName,accountEnabled"
+_DIRECTORY_SELECT = "id,mail,userPrincipalName,accountEnabled,displayName"
 #: The concurrency gate directory requests hold: no mailbox is named so.
 _DIRECTORY_GATE = "/users"
 
@@ -591,6 +592,8 @@ class MicrosoftProvider:
         self._directory = directory
         self._exclude = [pattern.casefold() for pattern in directory_exclude]
         self._directory_page_size = directory_page_size
+        #: who the last directory listing named (``calendars``), for the runtime to record
+        self.listed_people: list[Person] = []
         self._token = token
         self._fresh_token: Callable[[], str] = (
             token.refresh if isinstance(token, RefreshableToken) else token
@@ -766,17 +769,28 @@ class MicrosoftProvider:
         """
         if not self._directory:
             return list(self._calendars)
-        return watched(self._calendars, self.directory(), self._exclude)
+        self.listed_people = self.directory_people()
+        listed = [person.address for person in self.listed_people]
+        return watched(self._calendars, listed, self._exclude)
 
     def directory(self) -> list[str]:
         """The mailbox address of every enabled user of the tenant, lowercased."""
+        return [person.address for person in self.directory_people()]
+
+    def directory_people(self) -> list[Person]:
+        """Every enabled user with a mailbox: address (lowercased), display name, manager.
+
+        The manager comes in the same pages (``$expand=manager($select=mail)``),
+        not one request per person.
+        """
         query = {
             "$select": _DIRECTORY_SELECT,
             "$filter": "accountEnabled eq true",
             "$top": str(self._directory_page_size),
+            "$expand": "manager($select=mail)",
         }
         url = f"{self._root}users?{_query(query)}"
-        found: list[str] = []
+        found: list[Person] = []
         while True:
             try:
                 page = self._json(_DIRECTORY_GATE, "GET", url)
@@ -789,7 +803,15 @@ class MicrosoftProvider:
                 mail = user.get("mail") if isinstance(user, dict) else None
                 if not mail or user.get("accountEnabled") is False:
                     continue  # no mailbox, or disabled after all
-                found.append(str(mail).strip().lower())
+                boss = user.get("manager")
+                manager = boss.get("mail") if isinstance(boss, dict) else None
+                found.append(
+                    Person(
+                        str(mail).strip().lower(),
+                        str(user.get("displayName") or ""),
+                        str(manager).strip().lower() if manager else None,
+                    )
+                )
             next_link = page.get("@odata.nextLink")
             if not next_link:
                 return found

@@ -35,8 +35,8 @@ from sqlalchemy import exc as db_errors
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from providers.base import ProviderError, Watchable
-from syncd import assemble, config, push, scheduler
+from providers.base import Person, ProviderError, Watchable
+from syncd import assemble, config, people, push, scheduler
 from syncd.bodies import Bodies
 from syncd.engine import CalendarSync, Report
 from syncd.health import Heartbeat
@@ -60,6 +60,8 @@ IDLE_WAIT = 1.0
 WAKE_SLACK = 0.002
 #: How often a directory account's people are listed again (joiners, leavers).
 DIRECTORY_REFRESH = 3600.0
+#: People written per transaction when a directory listing's names are kept.
+DIRECTORY_BATCH = 500
 #: Channels are (re)opened at most this often per calendar, when synced.
 CHANNEL_TTL = timedelta(days=7)
 #: A sync that lost a database race (two workers creating the same pair or
@@ -513,6 +515,29 @@ def refresh_directories(
             continue
         if worker.watching is not None:
             worker.watching = {**worker.watching, name: frozenset(listed)}
+        record_directory(factory, conn)
+
+
+def record_directory(factory: sessionmaker[Session], conn: assemble.Connected) -> None:
+    """Keep the names and managers the account's last directory listing gave.
+
+    Only the Google and Microsoft providers list a directory (``listed_people``,
+    set by their ``calendars``); a database that refuses costs names, not syncs.
+    """
+    listed: list[Person] = getattr(conn.provider, "listed_people", None) or []
+    now = datetime.now(UTC)
+    try:
+        for start in range(0, len(listed), DIRECTORY_BATCH):
+            batch = listed[start : start + DIRECTORY_BATCH]
+            with transaction(factory) as session:
+                names = {person.address: person.name for person in batch}
+                people.remember(session, names, now, source=people.DIRECTORY)
+                managers = {person.address: person.manager for person in batch}
+                people.remember_managers(session, managers, now)
+    except db_errors.DBAPIError as error:
+        log.warning(
+            "account %s: keeping the directory's names failed: %s", conn.account.name, error.orig
+        )
 
 
 def _refresh_hourly(
@@ -587,6 +612,7 @@ def run(
                 )
                 webhooks[account.name] = _webhook(account)
                 scheduler.enroll(factory, account.name, conn.provider.name, conn.calendars)
+                record_directory(factory, conn)
                 conns[account.name] = conn
             heartbeat = Heartbeat()
             enrolled = sum(len(conn.calendars) for conn in conns.values())

@@ -135,6 +135,13 @@ class GoogleEmulator(WorldEdits, Served):
         """Suspend, archive or make an admin of a person already added (None: unchanged)."""
         self._directory.set_flags(address, suspended=suspended, archived=archived, admin=admin)
 
+    def set_person(
+        self, address: str, *, full_name: str | None = None, manager: str | None = None
+    ) -> None:
+        """What the directory says of a person: ``name.fullName`` and the manager relation
+        (``relations`` of type manager; "" removes it). None leaves a value as it is."""
+        self._directory.set_flags(address, full_name=full_name, manager=manager)
+
     def delegate_scopes(self, scopes: Iterable[str] | None) -> None:
         """The scopes domain-wide delegation grants the service account (None: any).
 

@@ -53,6 +53,8 @@ class _Flags:
     suspended: bool = False
     archived: bool = False
     admin: bool = False
+    full_name: str | None = None  # None: made from the address
+    manager: str | None = None  # a relations entry of type "manager"
 
 
 class Directory:
@@ -75,10 +77,19 @@ class Directory:
         suspended: bool | None = None,
         archived: bool | None = None,
         admin: bool | None = None,
+        full_name: str | None = None,
+        manager: str | None = None,
     ) -> None:
-        """Change what the directory says of one person (None leaves a flag as it is)."""
+        """Change what the directory says of one person (None leaves a flag as it is).
+
+        ``manager`` is the address their ``relations`` name as manager ("" removes it).
+        """
         with self._lock:
             flags = self._flags.setdefault(address.casefold(), _Flags())
+            if full_name is not None:
+                flags.full_name = full_name
+            if manager is not None:
+                flags.manager = manager or None
             if suspended is not None:
                 flags.suspended = suspended
             if archived is not None:
@@ -138,7 +149,7 @@ class Directory:
             "name": {
                 "givenName": given,
                 "familyName": family,
-                "fullName": f"{given} {family}".strip(),
+                "fullName": flags.full_name or f"{given} {family}".strip(),
             },
             "isAdmin": flags.admin,
             "isDelegatedAdmin": False,
@@ -159,6 +170,8 @@ class Directory:
         }
         if flags.suspended:
             user["suspensionReason"] = "ADMIN"
+        if flags.manager:
+            user["relations"] = [{"value": flags.manager, "type": "manager"}]
         return user
 
 

@@ -232,6 +232,10 @@ class GraphEmulator(WorldEdits, Served):
         """A directory user without a mailbox (no Exchange licence): listed without ``mail``."""
         self._directory.add_user_without_mailbox(principal, enabled=enabled)
 
+    def set_manager(self, user: str, manager: str | None) -> None:
+        """Who ``user`` reports to in the directory (``$expand=manager``); None: nobody."""
+        self._directory.set_manager(user, manager)
+
     def disable_user(self, user: str) -> None:
         """The account is disabled (or this app barred from it): 403 on its mailbox."""
         self._store.set_disabled(user, True)

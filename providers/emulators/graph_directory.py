@@ -17,6 +17,11 @@ this call), then the query options. Choices where the reference leaves room:
   back (which does not include ``accountEnabled``).
 * ``$filter`` understands ``accountEnabled eq true|false`` only; anything else
   is 400 ``Request_UnsupportedQuery``.
+* ``$expand`` takes ``manager``, optionally with its own ``$select``
+  (``manager($select=mail)``); anything else is 400 ``Request_BadRequest``.
+  The manager comes as a user object with ``@odata.type``; someone without
+  one has no ``manager`` property. As Graph's known issue says, a page with
+  ``$expand`` holds at most 100 users, whatever ``$top`` asks.
 * ``$top`` is 1 to 999 (default 100; 400 outside, with Graph's message).
   Users come sorted by ``userPrincipalName``; ``@odata.nextLink`` repeats the
   query with an opaque ``$skiptoken`` bound to the filter it was issued for.
@@ -63,6 +68,9 @@ USER_PROPERTIES = frozenset(
     {*DEFAULT_PROPERTIES, "accountEnabled", "mailNickname", "userType", "otherMails"}
 )
 _FILTER = re.compile(r"^\s*accountEnabled\s+eq\s+(?P<value>true|false)\s*$")
+_EXPAND = re.compile(r"^\s*manager\s*(?:\(\s*\$select\s*=\s*(?P<select>[\w,\s]+)\))?\s*$")
+#: Graph's known limit: "$expand on directory objects returns a maximum of 100 objects"
+EXPAND_PAGE_LIMIT = 100
 _USER_NAMESPACE = uuid.UUID("3f0c9b1e-8a52-4a55-9d0e-5b9b7d6c2a10")
 _TOKENS = PageTokens("f")  # bound to the $filter listed
 
@@ -85,6 +93,15 @@ class Directory:
         self._tenant = tenant
         self._lock = threading.Lock()
         self._without_mailbox: dict[str, _Person] = {}
+        self._managers: dict[str, str] = {}  # person (casefolded) -> manager's address
+
+    def set_manager(self, address: str, manager: str | None) -> None:
+        """Who ``address`` reports to, as an admin sets it in Entra ID (None: nobody)."""
+        with self._lock:
+            if manager is None:
+                self._managers.pop(address.casefold(), None)
+            else:
+                self._managers[address.casefold()] = manager
 
     def add_user_without_mailbox(self, principal: str, *, enabled: bool = True) -> None:
         user_id = str(uuid.uuid5(_USER_NAMESPACE, f"{self._tenant}/{principal.casefold()}"))
@@ -108,6 +125,9 @@ class Directory:
         selected = _select(last(query, "$select"))
         wanted = _filter(last(query, "$filter"))
         size = _top(last(query, "$top"))
+        expand = _expand(last(query, "$expand"))
+        if expand is not None:
+            size = min(size, EXPAND_PAGE_LIMIT)
         users = sorted(self._users(), key=lambda user: str(user["userPrincipalName"]).casefold())
         if wanted is not None:
             users = [user for user in users if user["accountEnabled"] is wanted]
@@ -124,8 +144,25 @@ class Directory:
             answer["@odata.nextLink"] = (
                 f"{graph_root}users?{urlencode(options, quote_via=quote, safe='$(),')}"
             )
-        answer["value"] = [{name: user.get(name) for name in shown} for user in page]
+        answer["value"] = [self._shown(user, shown, expand) for user in page]
         return answer
+
+    def _shown(
+        self, user: dict[str, Any], shown: tuple[str, ...], expand: tuple[str, ...] | None
+    ) -> dict[str, Any]:
+        out = {name: user.get(name) for name in shown}
+        if expand is None:
+            return out
+        with self._lock:
+            manager = self._managers.get(str(user["userPrincipalName"]).casefold())
+        boss = next((u for u in self._users() if u["userPrincipalName"] == manager), None)
+        if boss is not None:
+            fields = expand or DEFAULT_PROPERTIES
+            out["manager"] = {
+                "@odata.type": "#microsoft.graph.user",
+                **{name: boss.get(name) for name in fields},
+            }
+        return out
 
     def _users(self) -> list[dict[str, Any]]:
         users: list[dict[str, Any]] = []
@@ -174,6 +211,21 @@ def _select(raw: str | None) -> tuple[str, ...]:
                 f"'{name}' on type 'microsoft.graph.user'.",
             )
     return names
+
+
+def _expand(raw: str | None) -> tuple[str, ...] | None:
+    """None: no ``$expand``; else the manager's properties to show (() = the default set)."""
+    if raw is None:
+        return None
+    match = _EXPAND.match(raw)
+    if match is None:
+        raise GraphError(
+            400,
+            "Request_BadRequest",
+            f"Parsing OData Select and Expand failed: Could not find a property named "
+            f"'{raw.split('(', 1)[0].strip()}' on type 'microsoft.graph.user'.",
+        )
+    return _select(match["select"]) if match["select"] else ()
 
 
 def _filter(raw: str | None) -> bool | None:

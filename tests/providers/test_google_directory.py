@@ -20,8 +20,9 @@ from googleapiclient.errors import HttpError
 from providers.base import AuthRevoked, Transient
 from providers.emulators.google import GoogleEmulator
 from providers.google import DIRECTORY_SCOPE, GoogleDirectory, GoogleProvider
-from syncd import assemble, config
+from syncd import assemble, config, people, runtime
 from syncd.secrets import GOOGLE_SCOPES
+from syncd.store import sessions, transaction
 
 ADMIN = "admin@example.test"
 ANA = "Ana.Lopez@Example.TEST"  # primaryEmail as the admin typed it
@@ -85,6 +86,17 @@ def test_everyone_active_is_listed_across_pages_lowercased(emulator: GoogleEmula
     assert len(pages) == 4  # 8 users, 2 a page
     assert all(page["customer"] == ["my_customer"] and "domain" not in page for page in pages)
     assert "pageToken" not in pages[0] and all("pageToken" in page for page in pages[1:])
+
+
+def test_the_directory_gives_full_names_and_the_manager_relation(
+    emulator: GoogleEmulator,
+) -> None:
+    emulator.set_person(BO, full_name="Bo Berg", manager=ANA)
+    listed = {person.address: person for person in directory(emulator).people()}
+    assert listed[BO].name == "Bo Berg" and listed[BO].manager == ANA.lower()
+    assert listed[CY].manager is None and listed[CY].name  # the name made from the address
+    emulator.set_person(BO, manager="")
+    assert {p.address: p for p in directory(emulator).people()}[BO].manager is None
 
 
 def test_one_domain_only(emulator: GoogleEmulator) -> None:
@@ -293,3 +305,26 @@ def test_a_failing_directory_keeps_the_calendars_known_and_says_why(
         assert assemble.refresh_calendars(conn) == known
         assert conn.calendars == known
         assert isinstance(conn.directory_error, AuthRevoked)
+
+
+def test_the_directory_names_people_and_says_who_manages_whom_on_the_pages(
+    emulator: GoogleEmulator, settings: config.Settings, db_engine: Any
+) -> None:
+    """Listed once an hour with everyone else: a manager change reaches the pages."""
+    emulator.set_person(BO, full_name="Bo Berg", manager=ANA)
+    factory = sessions(db_engine)
+    (account,) = settings.accounts
+    with assemble.connected(account, settings) as conn:
+        runtime.record_directory(factory, conn)
+        with transaction(factory) as session:
+            named = people.lookup(session, [ANA.lower(), BO])
+        assert named[BO].shown == "Bo Berg"
+        assert people.manager_in((ANA.lower(), BO), named) == ANA.lower()
+
+        emulator.set_person(BO, manager=CY)  # Bo gets a new manager
+        assemble.refresh_calendars(conn)
+        runtime.record_directory(factory, conn)
+        with transaction(factory) as session:
+            named = people.lookup(session, [ANA.lower(), BO, CY])
+        assert people.manager_in((ANA.lower(), BO), named) is None
+        assert people.manager_in((BO, CY), named) == CY

@@ -82,7 +82,8 @@ def test_enabled_users_with_a_mailbox_are_listed_across_pages(emulator: GraphEmu
     pages = listings(emulator)
     assert len(pages) == 3  # five enabled users, two a page
     first = pages[0]
-    assert first["$select"] == ["id,mail,userPrincipalName,accountEnabled"]
+    assert first["$select"] == ["id,mail,userPrincipalName,accountEnabled,displayName"]
+    assert first["$expand"] == ["manager($select=mail)"]  # in the same pages, not one GET each
     assert first["$filter"] == ["accountEnabled eq true"]
     assert first["$top"] == ["2"]
     assert all("$skiptoken" in page for page in pages[1:])
@@ -238,3 +239,36 @@ def test_a_directory_tenant_connects_with_everyone(emulator: GraphEmulator, tmp_
         assert sorted(conn.calendars) == sorted([ANA.lower(), BO, CY])
         emulator.add_user("dee@contoso.test")
         assert "dee@contoso.test" in assemble.refresh_calendars(conn)
+
+
+def test_the_directory_gives_names_and_managers_in_the_same_pages(
+    emulator: GraphEmulator,
+) -> None:
+    emulator.set_manager(BO, ANA)
+    provider = graph(emulator)
+    try:
+        listed = {person.address: person for person in provider.directory_people()}
+    finally:
+        provider.close()
+    assert listed[BO].manager == ANA.lower() and listed[ANA.lower()].manager is None
+    assert listed[BO].name  # Graph's displayName
+    assert len(listings(emulator)) == 3  # no request per person for the manager
+
+
+def test_expanding_the_manager_caps_a_page_at_100_as_graph_does(emulator: GraphEmulator) -> None:
+    for n in range(120):
+        emulator.add_user(f"p{n:03d}@contoso.test")
+    tokens = app_token_source(
+        emulator.authority, emulator.client_id, emulator.client_secret,
+        http_client=emulator.http_client(),
+    )  # fmt: skip
+    provider = MicrosoftProvider(
+        (), tokens, graph_root=emulator.graph_root, directory=True, directory_page_size=999
+    )
+    try:
+        found = provider.directory()
+    finally:
+        provider.close()
+    assert len(found) == 125  # the five enabled mailboxes and the 120
+    pages = listings(emulator)
+    assert len(pages) == 2 and pages[0]["$top"] == ["999"]  # 100 a page with $expand
