@@ -29,7 +29,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import (
@@ -52,9 +52,10 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from syncd import agenda
-from syncd.web import security
+from syncd.web import limits, security
 from syncd.web.identity import Authenticator, SignInRequired, Viewer
 from syncd.web.service import (
+    MAX_ID,
     MAX_TEXT,
     Agendas,
     Forbidden,
@@ -407,6 +408,8 @@ def csrf(request: Request) -> None:
 
 
 Who = Annotated[Viewer, Depends(_viewer)]
+#: A row id in a path; past what a row id can be, it is nobody's (404), said in the document.
+Id = Annotated[int, Path(ge=0, le=MAX_ID)]
 
 
 def create(agendas: Agendas, authenticator: Authenticator, settings: WebSettings) -> FastAPI:
@@ -469,6 +472,12 @@ def create(agendas: Agendas, authenticator: Authenticator, settings: WebSettings
         busy.headers["Retry-After"] = str(Unavailable.retry_after)
         return busy
 
+    @app.exception_handler(limits.TooLarge)
+    async def too_large(request: Request, exc: Exception) -> Response:
+        refused = error(413, "request body too large")
+        refused.headers["connection"] = "close"  # the rest of the body is not read
+        return refused
+
     @app.exception_handler(SignInRequired)
     async def sign_in_first(request: Request, exc: Exception) -> Response:
         return error(401, "sign in first")
@@ -505,7 +514,7 @@ def create(agendas: Agendas, authenticator: Authenticator, settings: WebSettings
         dependencies=guarded,
         responses=errors,
     )
-    async def patch_point(token: str, id: int, body: TalkingPointChange, who: Who) -> TalkingPoint:
+    async def patch_point(token: str, id: Id, body: TalkingPointChange, who: Who) -> TalkingPoint:
         return _point(
             await run_in_threadpool(
                 lambda: agendas.edit_talking_point(token, who, id, text=body.text, done=body.done)
@@ -520,7 +529,7 @@ def create(agendas: Agendas, authenticator: Authenticator, settings: WebSettings
         dependencies=guarded,
         responses=errors,
     )
-    async def delete_point(token: str, id: int, who: Who) -> Response:
+    async def delete_point(token: str, id: Id, who: Who) -> Response:
         await run_in_threadpool(agendas.delete_talking_point, token, who, id)
         return Response(status_code=204)
 
@@ -530,7 +539,7 @@ def create(agendas: Agendas, authenticator: Authenticator, settings: WebSettings
         dependencies=guarded,
         responses=errors,
     )
-    async def point_done(token: str, id: int, body: Done, who: Who) -> TalkingPoint:
+    async def point_done(token: str, id: Id, body: Done, who: Who) -> TalkingPoint:
         return _point(
             await run_in_threadpool(agendas.set_talking_point_done, token, who, id, body.done)
         )
@@ -542,7 +551,7 @@ def create(agendas: Agendas, authenticator: Authenticator, settings: WebSettings
         dependencies=guarded,
         responses=errors,
     )
-    async def move_point(token: str, id: int, body: Move, who: Who) -> TalkingPoints:
+    async def move_point(token: str, id: Id, body: Move, who: Who) -> TalkingPoints:
         points = await run_in_threadpool(
             agendas.move_talking_point, token, who, id, body.offset, body.position
         )
@@ -568,7 +577,7 @@ def create(agendas: Agendas, authenticator: Authenticator, settings: WebSettings
         dependencies=guarded,
         responses=errors,
     )
-    async def patch_item(token: str, id: int, body: ActionItemChange, who: Who) -> ActionItem:
+    async def patch_item(token: str, id: Id, body: ActionItemChange, who: Who) -> ActionItem:
         due = body.due if "due" in body.model_fields_set else agenda.KEEP
         return _item(
             await run_in_threadpool(
@@ -586,7 +595,7 @@ def create(agendas: Agendas, authenticator: Authenticator, settings: WebSettings
         dependencies=guarded,
         responses=errors,
     )
-    async def delete_item(token: str, id: int, who: Who) -> Response:
+    async def delete_item(token: str, id: Id, who: Who) -> Response:
         await run_in_threadpool(agendas.delete_action_item, token, who, id)
         return Response(status_code=204)
 
@@ -596,7 +605,7 @@ def create(agendas: Agendas, authenticator: Authenticator, settings: WebSettings
         dependencies=guarded,
         responses=errors,
     )
-    async def item_done(token: str, id: int, body: Done, who: Who) -> ActionItem:
+    async def item_done(token: str, id: Id, body: Done, who: Who) -> ActionItem:
         return _item(
             await run_in_threadpool(agendas.set_action_item_done, token, who, id, body.done)
         )

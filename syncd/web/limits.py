@@ -26,8 +26,12 @@ DEFAULT_LIMIT = 1024 * 1024
 GOOGLE_PUSH_LIMIT = 4 * 1024
 
 
-class _TooLarge(Exception):
-    """Raised from ``receive`` once a body passes its limit; caught below."""
+class TooLarge(Exception):
+    """Raised from ``receive`` once a body passes its limit; caught below.
+
+    An app mounted inside (the JSON API) catches it first, in its own
+    exception handling: it must answer 413 itself (``api.create`` does).
+    """
 
 
 class BoundedBodies:
@@ -69,7 +73,7 @@ class BoundedBodies:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _TooLarge
+                    raise TooLarge
             return message
 
         async def tracked(message: Message) -> None:
@@ -79,7 +83,7 @@ class BoundedBodies:
 
         try:
             await self.app(scope, bounded, tracked)
-        except _TooLarge:
+        except TooLarge:
             if started:  # a route that answered before reading everything; nothing to add
                 return
             await self._refuse(path, scope, receive, send)

@@ -39,7 +39,9 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 200_000  # characters in one talking point, item or note
 MAX_TOKEN = 64
-MAX_ID = 2**63 - 1  # a larger id in a path is nobody's item, not a database overflow
+#: The largest id a row can have (INTEGER on PostgreSQL): a larger one in a path is
+#: nobody's item, not a database overflow.
+MAX_ID = 2**31 - 1
 
 
 class NotFound(Exception):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from providers.emulators.google import GoogleEmulator
 from syncd import block
@@ -38,10 +38,16 @@ def body_routes() -> list[tuple[str, str]]:
     """(method, path template) of every route of the app that takes a request body."""
     app = create_app(sessions(connect("sqlite://")))
     found = []
-    for route in app.routes:
-        if isinstance(route, Route):
-            for method in sorted((route.methods or set()) - {"GET", "HEAD", "DELETE"}):
-                found.append((method, route.path))
+
+    def visit(routes: list[BaseRoute], prefix: str) -> None:
+        for route in routes:
+            if isinstance(route, Mount):  # the JSON API, FastAPI mounted at /api/v1
+                visit(list(route.routes), prefix + route.path)
+            elif isinstance(route, Route):
+                for method in sorted((route.methods or set()) - {"GET", "HEAD", "DELETE"}):
+                    found.append((method, prefix + route.path))
+
+    visit(list(app.routes), "")
     return found
 
 
