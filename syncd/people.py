@@ -71,10 +71,7 @@ def remember(
     wanted = {address: name for address, name in wanted.items() if name}
     if not wanted:
         return
-    rows = {
-        row.address: row
-        for row in session.scalars(select(Person).where(Person.address.in_(list(wanted))))
-    }
+    rows = _rows(session, wanted)
     for address, name in wanted.items():
         row = rows.get(address)
         if row is None:
@@ -88,10 +85,7 @@ def remember(
 
 def remember_managers(session: Session, managers: Mapping[str, str | None], now: datetime) -> None:
     """The directory's manager relation (person -> their manager's address, or None)."""
-    rows = {
-        row.address: row
-        for row in session.scalars(select(Person).where(Person.address.in_(list(managers))))
-    }
+    rows = _rows(session, managers)
     for address, manager in managers.items():
         row = rows.get(address)
         if row is None:
@@ -99,6 +93,14 @@ def remember_managers(session: Session, managers: Mapping[str, str | None], now:
             session.add(row)
         if row.manager != manager:
             row.manager, row.updated_at = manager, now
+
+
+def _rows(session: Session, addresses: Iterable[str]) -> dict[str, Person]:
+    wanted = list(addresses)
+    return {
+        row.address: row
+        for row in session.scalars(select(Person).where(Person.address.in_(wanted)))
+    }
 
 
 def lookup(session: Session, addresses: Iterable[str]) -> dict[str, Named]:

@@ -52,6 +52,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from syncd import agenda
+from syncd.people import short
 from syncd.web import limits, security
 from syncd.web.identity import Authenticator, SignInRequired, Viewer
 from syncd.web.service import (
@@ -150,6 +151,13 @@ class Notes(Model):
 class Meeting(Model):
     meeting: MeetingRefOut
     people: list[str] = Field(min_length=2, max_length=2)
+    names: dict[str, str] = Field(
+        description="How the calendars and the directory name each of the two people "
+        "(an address with no name known is shown by its first part)."
+    )
+    manager: str | None = Field(
+        description="Which of the two manages the other, when the directory says so."
+    )
     pair_token: str
     viewer: ViewerOut
     talking_points: list[TalkingPoint]
@@ -212,6 +220,11 @@ def _meeting(view: MeetingView) -> Meeting:
     return Meeting(
         meeting=_ref(view.meeting),
         people=list(view.people),
+        names={
+            address: (view.named[address].shown if address in view.named else short(address))
+            for address in view.people
+        },
+        manager=view.manager,
         pair_token=view.pair_token,
         viewer=ViewerOut(
             address=view.access.viewer.address,

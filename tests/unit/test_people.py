@@ -72,6 +72,8 @@ def test_the_page_names_both_people_as_their_invite_does(db_engine: Engine) -> N
     assert "All meetings with Ana Lima" in page
     assert "Ana Lima" in bo.get(f"/p/{pair}").text
     assert "1:1 with </span>Ana Lima" in bo.get("/").text
+    data = bo.get(f"/api/v1/meetings/{meeting}").json()
+    assert data["names"] == {ANA: "Ana Lima", BO: "Bo Berg"} and data["manager"] == ANA
 
 
 def test_a_world_without_names_shows_addresses_first_parts(db_engine: Engine) -> None:
