@@ -41,7 +41,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from syncd import block
+from syncd import block, people
 from syncd.model import OccurrenceKey
 from syncd.store.models import ActionItem, Meeting, Note, Pair, TalkingPoint
 
@@ -168,7 +168,8 @@ def adopt(
     an attendee's copy, before the organizer's was read) takes the token,
     and its content too while it is untouched.
     """
-    listed = block.parse(invite.block_text, _names(pair))
+    shown = _shown(session, pair)
+    listed = block.parse(invite.block_text, [*(n for ns in shown.values() for n in ns), LINK_ACTOR])
     if meeting is None:
         token = invite.token
         meeting = _new_meeting(session, pair, key, token, start, end, title, cancelled, now)
@@ -181,19 +182,19 @@ def adopt(
         for point in list(meeting.talking_points):
             session.delete(point)
         session.flush()
-    for position, (text, shown) in enumerate(listed.talking_points):
+    for position, (text, who) in enumerate(listed.talking_points):
         session.add(
             TalkingPoint(
                 meeting_id=meeting.id,
                 text=text,
-                author=_person(pair, shown) if shown else "",
+                author=_person(shown, who) if who else "",
                 position=position,
                 created_at=now,
             )
         )
-    for text, shown, (month, day) in listed.carried_points:
+    for text, who, (month, day) in listed.carried_points:
         origin = _origin_meeting(session, pair, month, day, before=start, zone=zone, now=now)
-        author = _person(pair, shown)
+        author = _person(shown, who)
         known = session.scalars(
             select(TalkingPoint.id).where(
                 TalkingPoint.meeting_id == origin.id, TalkingPoint.text == text
@@ -209,9 +210,9 @@ def adopt(
                     created_at=now,
                 )
             )
-    for text, shown, (month, day) in listed.action_items:
+    for text, who, (month, day) in listed.action_items:
         origin = _origin_meeting(session, pair, month, day, before=start, zone=zone, now=now)
-        owner = _person(pair, shown) or pair.person_a
+        owner = _person(shown, who) or pair.person_a
         duplicate = session.scalars(
             select(ActionItem.id).where(
                 ActionItem.meeting_id == origin.id,
@@ -231,16 +232,25 @@ def adopt(
 RECOVERED_TITLE = "Recovered from the invites"
 
 
-def _names(pair: Pair) -> list[str]:
-    return [display_name(pair.person_a), display_name(pair.person_b), LINK_ACTOR]
+def _shown(session: Session, pair: Pair) -> dict[str, list[str]]:
+    """The names a block shows (or showed) for each of the two: their name, when the
+    calendars or the directory gave one, then their address's first part (what blocks
+    said before names were known, and what they say without one)."""
+    named = people.lookup(session, (pair.person_a, pair.person_b))
+    shown: dict[str, list[str]] = {}
+    for address, known in named.items():
+        # parentheses would end the "(who, from …)" of a block line early
+        name = known.name.replace("(", "").replace(")", "").strip()
+        shown[address] = [name, display_name(address)] if name else [display_name(address)]
+    return shown
 
 
-def _person(pair: Pair, shown: str) -> str:
+def _person(shown: dict[str, list[str]], who: str) -> str:
     """The address behind a name as the block shows it; "" if it is neither person's."""
-    for person in (pair.person_a, pair.person_b):
-        if display_name(person) == shown:
-            return person
-    return LINK_ACTOR if shown == LINK_ACTOR else ""
+    for address, names in shown.items():
+        if who in names:
+            return address
+    return LINK_ACTOR if who == LINK_ACTOR else ""
 
 
 def _untouched(session: Session, meeting: Meeting) -> bool:
@@ -357,26 +367,27 @@ def block_view(
 ) -> block.BlockView:
     """What the invite of ``meeting`` should say right now (``carry``: talking points of
     ended meetings first, when it is the pair's next)."""
+    shown = _shown(session, meeting.pair)
+
+    def name(address: str) -> str:
+        return shown.get(address, [display_name(address)])[0] if address else ""
+
     points = [
         block.TalkingPoint(
-            text=point.text,
-            author=display_name(point.author) if point.author else "",
-            origin=origin.start.astimezone(zone).date(),
+            text=point.text, author=name(point.author), origin=origin.start.astimezone(zone).date()
         )
         for point, origin in (carried_points(session, meeting, now) if carry else ())
         if not point.done
     ]
     points += [
-        block.TalkingPoint(
-            text=point.text, author=display_name(point.author) if point.author else ""
-        )
+        block.TalkingPoint(text=point.text, author=name(point.author))
         for point in meeting.talking_points
         if not point.done
     ]
     items = [
         block.ActionItem(
             text=item.text,
-            owner=display_name(item.owner),
+            owner=name(item.owner),
             origin=origin.start.astimezone(zone).date(),
         )
         for item, origin in open_action_items(session, meeting, ended_by=now)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from providers.memory import Recurrence
 from syncd import people
 from syncd.model import Attendee
-from syncd.store import sessions, transaction
+from syncd.store import connect, migrate, sessions, transaction
+from syncd.store.models import ActionItem, TalkingPoint
 from tests.unit.web.conftest import Browser, Org
-from tests.unit.world import ANA, BO, MONDAY, World, weekly
+from tests.unit.world import ANA, BO, MONDAY, World, tuesday, weekly
 
 NOW = MONDAY
 
@@ -82,3 +84,42 @@ def test_a_world_without_names_shows_addresses_first_parts(db_engine: Engine) ->
     world.settle()
     with transaction(world.factory) as session:
         assert {n.shown for n in people.lookup(session, [ANA, BO]).values()} == {"ana", "bo"}
+
+
+def test_the_invite_names_people_and_a_rebuilt_database_reads_the_names_back(
+    db_engine: Engine, tmp_path: Path
+) -> None:
+    world = World(db_engine)
+    first = MONDAY + timedelta(days=1, hours=2)
+    uid = world.provider.create_event(
+        ANA,
+        [Attendee(ANA, "Ana Lima"), Attendee(BO, "Bo (Ops) Berg")],
+        "Ana / Bo 1:1",
+        first,
+        first + timedelta(minutes=30),
+        recurrence=Recurrence(interval_days=7),
+    )
+    world.settle()
+    world.add_talking_point(uid, tuesday(0), "Hiring plan", BO)
+    world.now = tuesday(0) + timedelta(minutes=31)  # week 0 ends: the point is carried
+    world.add_action_item(uid, tuesday(0), "Send the notes", owner=BO, author=ANA)
+    world.settle()
+    text = world.block_in(ANA, uid, tuesday(1)) or ""
+    assert "• Hiring plan (Bo Ops Berg, from Nov 24)" in text  # the name, in the block
+    assert "☐ Bo Ops Berg: Send the notes (from Nov 24)" in text
+
+    # the database is lost; a new one reads the invites back, names and all
+    fresh = connect(f"sqlite:///{tmp_path / 'rebuilt.db'}")
+    migrate(fresh)
+    rebuilt = World(fresh, provider=world.provider)
+    rebuilt.now = world.now
+    rebuilt.settle()
+    with transaction(rebuilt.factory) as session:
+        point = session.scalars(
+            select(TalkingPoint).where(TalkingPoint.text == "Hiring plan")
+        ).one()
+        item = session.scalars(select(ActionItem).where(ActionItem.text == "Send the notes")).one()
+        # "Bo Ops Berg" is Bo again: the point is his, the item his to do, on week 0
+        assert point.author == BO and item.owner == BO
+        assert point.meeting.original_start == tuesday(0)
+    fresh.dispose()
