@@ -186,7 +186,7 @@
     if (!window.fetch || !window.DOMParser) return;
     event.preventDefault();
     if (form.hasAttribute("data-autosave")) {
-      autosave(form, true);
+      autosave(form, true, true);
       return;
     }
     if (form.classList.contains("delete")) {
@@ -217,7 +217,8 @@
     return new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   }
 
-  async function autosave(form, now) {
+  // ``explicit``: the Save button, which is announced; saving while typing is only shown.
+  async function autosave(form, now, explicit = false) {
     const state = noteState(form);
     window.clearTimeout(state.timer);
     if (!now) {
@@ -250,7 +251,7 @@
     state.busy = false;
     if (ok) {
       showSaved(form, state.again ? "dirty" : "saved", state.again ? "Not saved yet" : "Saved " + clock());
-      if (!state.again) announce(form.dataset.announce + ".");
+      if (explicit && !state.again) announce(form.dataset.announce + ".");
     } else {
       state.dirty = true;
       showSaved(form, "failed", retry ? "Not saved: trying again…" : "Not saved: press Save to see why");
