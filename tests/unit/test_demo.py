@@ -154,7 +154,7 @@ def test_an_action_item_on_the_meeting_that_just_ended_is_shown_in_the_next_invi
 
     shown = run.out.getvalue()[before:]
     assert "the invite of 'Ana / Bo 1:1'" in shown and f"in {ANA} now reads:" in shown
-    assert "☐ bo: draft the mentoring plan" in shown
+    assert "☐ Bo Berg: draft the mentoring plan" in shown  # named as the invites name him
 
 
 def test_prepare_starts_fresh_and_keeps_the_credentials_private(tmp_path: Path) -> None:
