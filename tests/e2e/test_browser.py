@@ -213,7 +213,8 @@ def test_two_people_run_their_1on1_from_the_invite_link(world: World, size: str)
         second_prompt.get_by_role("button", name="Delete this talking point").click()
         expect(ana.locator(".undo")).to_be_visible()
         expect(ana.locator(".undo")).to_have_count(0, timeout=10_000)  # the undo time ran out
-        settled(ana)
+        expect(ana.get_by_role("status")).to_have_text("Talking point deleted.")  # saved
+        expect(second_prompt).to_have_count(0)
         open_page(ana, url)
         assert TEMPLATE[0] in texts(ana) and TEMPLATE[1] not in texts(ana)
 
@@ -342,6 +343,30 @@ def test_keyboard_alone_adds_reorders_and_checks_off_a_point(world: World) -> No
         expect(
             points(ana).filter(has_text=POINT).get_by_role("button", name="Reopen")
         ).to_be_focused()
+
+
+def test_an_edit_made_while_a_delete_can_still_be_undone_does_not_bring_it_back(
+    world: World,
+) -> None:
+    """The other edit's answer redraws the list: the delete must reach the server first."""
+    uid = weekly(world)
+    world.settle()
+    week0 = invite_token(world, uid, 0)
+    with site(world) as s:
+        ana = s.person(ANA)
+        open_page(ana, f"{s.base}/m/{week0}")
+        doomed = points(ana).filter(has_text=TEMPLATE[0])
+        doomed.locator("summary").click()
+        doomed.get_by_role("button", name="Delete this talking point").click()
+        expect(ana.locator(".undo")).to_be_visible()
+        # within the undo time, Ana checks off the other prompt
+        points(ana).filter(has_text=TEMPLATE[1]).get_by_role("button", name="Check off").click()
+        settled(ana)
+        expect(points(ana).filter(has_text=TEMPLATE[1])).to_have_class(re.compile(r"\bdone\b"))
+        expect(ana.locator(".undo")).to_have_count(0)  # the delete went first, for good
+        assert TEMPLATE[0] not in texts(ana)
+        open_page(ana, f"{s.base}/m/{week0}")
+        assert TEMPLATE[0] not in texts(ana) and TEMPLATE[1] in texts(ana)
 
 
 def test_without_javascript_the_plain_forms_still_work(world: World) -> None:

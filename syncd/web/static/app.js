@@ -193,7 +193,12 @@
       deleteWithUndo(form);
       return;
     }
-    send(form, event.submitter).catch(() => window.location.reload());
+    const submitter = event.submitter;
+    // A delete still waiting out its undo goes first: the answer to this edit
+    // redraws the section, and must not bring the deleted line back.
+    commitDelete(false)
+      .then(() => send(form, submitter))
+      .catch(() => window.location.reload());
   }
 
   // ---- notes: autosave, a visible saved state, a warning before leaving ----
@@ -286,7 +291,7 @@
   let pendingDelete = null; // { form, row, timer, toast }
 
   function deleteWithUndo(form) {
-    if (pendingDelete) commitDelete(false); // one pending delete at a time
+    commitDelete(false).catch(() => window.location.reload()); // one pending delete at a time
     const row = form.closest("li");
     if (!row) {
       send(withConfirm(form)).catch(() => window.location.reload());
@@ -308,7 +313,8 @@
     document.body.appendChild(toast);
     undo.focus({ preventScroll: true });
     announce(what + " deleted. Undo is available for a few seconds.");
-    pendingDelete = { form, row, toast, timer: window.setTimeout(() => commitDelete(false), UNDO_MS) };
+    const later = () => commitDelete(false).catch(() => window.location.reload());
+    pendingDelete = { form, row, toast, timer: window.setTimeout(later, UNDO_MS) };
   }
 
   function withConfirm(form) {
@@ -334,18 +340,41 @@
     announce("Delete undone.");
   }
 
+  // Post the pending delete (if any) for real; resolves once the server has it.
+  // The hidden line is then removed here, without redrawing the section.
   function commitDelete(leaving) {
-    if (!pendingDelete) return;
-    const { form, toast, timer } = pendingDelete;
+    if (!pendingDelete) return Promise.resolve();
+    const { form, row, toast, timer } = pendingDelete;
     pendingDelete = null;
     window.clearTimeout(timer);
     toast.remove();
     withConfirm(form);
+    const body = new URLSearchParams(new FormData(form));
     if (leaving && navigator.sendBeacon) {
-      navigator.sendBeacon(form.action, new URLSearchParams(new FormData(form)));
-      return;
+      navigator.sendBeacon(form.action, body);
+      return Promise.resolve();
     }
-    send(form).catch(() => window.location.reload());
+    return fetch(form.action, {
+      method: "POST",
+      body,
+      credentials: "same-origin",
+      mode: "same-origin",
+      redirect: "manual", // the 303 back to the page: nothing to load
+      headers: { Accept: "text/html" },
+    }).then((response) => {
+      if (response.type !== "opaqueredirect" && !response.ok) throw new Error("not deleted");
+      const what = form.dataset.announce || "Deleted";
+      const next = row.nextElementSibling || row.previousElementSibling;
+      const section = row.closest("section");
+      row.remove();
+      if (!document.activeElement || document.activeElement === document.body) {
+        // the Undo button had focus and is gone: the line now in that place
+        const target = next?.querySelector("button, summary") || section?.querySelector("h2");
+        if (target && target.tagName === "H2") target.setAttribute("tabindex", "-1");
+        target?.focus({ preventScroll: true });
+      }
+      announce(what + ".");
+    });
   }
 
   // ---- reorder: drag and drop, Alt+Up / Alt+Down ----
@@ -373,7 +402,9 @@
       form.appendChild(input);
     }
     row.appendChild(form);
-    send(form).catch(() => window.location.reload());
+    commitDelete(false)
+      .then(() => send(form))
+      .catch(() => window.location.reload());
   }
 
   function enableDrag(root) {
