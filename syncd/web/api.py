@@ -399,7 +399,7 @@ class JsonRoute(APIRoute):
                     return error(415, "send JSON (Content-Type: application/json)")
                 raw = await request.body()  # bounded while read (web/limits.py)
                 try:
-                    request._json = json.loads(raw)  # what request.json() hands FastAPI
+                    request._json = json.loads(raw)  # kept where request.json() looks
                 except (ValueError, RecursionError):  # RecursionError: nested too deep
                     return error(400, "the body is not valid JSON")
             return await handler(request)
