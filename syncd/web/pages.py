@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -406,137 +407,143 @@ class Pages:
         )
 
     def routes(self) -> list[Route]:
-        a = self.agendas
-
-        def flag(fields: dict[str, str]) -> bool:
-            return fields.get("done", "true") != "false"
-
-        def offset(fields: dict[str, str]) -> int | None:
-            if "position" in fields:
-                return None
-            return {"-1": -1, "1": 1}.get(fields.get("offset", ""), 0)
-
-        def position(fields: dict[str, str]) -> int | str | None:
-            value = fields.get("position")
-            return (
-                int(value) if value is not None and value.isascii() and value.isdigit() else value
+        """The pages, then every form of ``FORMS`` under ``/m/{token}``."""
+        forms = [
+            Route(
+                f"/m/{{token}}{form.path}",
+                self._form_endpoint(form),
+                methods=["POST"],
             )
-
-        def with_id(
-            action: Callable[[str, Viewer, int, dict[str, str]], object], anchor: str
-        ) -> Callable[[Request], Awaitable[Response]]:
-            async def endpoint(request: Request) -> Response:
-                ident: int = request.path_params["id"]
-
-                def edit(token: str, viewer: Viewer, fields: dict[str, str]) -> object:
-                    return action(token, viewer, ident, fields)
-
-                return await self._form(edit, anchor)(request)
-
-            return endpoint
-
+            for form in FORMS
+        ]
         return [
             Route("/", self.home, methods=["GET"]),
             Route("/m/{token}", self.meeting, methods=["GET"]),
-            Route(
-                "/m/{token}/talking-points",
-                self._form(
-                    lambda t, v, f: a.add_talking_point(t, v, f.get("text", "")),
-                    "talking-points",
-                ),
-                methods=["POST"],
-            ),
-            Route(
-                "/m/{token}/talking-points/{id:int}/done",
-                with_id(
-                    lambda t, v, i, f: a.set_talking_point_done(t, v, i, flag(f)),
-                    "talking-points",
-                ),
-                methods=["POST"],
-            ),
-            Route(
-                "/m/{token}/talking-points/{id:int}/move",
-                with_id(
-                    lambda t, v, i, f: a.move_talking_point(t, v, i, offset(f), position(f)),
-                    "talking-points",
-                ),
-                methods=["POST"],
-            ),
-            Route(
-                "/m/{token}/talking-points/{id:int}/edit",
-                with_id(
-                    lambda t, v, i, f: a.edit_talking_point(t, v, i, text=f.get("text", "")),
-                    "talking-points",
-                ),
-                methods=["POST"],
-            ),
-            Route(
-                "/m/{token}/talking-points/{id:int}/delete",
-                self._deleting(
-                    "talking point",
-                    with_id(lambda t, v, i, f: a.delete_talking_point(t, v, i), "talking-points"),
-                ),
-                methods=["POST"],
-            ),
+            *forms,
             Route("/m/{token}/zone", self.choose_zone, methods=["POST"]),
-            Route(
-                "/m/{token}/action-items",
-                self._form(
-                    lambda t, v, f: a.add_action_item(
-                        t, v, f.get("text", ""), f.get("owner", ""), due_field(f.get("due"))
-                    ),
-                    "action-items",
-                ),
-                methods=["POST"],
-            ),
-            Route(
-                "/m/{token}/action-items/{id:int}/done",
-                with_id(
-                    lambda t, v, i, f: a.set_action_item_done(t, v, i, flag(f)),
-                    "action-items",
-                ),
-                methods=["POST"],
-            ),
-            Route(
-                "/m/{token}/action-items/{id:int}/edit",
-                with_id(
-                    lambda t, v, i, f: a.edit_action_item(
-                        t,
-                        v,
-                        i,
-                        text=f.get("text", ""),
-                        owner=f.get("owner", ""),
-                        due=due_field(f.get("due")),
-                    ),
-                    "action-items",
-                ),
-                methods=["POST"],
-            ),
-            Route(
-                "/m/{token}/action-items/{id:int}/delete",
-                self._deleting(
-                    "action item",
-                    with_id(lambda t, v, i, f: a.delete_action_item(t, v, i), "action-items"),
-                ),
-                methods=["POST"],
-            ),
-            Route(
-                "/m/{token}/notes/shared",
-                self._form(
-                    lambda t, v, f: a.save_note(t, v, f.get("body", ""), private=False),
-                    "shared-notes",
-                ),
-                methods=["POST"],
-            ),
-            Route(
-                "/m/{token}/notes/private",
-                self._form(
-                    lambda t, v, f: a.save_note(t, v, f.get("body", ""), private=True),
-                    "private-notes",
-                ),
-                methods=["POST"],
-            ),
             Route("/p/{token}", self.pair, methods=["GET"]),
             Route("/p/{token}/export.md", self.export_md, methods=["GET"]),
             Route("/p/{token}/export.json", self.export_json, methods=["GET"]),
         ]
+
+    def _form_endpoint(self, form: Form) -> Callable[[Request], Awaitable[Response]]:
+        """``form``'s edit, given the agendas, the path's id (if any) and the fields."""
+        agendas = self.agendas
+
+        async def endpoint(request: Request) -> Response:
+            ident: int | None = request.path_params.get("id")
+
+            def edit(token: str, viewer: Viewer, fields: dict[str, str]) -> object:
+                return form.edit(agendas, token, viewer, ident, fields)
+
+            return await self._form(edit, form.anchor)(request)
+
+        if form.deletes:
+            return self._deleting(form.deletes, endpoint)
+        return endpoint
+
+
+def _flag(fields: dict[str, str]) -> bool:
+    return fields.get("done", "true") != "false"
+
+
+def _offset(fields: dict[str, str]) -> int | None:
+    if "position" in fields:
+        return None
+    return {"-1": -1, "1": 1}.get(fields.get("offset", ""), 0)
+
+
+def _position(fields: dict[str, str]) -> int | str | None:
+    value = fields.get("position")
+    return int(value) if value is not None and value.isascii() and value.isdigit() else value
+
+
+#: What one form does: the agendas, the meeting token, the viewer, the path's id, the fields.
+FormEdit = Callable[[Agendas, str, Viewer, int | None, dict[str, str]], object]
+
+
+@dataclass(frozen=True)
+class Form:
+    """One form of the meeting page: where it posts, where the page comes back to, what
+    it does, and (for a delete) what it deletes, so that it asks first without JavaScript."""
+
+    path: str
+    anchor: str
+    edit: FormEdit
+    deletes: str = ""
+
+
+def _id(ident: int | None) -> int:
+    assert ident is not None, "routed with {id:int}"
+    return ident
+
+
+#: Every form of the meeting page, in one table (the routes are made from it).
+FORMS: tuple[Form, ...] = (
+    Form(
+        "/talking-points",
+        "talking-points",
+        lambda a, t, v, i, f: a.add_talking_point(t, v, f.get("text", "")),
+    ),
+    Form(
+        "/talking-points/{id:int}/done",
+        "talking-points",
+        lambda a, t, v, i, f: a.set_talking_point_done(t, v, _id(i), _flag(f)),
+    ),
+    Form(
+        "/talking-points/{id:int}/move",
+        "talking-points",
+        lambda a, t, v, i, f: a.move_talking_point(t, v, _id(i), _offset(f), _position(f)),
+    ),
+    Form(
+        "/talking-points/{id:int}/edit",
+        "talking-points",
+        lambda a, t, v, i, f: a.edit_talking_point(t, v, _id(i), text=f.get("text", "")),
+    ),
+    Form(
+        "/talking-points/{id:int}/delete",
+        "talking-points",
+        lambda a, t, v, i, f: a.delete_talking_point(t, v, _id(i)),
+        deletes="talking point",
+    ),
+    Form(
+        "/action-items",
+        "action-items",
+        lambda a, t, v, i, f: a.add_action_item(
+            t, v, f.get("text", ""), f.get("owner", ""), due_field(f.get("due"))
+        ),
+    ),
+    Form(
+        "/action-items/{id:int}/done",
+        "action-items",
+        lambda a, t, v, i, f: a.set_action_item_done(t, v, _id(i), _flag(f)),
+    ),
+    Form(
+        "/action-items/{id:int}/edit",
+        "action-items",
+        lambda a, t, v, i, f: a.edit_action_item(
+            t,
+            v,
+            _id(i),
+            text=f.get("text", ""),
+            owner=f.get("owner", ""),
+            due=due_field(f.get("due")),
+        ),
+    ),
+    Form(
+        "/action-items/{id:int}/delete",
+        "action-items",
+        lambda a, t, v, i, f: a.delete_action_item(t, v, _id(i)),
+        deletes="action item",
+    ),
+    Form(
+        "/notes/shared",
+        "shared-notes",
+        lambda a, t, v, i, f: a.save_note(t, v, f.get("body", ""), private=False),
+    ),
+    Form(
+        "/notes/private",
+        "private-notes",
+        lambda a, t, v, i, f: a.save_note(t, v, f.get("body", ""), private=True),
+    ),
+)
