@@ -460,6 +460,15 @@ def set_talking_point_done(
     session.flush()
 
 
+class Keep(enum.Enum):
+    """ "Leave this field as it is", for fields where ``None`` is a value (no due date)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
 def next_meeting(session: Session, pair_id: int, now: datetime) -> Meeting | None:
     """The pair's meeting that comes next: the earliest not ended and not cancelled."""
     return session.scalars(
@@ -471,7 +480,7 @@ def next_meeting(session: Session, pair_id: int, now: datetime) -> Meeting | Non
 
 
 def carried_points(
-    session: Session, meeting: Meeting, now: datetime
+    session: Session, meeting: Meeting, now: datetime, *, upcoming: Meeting | None | Keep = KEEP
 ) -> list[tuple[TalkingPoint, Meeting]]:
     """Talking points of earlier meetings that ``meeting`` shows, with the meeting of each.
 
@@ -482,6 +491,9 @@ def carried_points(
     that meeting ends unchecked. Template prompts (no author) stay where
     they were asked. Points checked off in ``meeting`` stay listed there,
     done, so the meeting says what it covered.
+
+    ``upcoming``: the pair's ``next_meeting`` at ``now``, when the caller has
+    it already (``KEEP``, the default, looks it up).
     """
     origin = Meeting.id == TalkingPoint.meeting_id
     closed_here = [
@@ -492,7 +504,8 @@ def carried_points(
             .where(TalkingPoint.closed_in_id == meeting.id)
         )
     ]
-    upcoming = next_meeting(session, meeting.pair_id, now)
+    if isinstance(upcoming, Keep):
+        upcoming = next_meeting(session, meeting.pair_id, now)
     still_open: list[tuple[TalkingPoint, Meeting]] = []
     if upcoming is not None and upcoming.id == meeting.id:
         still_open = [
@@ -571,15 +584,6 @@ def set_action_item_done(
     item.done = done
     item.done_at = now if done else None
     session.flush()
-
-
-class Keep(enum.Enum):
-    """ "Leave this field as it is", for fields where ``None`` is a value (no due date)."""
-
-    KEEP = "keep"
-
-
-KEEP = Keep.KEEP
 
 
 def _require_text(text: str) -> None:

@@ -172,7 +172,7 @@ _PAGE = """{% extends "base.html" %}
 <p>Signed in as {{ address }}. <a href="/">Your 1:1s and action items</a>.</p>
 {% if next != "/" %}<p><a href="{{ next }}">Continue</a></p>{% endif %}
 <form method="post" action="/signout">
-{% include "_csrf.html" %}
+{{ csrf|csrf_field }}
 <button type="submit">Sign out</button>
 </form>
 {% endif %}

@@ -13,6 +13,7 @@ plain way.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -153,6 +154,12 @@ def excerpt(text: str, query: str) -> Markup:
     return Markup("".join(out))
 
 
+@functools.lru_cache(maxsize=1024)
+def _csrf_field(token: str) -> Markup:
+    """The hidden field every form carries; made once per token, a page has dozens."""
+    return Markup('<input type="hidden" name="csrf" value="{0}">').format(token)
+
+
 def environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -166,6 +173,8 @@ def environment() -> Environment:
     env.filters["person"] = _person
     env.filters["linked"] = linked
     env.filters["excerpt"] = excerpt
+    # the form token as a hidden field: a filter, not an include (a page has dozens of forms)
+    env.filters["csrf_field"] = _csrf_field
     env.filters["state"] = lambda state: _STATE_LABELS.get(state, state)
     env.filters["short"] = agenda.display_name
     env.filters["when"] = zones.when

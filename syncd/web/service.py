@@ -304,10 +304,15 @@ class Agendas:
                 raise
             return carried[point_id]
 
-    def _carried(self, session: Session, meeting: Meeting) -> list[tuple[TalkingPoint, Meeting]]:
+    def _carried(
+        self,
+        session: Session,
+        meeting: Meeting,
+        upcoming: Meeting | None | agenda.Keep = agenda.KEEP,
+    ) -> list[tuple[TalkingPoint, Meeting]]:
         if not self.settings.carry_talking_points:
             return []
-        return agenda.carried_points(session, meeting, self.clock())
+        return agenda.carried_points(session, meeting, self.clock(), upcoming=upcoming)
 
     @staticmethod
     def _item_of(session: Session, meeting: Meeting, item_id: int) -> ActionItem:
@@ -368,7 +373,9 @@ class Agendas:
                 previous=meeting_ref(previous) if previous else None,
                 next=meeting_ref(following) if following else None,
                 access=allowed,
-                carried_points=[point_view(p, m) for p, m in self._carried(session, meeting)],
+                carried_points=[
+                    point_view(p, m) for p, m in self._carried(session, meeting, upcoming)
+                ],
                 invite_updated_at=session.scalar(
                     select(func.max(WriteLog.at)).where(
                         WriteLog.meeting_id == meeting.id, WriteLog.outcome == "written"
