@@ -51,17 +51,22 @@ def test_the_manager_is_whoever_the_directory_says_manages_the_other(db_engine: 
     assert people.manager_in((ANA, "cy@example.org"), named) is None
 
 
-def test_the_page_names_both_people_as_their_invite_does(db_engine: Engine) -> None:
-    org = Org(db_engine)
+def named_weekly(world: World, bo: str = "Bo Berg") -> str:
+    """Ana's weekly 1:1 with Bo, Tuesdays 10:00, the invite naming both; its UID."""
     first = MONDAY + timedelta(days=1, hours=2)
-    org.uid = org.provider.create_event(
+    return world.provider.create_event(
         ANA,
-        [Attendee(ANA, "Ana Lima"), Attendee(BO, "Bo Berg")],
+        [Attendee(ANA, "Ana Lima"), Attendee(BO, bo)],
         "Ana / Bo 1:1",
         first,
         first + timedelta(minutes=30),
         recurrence=Recurrence(interval_days=7),
     )
+
+
+def test_the_page_names_both_people_as_their_invite_does(db_engine: Engine) -> None:
+    org = Org(db_engine)
+    org.uid = named_weekly(org)
     org.settle()
     with transaction(org.factory) as session:
         people.remember_managers(session, {BO: ANA}, NOW)  # as a directory would
@@ -90,15 +95,7 @@ def test_the_invite_names_people_and_a_rebuilt_database_reads_the_names_back(
     db_engine: Engine, tmp_path: Path
 ) -> None:
     world = World(db_engine)
-    first = MONDAY + timedelta(days=1, hours=2)
-    uid = world.provider.create_event(
-        ANA,
-        [Attendee(ANA, "Ana Lima"), Attendee(BO, "Bo (Ops) Berg")],
-        "Ana / Bo 1:1",
-        first,
-        first + timedelta(minutes=30),
-        recurrence=Recurrence(interval_days=7),
-    )
+    uid = named_weekly(world, bo="Bo (Ops) Berg")
     world.settle()
     world.add_talking_point(uid, tuesday(0), "Hiring plan", BO)
     world.now = tuesday(0) + timedelta(minutes=31)  # week 0 ends: the point is carried
