@@ -52,10 +52,8 @@ def new_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
-def display_name(address: str) -> str:
-    """How a person is named inside a block: the local part of their address."""
-    local = address.split("@", 1)[0]
-    return local or address
+#: How a person is named where no name is known: the local part of their address.
+display_name = people.short
 
 
 def pair_for(session: Session, people: tuple[str, str], now: datetime) -> tuple[Pair, bool]:

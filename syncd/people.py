@@ -45,6 +45,12 @@ def short(address: str) -> str:
     return local or address
 
 
+def name_of(address: str, named: Mapping[str, Named] | None = None) -> str:
+    """How a person is shown: by name where ``named`` knows one, else by ``short``."""
+    known = named.get(address) if named else None
+    return known.shown if known is not None else short(address)
+
+
 def clean(name: str, address: str = "") -> str:
     """A name fit for one line of a page: no control or format characters, trimmed.
 
@@ -106,11 +112,12 @@ def _rows(session: Session, addresses: Iterable[str]) -> dict[str, Person]:
 def lookup(session: Session, addresses: Iterable[str]) -> dict[str, Named]:
     """Everyone in ``addresses``, named as well as known (a missing row: by address)."""
     wanted = sorted(set(addresses))
-    found = {
-        row.address: Named(row.address, row.name, row.manager)
-        for row in session.scalars(select(Person).where(Person.address.in_(wanted)))
-    }
-    return {address: found.get(address, Named(address, "")) for address in wanted}
+    rows = _rows(session, wanted)
+    named: dict[str, Named] = {}
+    for address in wanted:
+        row = rows.get(address)
+        named[address] = Named(address, row.name, row.manager) if row else Named(address, "")
+    return named
 
 
 def manager_in(people: tuple[str, str], named: Mapping[str, Named]) -> str | None:

@@ -52,7 +52,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from syncd import agenda
-from syncd.people import short
+from syncd.people import name_of
 from syncd.web import limits, security
 from syncd.web.identity import Authenticator, SignInRequired, Viewer
 from syncd.web.service import (
@@ -220,10 +220,7 @@ def _meeting(view: MeetingView) -> Meeting:
     return Meeting(
         meeting=_ref(view.meeting),
         people=list(view.people),
-        names={
-            address: (view.named[address].shown if address in view.named else short(address))
-            for address in view.people
-        },
+        names={address: name_of(address, view.named) for address in view.people},
         manager=view.manager,
         pair_token=view.pair_token,
         viewer=ViewerOut(

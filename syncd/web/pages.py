@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from syncd import agenda
+from syncd import agenda, people
 from syncd.people import Named
 from syncd.web import export, home, security, zones
 from syncd.web.identity import Authenticator, SignInRequired, Viewer
@@ -69,19 +69,13 @@ _URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
 _TRAILING = ".,;:!?)]}'\""
 
 
-def _name(address: str, named: Mapping[str, Named] | None = None) -> str:
-    """How a person is shown: their name where one is known, else their address's first part."""
-    known = named.get(address) if named else None
-    return known.shown if known is not None else agenda.display_name(address)
-
-
 def _byline(author: str, named: Mapping[str, Named] | None = None) -> str:
     """The compact "who": a name, "template" or "via link"."""
     if not author:
         return "template"
     if author == agenda.LINK_ACTOR:
         return "via link"
-    return _name(author, named)
+    return people.name_of(author, named)
 
 
 def _person(
@@ -93,7 +87,7 @@ def _person(
     you = " (you)" if me is not None and address == me else ""
     role = Markup(' <span class="role">manager</span>') if manager == address else ""
     return Markup('<span class="person" title="{0}">{1}{2}</span>{3}').format(
-        address, _name(address, named), you, role
+        address, people.name_of(address, named), you, role
     )
 
 
@@ -169,7 +163,7 @@ def environment() -> Environment:
     )
     env.filters["who"] = _who
     env.filters["byline"] = _byline
-    env.filters["name"] = _name
+    env.filters["name"] = people.name_of
     env.filters["person"] = _person
     env.filters["linked"] = linked
     env.filters["excerpt"] = excerpt
