@@ -160,9 +160,9 @@ class PairView:
     manager: str | None = None
 
 
-#: What a meeting is to the people looking at it now (``meeting_state``).
+#: What a meeting is to the people looking at it now (``meeting_state``): "cancelled",
+#: "ended", "in progress", "next" or "later".
 State = str
-STATES = ("cancelled", "ended", "in progress", "next", "later")
 
 
 def meeting_state(meeting: MeetingRef, now: datetime, next_token: str | None) -> State:
@@ -308,11 +308,13 @@ class Agendas:
         self,
         session: Session,
         meeting: Meeting,
+        now: datetime | None = None,
         upcoming: Meeting | None | agenda.Keep = agenda.KEEP,
     ) -> list[tuple[TalkingPoint, Meeting]]:
         if not self.settings.carry_talking_points:
             return []
-        return agenda.carried_points(session, meeting, self.clock(), upcoming=upcoming)
+        when = self.clock() if now is None else now
+        return agenda.carried_points(session, meeting, when, upcoming=upcoming)
 
     @staticmethod
     def _item_of(session: Session, meeting: Meeting, item_id: int) -> ActionItem:
@@ -352,7 +354,8 @@ class Agendas:
                 .order_by(Meeting.start)
                 .limit(1)
             ).first()
-            upcoming = agenda.next_meeting(session, meeting.pair_id, self.clock())
+            now = self.clock()  # one instant for the state, the next meeting, what is carried
+            upcoming = agenda.next_meeting(session, meeting.pair_id, now)
             ref = meeting_ref(meeting)
             two = agenda.participants(meeting)
             named = people.lookup(session, two)
@@ -360,8 +363,8 @@ class Agendas:
                 named=named,
                 manager=people.manager_in(two, named),
                 meeting=ref,
-                state=meeting_state(ref, self.clock(), upcoming.token if upcoming else None),
-                people=agenda.participants(meeting),
+                state=meeting_state(ref, now, upcoming.token if upcoming else None),
+                people=two,
                 pair_token=meeting.pair.token,
                 points=[point_view(point) for point in meeting.talking_points],
                 items=[item_view(item, meeting) for item in meeting.action_items],
@@ -374,7 +377,7 @@ class Agendas:
                 next=meeting_ref(following) if following else None,
                 access=allowed,
                 carried_points=[
-                    point_view(p, m) for p, m in self._carried(session, meeting, upcoming)
+                    point_view(p, m) for p, m in self._carried(session, meeting, now, upcoming)
                 ],
                 invite_updated_at=session.scalar(
                     select(func.max(WriteLog.at)).where(
@@ -431,6 +434,7 @@ class Agendas:
 
             now = self.clock()
             upcoming = agenda.next_meeting(session, pair.id, now)
+            next_token = upcoming.token if upcoming else None
             history: list[PairMeeting] = []
             later_empty: list[MeetingRef] = []
             for meeting in meetings:
@@ -442,7 +446,7 @@ class Agendas:
                 # The viewer's own private note, outside search results (not searched).
                 mine = private.get(meeting.id, "") if owner is not None and not needle else None
                 ref = meeting_ref(meeting)
-                state = meeting_state(ref, now, upcoming.token if upcoming else None)
+                state = meeting_state(ref, now, next_token)
                 shown = PairMeeting(ref, points, items, note, mine, state)
                 if collapse_later and state == "later" and shown.empty and not needle:
                     later_empty.append(ref)  # four empty future meetings say nothing
