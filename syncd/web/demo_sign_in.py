@@ -67,8 +67,7 @@ class DemoAuthenticator:
         )
 
     async def _fields(self, request: Request) -> dict[str, str] | None:
-        form = await request.form(max_fields=5, max_files=0)
-        fields = {key: value for key, value in form.items() if isinstance(value, str)}
+        fields = await security.posted(request, max_fields=5)
         if not security.csrf_ok(request, fields.get(security.CSRF_FIELD), self.settings):
             return None
         return fields

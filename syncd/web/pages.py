@@ -301,8 +301,7 @@ class Pages:
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             token = request.path_params["token"]
-            form = await request.form(max_fields=20, max_files=0)
-            fields = {key: value for key, value in form.items() if isinstance(value, str)}
+            fields = await security.posted(request)
             back = f"/m/{quote(token, safe='')}"
             if not security.csrf_ok(request, fields.get(security.CSRF_FIELD), self.settings):
                 return self._expired(request, back)
@@ -333,8 +332,7 @@ class Pages:
 
         async def endpoint(request: Request) -> Response:
             token, ident = request.path_params["token"], request.path_params["id"]
-            form = await request.form(max_fields=20, max_files=0)
-            fields = {key: value for key, value in form.items() if isinstance(value, str)}
+            fields = await security.posted(request)
             if fields.get("confirm") == "yes":
                 return await remove(request)
             back = f"/m/{quote(token, safe='')}"
@@ -361,8 +359,7 @@ class Pages:
     async def choose_zone(self, request: Request) -> Response:
         """Remember the viewer's time zone in their browser; back to the meeting."""
         token = request.path_params["token"]
-        form = await request.form(max_fields=20, max_files=0)
-        fields = {key: value for key, value in form.items() if isinstance(value, str)}
+        fields = await security.posted(request)
         back = f"/m/{quote(token, safe='')}"
         if not security.csrf_ok(request, fields.get(security.CSRF_FIELD), self.settings):
             return self._expired(request, back)

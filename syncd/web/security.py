@@ -72,6 +72,12 @@ def remember_csrf(response: Response, request: Request, token: str, settings: We
     )
 
 
+async def posted(request: Request, max_fields: int = 20) -> dict[str, str]:
+    """A form post's text fields (no files; more than ``max_fields`` is refused)."""
+    form = await request.form(max_fields=max_fields, max_files=0)
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
 def csrf_ok(request: Request, submitted: str | None, settings: WebSettings) -> bool:
     expected = request.cookies.get(cookie_name(settings), "")
     if not submitted or not _TOKEN_SHAPE.match(expected):
