@@ -128,7 +128,8 @@ class Directory:
         expand = _expand(last(query, "$expand"))
         if expand is not None:
             size = min(size, EXPAND_PAGE_LIMIT)
-        users = sorted(self._users(), key=lambda user: str(user["userPrincipalName"]).casefold())
+        everyone = self._users()
+        users = sorted(everyone, key=lambda user: str(user["userPrincipalName"]).casefold())
         if wanted is not None:
             users = [user for user in users if user["accountEnabled"] is wanted]
         bound = last(query, "$filter") or ""
@@ -144,25 +145,11 @@ class Directory:
             answer["@odata.nextLink"] = (
                 f"{graph_root}users?{urlencode(options, quote_via=quote, safe='$(),')}"
             )
-        answer["value"] = [self._shown(user, shown, expand) for user in page]
-        return answer
-
-    def _shown(
-        self, user: dict[str, Any], shown: tuple[str, ...], expand: tuple[str, ...] | None
-    ) -> dict[str, Any]:
-        out = {name: user.get(name) for name in shown}
-        if expand is None:
-            return out
+        by_principal = {str(user["userPrincipalName"]): user for user in everyone}
         with self._lock:
-            manager = self._managers.get(str(user["userPrincipalName"]).casefold())
-        boss = next((u for u in self._users() if u["userPrincipalName"] == manager), None)
-        if boss is not None:
-            fields = expand or DEFAULT_PROPERTIES
-            out["manager"] = {
-                "@odata.type": "#microsoft.graph.user",
-                **{name: boss.get(name) for name in fields},
-            }
-        return out
+            managers = dict(self._managers)
+        answer["value"] = [_shown(user, shown, expand, managers, by_principal) for user in page]
+        return answer
 
     def _users(self) -> list[dict[str, Any]]:
         users: list[dict[str, Any]] = []
@@ -211,6 +198,28 @@ def _select(raw: str | None) -> tuple[str, ...]:
                 f"'{name}' on type 'microsoft.graph.user'.",
             )
     return names
+
+
+def _shown(
+    user: dict[str, Any],
+    shown: tuple[str, ...],
+    expand: tuple[str, ...] | None,
+    managers: Mapping[str, str],
+    by_principal: Mapping[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """One user of a page: the selected properties, and the manager when expanded."""
+    out = {name: user.get(name) for name in shown}
+    if expand is None:
+        return out
+    manager = managers.get(str(user["userPrincipalName"]).casefold())
+    boss = by_principal.get(manager) if manager is not None else None
+    if boss is not None:
+        fields = expand or DEFAULT_PROPERTIES
+        out["manager"] = {
+            "@odata.type": "#microsoft.graph.user",
+            **{name: boss.get(name) for name in fields},
+        }
+    return out
 
 
 def _expand(raw: str | None) -> tuple[str, ...] | None:
