@@ -32,17 +32,18 @@ def routes(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_mark: Callable[[float], None] | None = None,
 ) -> list[Route]:
-    def marked(heard: push.Heard, now: datetime) -> push.Outcome:
-        if on_mark is not None and heard.due is not None:
-            # after the commit: the mark is there when the worker looks
-            on_mark((heard.due - now).total_seconds())
-        return heard.outcome
+    def wake(dues: list[datetime | None], now: datetime) -> None:
+        """After the commit (the marks are there when the worker looks): at the earliest."""
+        marked = [due for due in dues if due is not None]
+        if on_mark is not None and marked:
+            on_mark((min(marked) - now).total_seconds())
 
     def judge_google(headers: dict[str, str]) -> push.Outcome:
         now = clock()
         with transaction(factory) as session:
             heard = push.accept(session, google.parse_notification(headers), now)
-        return marked(heard, now)
+        wake([heard.due], now)
+        return heard.outcome
 
     async def google_hook(request: Request) -> Response:
         await request.body()  # empty from Google; anything big is refused (413) while read
@@ -54,9 +55,7 @@ def routes(
         now = clock()
         with transaction(factory) as session:
             heard = [push.accept(session, n, now) for n in notifications]
-        marks = [h for h in heard if h.due is not None]
-        if marks:  # one wake, at the earliest mark
-            marked(min(marks, key=lambda h: h.due or now), now)
+        wake([h.due for h in heard], now)
 
     async def microsoft_hook(request: Request) -> Response:
         token = request.query_params.get("validationToken")
