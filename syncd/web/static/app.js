@@ -10,8 +10,8 @@
 // Editing an existing item: each item has an "Edit" disclosure holding a
 // plain edit form and a delete form. Here, opening it puts the caret in the
 // text, Enter saves (Shift+Enter is a new line), Escape closes it again; after
-// a save, focus returns to that item's "Edit", and after a delete to the item
-// that took its place.
+// a save, focus returns to that item's "Edit", and once a delete is done (see
+// below) to the item that took its place.
 //
 // Also here: notes save themselves a moment after typing stops, say so next
 // to the button, and the page warns before it is left with text not saved;
@@ -55,7 +55,7 @@
     );
   }
 
-  function focusTarget(section, form, control, place) {
+  function focusTarget(section, form, control) {
     if (form.dataset.focusRow) {
       // Alt+Up/Down: the same control of the same point, wherever it went.
       const row = section.querySelector(`li[data-id="${form.dataset.focusRow}"]`);
@@ -70,14 +70,6 @@
       );
       const summary = same?.closest("details")?.querySelector("summary");
       if (summary) return summary;
-    }
-    if (form.classList.contains("delete") && place) {
-      // The item is gone: the one now in its place (or the new last one).
-      const where = document.getElementById(place.section) || section;
-      const rows = Array.from(where.querySelectorAll(".list > li:not(.empty)"));
-      const row = rows[Math.min(place.index, rows.length - 1)];
-      const first = row?.querySelector("button, summary");
-      if (first) return first;
     }
     if (form.classList.contains("add")) {
       const field = form.querySelector('input[name="text"]');
@@ -119,19 +111,9 @@
     return true;
   }
 
-  // Where a deleted item was: its section and its index in that section's list.
-  function placeOf(form) {
-    const row = form.closest("li");
-    const list = row?.parentElement;
-    const section = list?.closest("section");
-    if (!row || !section) return null;
-    return { section: section.id, index: Array.from(list.children).indexOf(row) };
-  }
-
   async function send(form, submitter) {
     const section = form.closest("section");
     const control = submitter || document.activeElement;
-    const place = form.classList.contains("delete") ? placeOf(form) : null;
     const data = new FormData(form);
     if (submitter && submitter.name) data.append(submitter.name, submitter.value);
     section.setAttribute("aria-busy", "true");
@@ -163,7 +145,7 @@
       const y = window.scrollY;
       if (!replaceSections(doc, section.id)) throw new Error("no section to replace");
       const fresh = document.getElementById(section.id) || document.querySelector("main");
-      const target = fresh && focusTarget(fresh, form, control, place);
+      const target = fresh && focusTarget(fresh, form, control);
       if (target) target.focus({ preventScroll: true });
       window.scrollTo(x, y);
     } catch {
@@ -189,7 +171,7 @@
       autosave(form, true, true);
       return;
     }
-    if (form.classList.contains("delete")) {
+    if (form.classList.contains("delete") && form.closest("li")) {
       deleteWithUndo(form);
       return;
     }
@@ -293,10 +275,6 @@
   function deleteWithUndo(form) {
     commitDelete(false).catch(() => window.location.reload()); // one pending delete at a time
     const row = form.closest("li");
-    if (!row) {
-      send(withConfirm(form)).catch(() => window.location.reload());
-      return;
-    }
     const what = form.dataset.announce?.replace(/ deleted$/, "") || "Item";
     row.hidden = true;
     const toast = document.createElement("div");
