@@ -37,7 +37,7 @@ from google.oauth2 import service_account
 from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from providers.google import GoogleProvider
+from providers.google.calendar import GoogleProvider
 from syncd import config, detect, scheduler
 from syncd.engine import CalendarSync, Policy
 from syncd.runtime import Worker

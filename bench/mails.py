@@ -23,9 +23,9 @@ from bench import figures
 from providers.base import Provider
 from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
-from providers.google import GoogleProvider
+from providers.google.calendar import GoogleProvider
 from providers.memory import Recurrence
-from providers.microsoft import MicrosoftProvider, app_token_source
+from providers.microsoft.graph import MicrosoftProvider, app_token_source
 from syncd import agenda, budget, detect, push
 from syncd.engine import CalendarSync, Policy
 from syncd.secrets import GOOGLE_SCOPES

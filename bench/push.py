@@ -27,8 +27,8 @@ from pathlib import Path
 from google.oauth2 import service_account
 
 from providers.emulators.google import GoogleEmulator
-from providers.google import GoogleProvider
-from syncd.model import Window
+from providers.google.calendar import GoogleProvider
+from providers.model import Window
 from syncd.push import DEBOUNCE
 from syncd.secrets import GOOGLE_SCOPES
 

@@ -5,7 +5,7 @@ Google Workspace domain, a Microsoft 365 tenant, a CalDAV server, or the
 in-memory fake. It is deliberately small and synchronous; the engine builds
 everything else on top of it.
 
-Terms (see also syncd.model):
+Terms (see also providers.model):
 
 * **calendar** – one mailbox/calendar id the provider watches, usually a
   person's primary calendar, named by their address.
@@ -31,12 +31,15 @@ from __future__ import annotations
 import fnmatch
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from syncd.model import MAX_ID_CHARS, ChangePage, Event, Unreadable, Window, storable
+from providers.model import MAX_ID_CHARS, ChangePage, Event, Unreadable, Window, storable
+from providers.options import AccountOptions
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +197,13 @@ class Person:
     manager: str | None = None
 
 
+@runtime_checkable
+class Listing(Protocol):
+    """A provider whose ``calendars()`` read a directory: who it listed, with names and managers."""
+
+    listed_people: list[Person]
+
+
 @dataclass(frozen=True, slots=True)
 class Channel:
     """A push subscription on one calendar (Google channel, Graph subscription).
@@ -244,10 +254,6 @@ class Watchable(Protocol):
         """End a subscription; one that is already gone is not an error."""
         ...
 
-    def parse_notification(self, headers: Mapping[str, str]) -> Notification | None:
-        """The notification in a webhook request's headers; None if it is not one."""
-        ...
-
 
 def watched(configured: Sequence[str], listed: Sequence[str], exclude: Sequence[str]) -> list[str]:
     """The configured calendars, then the directory's people not excluded and not yet named.
@@ -264,3 +270,135 @@ def watched(configured: Sequence[str], listed: Sequence[str], exclude: Sequence[
         seen.add(folded)
         found.append(address)
     return found
+
+
+# --------------------------------------------------------------------------- plugins
+
+
+class SetupError(Exception):
+    """An account cannot be connected as configured: a missing grant, an unusable secret.
+
+    ``str()`` is one line naming the file or key and the fix, never the secret.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.splitlines()))
+
+
+class Sealed(Protocol):
+    """A file whose content is encrypted with the installation's key (a grant, a token cache)."""
+
+    path: Path
+
+    def load(self) -> bytes | None:
+        """The plaintext, or None if nothing was saved yet."""
+        ...
+
+    def save(self, data: bytes) -> None:
+        """Replace the content atomically, readable by the owner only."""
+        ...
+
+
+class Secrets(Protocol):
+    """What syncd lends a plugin to reach the secrets its options name.
+
+    ``key`` is the option's name (``client_secret_file``); failures are
+    ``SetupError`` lines naming the config file and that key.
+    """
+
+    def read(self, key: str, value: str, noun: str = "secret") -> bytes:
+        """The content of the secret file ``value`` names, refused if others can read it."""
+        ...
+
+    def path(self, key: str, value: str) -> Path:
+        """Where that file is, for a library that wants a path (checked like ``read``)."""
+        ...
+
+    def sealed(self, path: str) -> Sealed:
+        """The sealed file at ``path``; needs the installation's key."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One ``[[accounts]]`` entry: the keys every account has, and the plugin's own options."""
+
+    name: str
+    provider: str
+    options: AccountOptions
+    calendars: tuple[str, ...] = ()
+    #: Watch everyone the directory lists (only plugins with ``directory``).
+    directory: bool = False
+    #: Case-folded fnmatch patterns of directory addresses not to watch.
+    directory_exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """What a plugin's ``connect`` and ``authorize`` get besides the account."""
+
+    #: ``<config file>: accounts[<i>]``, the prefix of every error line.
+    where: str
+    secrets: Secrets
+    page_size: int = 250
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAnswer:
+    """What to answer a webhook request, and the notifications it carried.
+
+    ``later``: answer at once and judge the notifications afterwards (Graph
+    drops slow endpoints). Otherwise they are judged first, and if none of
+    them was ours the answer is ``unknown_status`` (Google does not retry a
+    404), so the response says nothing about which channels exist.
+    """
+
+    status: int
+    notifications: tuple[Notification, ...] = ()
+    later: bool = False
+    unknown_status: int | None = None
+    text: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Prompt(Protocol):
+    """Shows a person what to do during ``syncd auth`` and returns at once.
+
+    ``url``, when given, is a page to open (the CLI may launch a browser).
+    """
+
+    def __call__(self, message: str, url: str | None = None) -> None: ...
+
+
+class Plugin(Protocol):
+    """One calendar system, as the registry hands it out (see ``providers/__init__``)."""
+
+    name: str
+    #: The model of this provider's own ``[[accounts]]`` keys.
+    options: type[AccountOptions]
+    #: Whether accounts may set ``directory = true``.
+    directory: bool
+    #: Bytes a webhook request body may hold; 0 means the provider has no push.
+    webhook_limit: int
+
+    def connect(self, account: Account, setup: Setup) -> AbstractContextManager[Provider]:
+        """The account's provider for a block; anything it keeps is saved on the way out."""
+        ...
+
+    def authorize(self, account: Account, setup: Setup, say: Prompt) -> str:
+        """``syncd auth``: one person's consent, sealed; the line to print when done.
+
+        Raises ``SetupError`` for an account that needs no consent.
+        """
+        ...
+
+    def webhook(self, request: WebhookRequest) -> WebhookAnswer:
+        """Judge nothing: parse the request into notifications and say what to answer."""
+        ...

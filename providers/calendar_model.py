@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from syncd.model import Attendee, EventType, Response, utc
+from providers.model import Attendee, EventType, Response, utc
 
 __all__ = [
     "DAY_STAMP",

@@ -45,7 +45,7 @@ from providers.calendar_model import (
     attendee_list,
     is_occurrence,
 )
-from syncd.model import Attendee, EventType, utc
+from providers.model import Attendee, EventType, utc
 
 __all__ = ["CalendarWorld", "WorldBuilder"]
 

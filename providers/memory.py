@@ -46,17 +46,26 @@ import bisect
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import Field, ValidationInfo, field_validator
+
 from providers.base import (
+    Account,
     CursorExpired,
     NotFound,
     NotWritable,
     PreconditionFailed,
+    Prompt,
     ProviderError,
+    Setup,
+    SetupError,
+    WebhookAnswer,
+    WebhookRequest,
 )
 from providers.calendar_model import (
     STAMP,
@@ -74,7 +83,8 @@ from providers.calendar_model import (
     stamped_id,
 )
 from providers.calendar_world import CalendarWorld
-from syncd.model import Attendee, ChangePage, Event, EventType, Response, Window, utc
+from providers.model import Attendee, ChangePage, Event, EventType, Response, Window, utc
+from providers.options import AccountOptions, where
 
 __all__ = ["OPS", "Faults", "MemoryProvider", "Recurrence", "Request"]
 
@@ -653,3 +663,54 @@ def _load_item(raw: dict[str, Any]) -> _Item:
             loaded.occurrences[_time(occurrence["original_start"])] = _load_state(occurrence)
         item.copies[copy["calendar"]] = loaded
     return item
+
+
+# --------------------------------------------------------------------------- plugin
+
+
+class MemoryOptions(AccountOptions):
+    """An in-process calendar: the demo's and the tests' provider, nothing to connect to."""
+
+    state_file: str = Field(
+        "", description="where the calendars are kept between runs; empty: lost at exit"
+    )
+
+    @field_validator("state_file")
+    @classmethod
+    def _state_file(cls, value: str, info: ValidationInfo) -> str:
+        return str(where(info).folder / Path(value.strip()).expanduser()) if value.strip() else ""
+
+
+class MemoryPlugin:
+    name = "memory"
+    options = MemoryOptions
+    directory = False
+    webhook_limit = 0
+
+    @contextmanager
+    def connect(self, account: Account, setup: Setup) -> Iterator[MemoryProvider]:
+        """The calendars from the state file (if any), saved back to it on the way out."""
+        options = account.options
+        assert isinstance(options, MemoryOptions)
+        state = Path(options.state_file) if options.state_file else None
+        if state is not None and state.exists():
+            memory = MemoryProvider.load(state)
+        else:
+            memory = MemoryProvider(account.calendars, page_size=setup.page_size)
+        for address in account.calendars:
+            if address not in memory.calendars():
+                memory.add_calendar(address)
+        try:
+            yield memory
+        finally:
+            if state is not None:
+                memory.save(state)
+
+    def authorize(self, account: Account, setup: Setup, say: Prompt) -> str:
+        raise SetupError(f"{setup.where}.provider: memory accounts need no authorization")
+
+    def webhook(self, request: WebhookRequest) -> WebhookAnswer:
+        return WebhookAnswer(status=404)
+
+
+plugin = MemoryPlugin()

@@ -41,8 +41,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from providers.model import OccurrenceKey
 from syncd import block, people
-from syncd.model import OccurrenceKey
 from syncd.store.models import ActionItem, Meeting, Note, Pair, TalkingPoint
 
 TOKEN_BYTES = 24  # 192 bits; the design asks for at least 128

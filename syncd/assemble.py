@@ -9,23 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-import msal  # type: ignore[import-untyped]
-from google.auth.credentials import Credentials
-from google.oauth2 import service_account
 from sqlalchemy import Engine
 
-from providers.base import AuthRevoked, Provider, ProviderError, Transient
-from providers.google import DIRECTORY_SCOPE, GoogleDirectory, GoogleProvider, directory_root
-from providers.memory import MemoryProvider
-from providers.microsoft import MicrosoftProvider, app_token_source, error_for
+import providers
+from providers.base import Provider, ProviderError, Setup
 from syncd import budget, config, detect, installation, secrets
 from syncd.engine import Policy
 from syncd.store import connect, migrate
@@ -113,240 +106,22 @@ def refresh_calendars(conn: Connected) -> list[str]:
     return list(listed)
 
 
-class UnsupportedProvider(Exception):
-    """The account names a provider this build does not have yet."""
-
-
-def google(account: config.Account, settings: config.Settings) -> GoogleProvider:
-    """A Google account's provider: delegated per person, or one person's own grant."""
-    options = account.google
-    assert options is not None, "the config parser sets google options on google accounts"
-    index = settings.accounts.index(account)
-    key = f"accounts[{index}]"
-    directory: GoogleDirectory | None = None
-    if options.mode is config.GoogleMode.ORGANIZATION:
-        where = f"{settings.path}: {key}.service_account_file"
-        content = secrets.read_secret(
-            options.service_account_file, settings.directory, where, "service-account key"
-        )
-        try:
-            delegating = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
-                json.loads(content), scopes=list(secrets.GOOGLE_SCOPES)
-            )
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise secrets.SecretError(f"{where}: not a service-account key") from None
-
-        def credentials_for(person: str) -> Credentials:
-            return cast(Credentials, delegating.with_subject(person))
-
-        calendars: Sequence[str] = account.calendars
-        if account.directory:
-            # Only the admin's credential asks for the directory scope, so that
-            # everyone else's tokens stay calendar-only.
-            admin = delegating.with_scopes([DIRECTORY_SCOPE]).with_subject(options.directory_admin)
-            directory = GoogleDirectory(
-                cast(Credentials, admin),
-                domain=options.directory_domain,
-                root=directory_root(options.api_root),
-            )
-    else:
-        assert options.token_file is not None
-        grant = secrets.load_google_grant(
-            secrets.SealedFile(options.token_file, secrets.load_key(settings))
-        )
-        if grant is None:
-            raise secrets.SecretError(
-                f"{settings.path}: {key}: no grant yet; run "
-                f"`syncd auth google --account {account.name}` first"
-            )
-        own: Credentials = grant
-
-        def credentials_for(person: str) -> Credentials:
-            return own
-
-        calendars = account.calendars or ("primary",)
-    return GoogleProvider(
-        calendars,
-        credentials_for,
-        api_root=options.api_root,
-        send_updates=options.send_updates.value,
+def setup(account: config.Account, settings: config.Settings) -> Setup:
+    """What the account's plugin gets to connect: where it is, its secrets, the page size."""
+    where = f"{settings.path}: accounts[{settings.accounts.index(account)}]"
+    return Setup(
+        where=where,
+        secrets=secrets.AccountSecrets(settings, where),
         page_size=settings.sync.page_size,
-        directory=directory,
-        directory_exclude=account.directory_exclude,
-    )
-
-
-class DelegatedTokenSource:
-    """One person's Graph tokens from their sealed msal cache (single-user mode).
-
-    msal answers from the cache while the access token lasts and otherwise
-    redeems the refresh token; the cache is sealed again whenever that changed
-    it (refresh tokens rotate). A cache without an account, or a refresh the
-    identity platform refuses (``invalid_grant``: revoked, password reset),
-    is ``AuthRevoked``: the person has to run ``syncd auth microsoft`` again.
-    """
-
-    def __init__(
-        self,
-        sealed: secrets.SealedFile,
-        authority: str,
-        client_id: str,
-        *,
-        account_name: str,
-        http_client: Any = None,
-    ) -> None:
-        self._sealed = sealed
-        self._authority = authority
-        self._client_id = client_id
-        self._account_name = account_name
-        self._http_client = http_client
-        self._cache = secrets.msal_cache(sealed)
-        self._app: Any = None
-        self._lock = threading.Lock()
-
-    def _again(self) -> str:
-        return f"run `syncd auth microsoft --account {self._account_name}` again"
-
-    def _application(self) -> Any:
-        if self._app is None:
-            try:
-                self._app = msal.PublicClientApplication(
-                    self._client_id,
-                    authority=self._authority,
-                    http_client=self._http_client,
-                    token_cache=self._cache,
-                )
-            except ValueError as error:
-                raise AuthRevoked(f"authority {self._authority}: {error}") from error
-            except Exception as error:
-                raise error_for(error) from error
-        return self._app
-
-    def _acquire(self, force: bool) -> str:
-        with self._lock:
-            app = self._application()
-            accounts = app.get_accounts()
-            if not accounts:
-                raise AuthRevoked(f"{self._sealed.path}: no signed-in account; {self._again()}")
-            try:
-                result = app.acquire_token_silent_with_error(
-                    list(secrets.MICROSOFT_SCOPES), account=accounts[0], force_refresh=force
-                )
-            except ValueError as error:  # a non-JSON token response
-                raise Transient(f"token endpoint: {error}") from error
-            except Exception as error:
-                raise error_for(error) from error
-            finally:
-                secrets.save_msal_cache(self._sealed, self._cache)
-        if result is None:
-            raise AuthRevoked(f"{self._sealed.path}: no usable grant in the cache; {self._again()}")
-        if not isinstance(result, dict) or "access_token" not in result:
-            failure: ProviderError = error_for(
-                result if isinstance(result, dict) else {"error": "no_token"}
-            )
-            if isinstance(failure, AuthRevoked):
-                raise AuthRevoked(f"{failure}; {self._again()}")
-            raise failure
-        return str(result["access_token"])
-
-    def __call__(self) -> str:
-        return self._acquire(False)
-
-    def refresh(self) -> str:
-        """Graph refused the cached access token: redeem the refresh token now."""
-        return self._acquire(True)
-
-
-def microsoft(
-    account: config.Account, settings: config.Settings, *, http_client: Any = None
-) -> MicrosoftProvider:
-    """A Microsoft 365 provider: one app-only token for a tenant, or one person's own grant.
-
-    ``http_client`` goes to msal unchanged (tests route the login host to an
-    emulator with it); the authority is always the production one.
-    """
-    options = account.microsoft
-    assert options is not None, "the config parser sets microsoft options on microsoft accounts"
-    index = settings.accounts.index(account)
-    authority = f"https://login.microsoftonline.com/{options.tenant}"
-    tokens: Callable[[], str]
-    if options.mode is config.AccountMode.SINGLE_USER:
-        assert options.token_file is not None, "the parser sets token_file in single-user mode"
-        sealed = secrets.SealedFile(options.token_file, secrets.load_key(settings))
-        if not options.token_file.exists():
-            raise secrets.SecretError(
-                f"{settings.path}: accounts[{index}]: no grant yet; run "
-                f"`syncd auth microsoft --account {account.name}` first"
-            )
-        tokens = DelegatedTokenSource(
-            sealed,
-            authority,
-            options.client_id,
-            account_name=account.name,
-            http_client=http_client,
-        )
-        return MicrosoftProvider(
-            account.calendars,
-            tokens,
-            graph_root=options.graph_root,
-            page_size=min(settings.sync.page_size, 1000),
-            subscription_lifetime=timedelta(minutes=options.subscription_minutes),
-        )
-    key = f"accounts[{index}].client_secret_file"
-    where = f"{settings.path}: {key}"
-    raw = secrets.read_secret(options.client_secret_file, settings.directory, where)
-    client_secret = raw.decode("utf-8", "replace").strip()
-    if not client_secret:
-        raise secrets.SecretError(f"{where}: the file is empty")
-    tokens = app_token_source(authority, options.client_id, client_secret, http_client=http_client)
-    return MicrosoftProvider(
-        account.calendars,
-        tokens,
-        graph_root=options.graph_root,
-        page_size=min(settings.sync.page_size, 1000),
-        subscription_lifetime=timedelta(minutes=options.subscription_minutes),
-        directory=account.directory,
-        directory_exclude=account.directory_exclude,
     )
 
 
 @contextmanager
-def connected(
-    account: config.Account, settings: config.Settings, *, microsoft_http_client: Any = None
-) -> Iterator[Connected]:
-    """The account's provider for the duration of a block; state saved on the way out.
-
-    ``microsoft_http_client`` reaches msal for Microsoft accounts: the demo
-    routes the login host to its Graph emulator with it.
-    """
-    if account.provider is config.ProviderName.GOOGLE:
-        provider: Provider = google(account, settings)
+def connected(account: config.Account, settings: config.Settings) -> Iterator[Connected]:
+    """The account's provider for the duration of a block; its plugin saves state on the way out."""
+    plugin = providers.plugin(account.provider)
+    with plugin.connect(account, setup(account, settings)) as provider:
         yield _listed(account, provider)
-        return
-    if account.provider is config.ProviderName.MICROSOFT:
-        graph = microsoft(account, settings, http_client=microsoft_http_client)
-        try:
-            yield _listed(account, graph)
-        finally:
-            graph.close()
-        return
-    if account.provider is not config.ProviderName.MEMORY:
-        raise UnsupportedProvider(
-            f"account {account.name!r}: provider {account.provider.value!r} is not available yet"
-        )
-    state = account.state_file
-    if state is not None and state.exists():
-        memory = MemoryProvider.load(state)
-    else:
-        memory = MemoryProvider(account.calendars, page_size=settings.sync.page_size)
-    for address in account.calendars:
-        if address not in memory.calendars():
-            memory.add_calendar(address)
-    try:
-        yield Connected(account, memory, list(account.calendars) or memory.calendars())
-    finally:
-        if state is not None:
-            memory.save(state)
 
 
 def _listed(account: config.Account, provider: Provider) -> Connected:

@@ -21,7 +21,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from syncd.model import Event
+from providers.model import Event
 
 __all__ = ["Body", "Bodies"]
 

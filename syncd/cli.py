@@ -18,10 +18,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import providers
 from providers.base import ProviderError
+from providers.model import Event, Window
 from syncd import assemble, budget, config, detect, logs, secrets
 from syncd.engine import CalendarSync, Policy, Report, judge
-from syncd.model import Event, Window
 from syncd.progress import Progress
 from syncd.store import sessions, transaction
 
@@ -51,9 +52,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except secrets.SecretError as error:
         print(f"syncd: secret error: {error}", file=sys.stderr)
-        return EXIT_CONFIG
-    except assemble.UnsupportedProvider as error:
-        print(f"syncd: {error}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
@@ -138,7 +136,12 @@ def _parser() -> argparse.ArgumentParser:
     backup.set_defaults(func=cmd_backup)
 
     auth = command("auth", "Authorize syncd to one person's calendar (single-user accounts).")
-    auth.add_argument("provider", choices=["google", "microsoft"], help="the account's provider")
+    auth.add_argument(
+        "provider",
+        nargs="?",
+        choices=providers.NAMES,
+        help="the account's provider (optional: the account names it)",
+    )
     auth.add_argument("--account", required=True, metavar="NAME", help="the [[accounts]] name")
     auth.add_argument(
         "--no-browser", action="store_true", help="print the address instead of opening a browser"
@@ -410,88 +413,22 @@ def cmd_auth(args: argparse.Namespace) -> int:
             settings.path, "accounts", f"no account named {args.account!r} (accounts: {known})"
         ) from None
     key = f"accounts[{settings.accounts.index(account)}]"
-    if args.provider == "microsoft":
-        return _auth_microsoft(settings, account, key)
-    google = account.google
-    if account.provider is not config.ProviderName.GOOGLE or google is None:
+    if args.provider is not None and args.provider != account.provider:
         raise config.ConfigError(
             settings.path,
             f"{key}.provider",
             f"account {account.name!r} is a {account.provider} account; "
-            "`syncd auth google` is for google accounts",
+            f"`syncd auth {args.provider}` is for {args.provider} accounts",
         )
-    if google.mode is config.GoogleMode.ORGANIZATION or google.token_file is None:
-        raise config.ConfigError(
-            settings.path,
-            f"{key}.mode",
-            f"account {account.name!r} is in organization mode: its service account acts for "
-            "every person, so no per-person auth is needed",
-        )
-    # The key first: a missing key should fail before anyone clicks through consent.
-    sealed = secrets.SealedFile(google.token_file, secrets.load_key(settings))
-    where = f"{settings.path}: {key}.client_secrets_file"
-    # read once to refuse a file others can read, before anyone clicks through consent
-    secrets.read_secret(google.client_secrets_file, settings.directory, where, "OAuth client")
-    client_secrets = secrets.resolve(google.client_secrets_file, settings.directory, where)
 
-    def open_url(url: str) -> None:
-        print(
-            "Open this address in a browser that can reach localhost on this machine "
-            f"(ssh -L from a remote one) and allow calendar access:\n\n    {url}\n",
-            file=sys.stderr,
-        )
-        if not args.no_browser:
+    def say(message: str, url: str | None = None) -> None:
+        print(message, file=sys.stderr, flush=True)
+        if url is not None and not args.no_browser:
             webbrowser.open(url, new=1)
 
-    credentials = secrets.authorize_google(client_secrets, open_url)
-    secrets.save_google_grant(sealed, credentials)
-    print(f"authorized google account {account.name!r}; grant sealed in {google.token_file}")
+    plugin = providers.plugin(account.provider)
+    print(plugin.authorize(account, assemble.setup(account, settings), say))
     return 0
-
-
-def _auth_microsoft(settings: config.Settings, account: config.Account, key: str) -> int:
-    """The device authorization grant: a code to enter on any device with a browser."""
-    options = account.microsoft
-    if account.provider is not config.ProviderName.MICROSOFT or options is None:
-        raise config.ConfigError(
-            settings.path,
-            f"{key}.provider",
-            f"account {account.name!r} is a {account.provider} account; "
-            "`syncd auth microsoft` is for microsoft accounts",
-        )
-    if options.mode is config.AccountMode.ORGANIZATION or options.token_file is None:
-        raise config.ConfigError(
-            settings.path,
-            f"{key}.mode",
-            f"account {account.name!r} is in organization mode: its app-only token acts for "
-            "every mailbox, so no per-person auth is needed",
-        )
-    # The key first: a missing key should fail before anyone signs in.
-    sealed = secrets.SealedFile(options.token_file, secrets.load_key(settings))
-    cache = secrets.msal_cache(sealed)
-
-    def show(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    username = secrets.authorize_microsoft(
-        f"https://login.microsoftonline.com/{options.tenant}",
-        options.client_id,
-        show,
-        http_client=_MICROSOFT_HTTP_CLIENT,
-        cache=cache,
-    )
-    cache.has_state_changed = True  # other accounts dropped or not: seal what is there now
-    secrets.save_msal_cache(sealed, cache)
-    print(
-        f"authorized microsoft account {account.name!r} as {username}; "
-        f"grant sealed in {options.token_file}"
-    )
-    return 0
-
-
-#: msal's HTTP client for ``syncd auth microsoft``; ``None`` is msal's own
-#: (tests replace it with an emulator's session).
-_MICROSOFT_HTTP_CLIENT: object = None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

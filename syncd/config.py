@@ -30,9 +30,34 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 from types import MappingProxyType
-from typing import NoReturn, TypeVar
+from typing import NoReturn, TypeVar, get_args
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ValidationError
+
+import providers
+import providers.base
+from providers.options import (
+    CREDENTIAL_PREFIX,
+    OptionProblem,
+    Where,
+    credential_name,
+    credential_name_problem,
+    fold_address,
+)
+
+__all__ = [
+    "CREDENTIAL_PREFIX",
+    "Account",
+    "ConfigError",
+    "Settings",
+    "credential_name",
+    "credential_name_problem",
+    "fold_address",
+    "load",
+    "parse",
+]
 
 #: Used when ``syncd.template`` is empty. It ships inside the package (not under
 #: ``config/``, which holds examples an admin copies and is not installed), so a
@@ -46,11 +71,6 @@ _DOMAIN = re.compile(r"^[^@\s/:]+$")
 #: What ``Fernet.generate_key()`` returns: 32 bytes, url-safe base64, padded.
 _FERNET_KEY = re.compile(r"^[A-Za-z0-9_-]{43}=$")
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
-
-#: A secret setting of this form names a file in ``$CREDENTIALS_DIRECTORY``
-#: (systemd ``LoadCredential=``), so the secret never sits next to the config.
-CREDENTIAL_PREFIX = "credential:"
-GOOGLE_API_ROOT = "https://www.googleapis.com/calendar/v3/"
 
 
 class ConfigError(Exception):
@@ -80,13 +100,6 @@ class DomainPolicy(enum.StrEnum):
 
     BOTH = "both"
     ANY = "any"
-
-
-class ProviderName(enum.StrEnum):
-    MEMORY = "memory"
-    GOOGLE = "google"
-    MICROSOFT = "microsoft"
-    CALDAV = "caldav"
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,103 +229,8 @@ class Web:
         return host.strip("[]"), int(port)
 
 
-class AccountMode(enum.StrEnum):
-    """Whose authority a Google or Microsoft account acts with."""
-
-    #: Google: a service account with domain-wide delegation, impersonating each
-    #: person. Microsoft: an app-only token for the whole tenant.
-    ORGANIZATION = "organization"
-    #: One person's own delegated grant (``syncd auth google|microsoft``).
-    SINGLE_USER = "single-user"
-
-
-#: The name Google accounts used first; the same modes.
-GoogleMode = AccountMode
-
-
-class SendUpdates(enum.StrEnum):
-    """Calendar API ``sendUpdates`` for our writes: who gets mailed about them."""
-
-    NONE = "none"
-    ALL = "all"
-    EXTERNAL_ONLY = "externalOnly"
-
-
-@dataclass(frozen=True, slots=True)
-class GoogleAccount:
-    """The ``[[accounts]]`` keys only ``provider = "google"`` takes.
-
-    They are flat in TOML (one table per account reads better) but grouped
-    here, so a non-Google account cannot carry Google settings by accident.
-    The two credential files stay unresolved strings (a path or
-    ``credential:NAME``) for the same reason as ``Core.key_file``.
-    """
-
-    mode: GoogleMode = GoogleMode.ORGANIZATION
-    service_account_file: str = ""
-    client_secrets_file: str = ""
-    #: Single-user mode: the sealed grant; always set there (the parser fills
-    #: in ``<config dir>/<account name>.google-grant``), ``None`` otherwise.
-    token_file: Path | None = None
-    api_root: str = GOOGLE_API_ROOT
-    send_updates: SendUpdates = SendUpdates.NONE
-    webhook_url: str = ""
-    #: With ``Account.directory``: the administrator the Admin SDK is called as
-    #: (the Directory API answers administrators only), case-folded.
-    directory_admin: str = ""
-    #: With ``Account.directory``: one domain's users; empty means the whole
-    #: customer (``customer=my_customer``).
-    directory_domain: str = ""
-
-
-GRAPH_ROOT = "https://graph.microsoft.com/v1.0/"
-
-
-@dataclass(frozen=True, slots=True)
-class MicrosoftAccount:
-    """The ``[[accounts]]`` keys only ``provider = "microsoft"`` takes.
-
-    Organization mode: app-only access (client credentials) for the whole
-    tenant: the app holds the application permission Calendars.ReadWrite,
-    granted by an admin. ``client_secret_file`` stays an unresolved string (a
-    path or ``credential:NAME``), like the Google credential files.
-
-    Single-user mode: one person's delegated grant to a public client app (no
-    secret), made with ``syncd auth microsoft`` (device code) and kept as a
-    sealed msal token cache in ``token_file``.
-    """
-
-    mode: AccountMode = AccountMode.ORGANIZATION
-    tenant: str = ""
-    client_id: str = ""
-    client_secret_file: str = ""
-    #: Single-user mode: the sealed msal token cache; always set there (the
-    #: parser fills in ``<config dir>/<account name>.msal-cache``), else ``None``.
-    token_file: Path | None = None
-    graph_root: str = GRAPH_ROOT
-    webhook_url: str = ""
-    subscription_minutes: int = 4230
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    """One ``[[accounts]]`` entry: one provider connection."""
-
-    name: str
-    provider: ProviderName = ProviderName.MEMORY
-    calendars: tuple[str, ...] = ()
-    state_file: Path | None = None
-    #: Google and Microsoft organization mode: also watch every active person
-    #: the organization's directory lists (re-listed by the daemon), so that
-    #: ``calendars`` need not name everyone.
-    directory: bool = False
-    #: Case-insensitive fnmatch patterns of directory addresses not to watch
-    #: (rooms, shared and no-reply mailboxes); ``calendars`` is never filtered.
-    directory_exclude: tuple[str, ...] = ()
-    #: Set exactly when ``provider`` is google.
-    google: GoogleAccount | None = None
-    #: Set exactly when ``provider`` is microsoft.
-    microsoft: MicrosoftAccount | None = None
+#: One ``[[accounts]]`` entry (the provider's own keys in ``options``).
+Account = providers.base.Account
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,38 +267,6 @@ class Settings:
                 self.path, "accounts", "no [[accounts]] entry; sync needs at least one"
             )
         return self.accounts
-
-
-def fold_address(address: str) -> str:
-    """The comparable form of an address: trimmed, no ``mailto:``, case-folded.
-
-    Providers spell one address many ways (CalDAV adds ``mailto:``, Outlook
-    keeps the case the sender typed); comparisons must not see the difference.
-    """
-    text = address.strip()
-    if text[:7].casefold() == "mailto:":
-        text = text[7:].strip()
-    return text.casefold()
-
-
-def credential_name(value: str) -> str | None:
-    """``NAME`` of a ``credential:NAME`` setting, or ``None`` for a plain path."""
-    if value.startswith(CREDENTIAL_PREFIX):
-        return value[len(CREDENTIAL_PREFIX) :]
-    return None
-
-
-def credential_name_problem(name: str) -> str | None:
-    """Why ``NAME`` cannot name a systemd credential, if it cannot.
-
-    A credential is one file directly inside ``$CREDENTIALS_DIRECTORY``; a
-    name that climbs out of it could point syncd at any file it can read.
-    """
-    if not name:
-        return "credential: needs a name (credential:NAME)"
-    if "/" in name or "\\" in name or ".." in name or name == ".":
-        return f"credential name {_show(name)} must be a plain file name (no '/' or '..')"
-    return None
 
 
 def load(path: str | Path) -> Settings:
@@ -457,24 +343,8 @@ _SECTIONS: Mapping[str, type] = {
     "web": Web,
 }
 _ACCOUNTS = "accounts"
-_GOOGLE_KEYS = tuple(f.name for f in dataclasses.fields(GoogleAccount))
-_MICROSOFT_KEYS = tuple(f.name for f in dataclasses.fields(MicrosoftAccount))
-#: Which provider-specific keys each provider takes.
-_PROVIDER_KEYS: Mapping[str, tuple[str, ...]] = {
-    "google": _GOOGLE_KEYS,
-    "microsoft": _MICROSOFT_KEYS,
-}
-#: The keys an ``[[accounts]]`` table may have: ``google`` and ``microsoft``
-#: are the parsed groups of their providers' keys, not keys of their own.
-_ACCOUNT_KEYS = tuple(
-    dict.fromkeys(
-        (
-            *(f.name for f in dataclasses.fields(Account) if f.name not in _PROVIDER_KEYS),
-            *_GOOGLE_KEYS,
-            *_MICROSOFT_KEYS,
-        )
-    )
-)
+#: The keys every ``[[accounts]]`` table may have; the rest belong to its provider.
+_ACCOUNT_KEYS = ("name", "provider", "calendars", "directory", "directory_exclude")
 _Choice = TypeVar("_Choice", bound=enum.StrEnum)
 
 
@@ -663,7 +533,11 @@ class _Parser:
             return f"{what} (did you mean '{by_lower[close[0]]}'?)"
         section = prefix.split("[", 1)[0]
         owners = [(name, _fields(cls)) for name, cls in _SECTIONS.items()]
-        for name, keys in (*owners, (_ACCOUNTS, _ACCOUNT_KEYS)):
+        account_keys = (
+            *_ACCOUNT_KEYS,
+            *(k for n in providers.NAMES for k in providers.plugin(n).options.model_fields),
+        )
+        for name, keys in (*owners, (_ACCOUNTS, account_keys)):
             if name != section and key in keys:
                 where = "[[accounts]]" if name == _ACCOUNTS else f"[{name}]"
                 return f"{what} (it belongs in {where})"
@@ -859,23 +733,6 @@ class _Parser:
         resolved = (self.directory / file_part).as_posix()
         return f"{match['scheme']}:///{resolved}{question}{query}"
 
-    def token_file(self, p: str, name: str, text: str, suffix: str) -> Path:
-        """A single-user grant's file: ``text``, or ``<account name><suffix>`` beside the config."""
-        if not text:
-            default = f"{name}{suffix}"
-            if "/" in name or "\\" in name or name.startswith("."):
-                self.fail(
-                    f"{p}.token_file",
-                    f"the default {_show(default)} is not a plain file name; set token_file",
-                )
-            text = default
-        return self.file_path(text)
-
-    def webhook_url(self, entry: Mapping[str, object], p: str, default: str) -> str:
-        """Empty (polling only), or an address that passes the https rule."""
-        url = self.string(entry, p, "webhook_url", default).strip()
-        return self.url(f"{p}.webhook_url", url) if url else ""
-
     def sync(self, table: Mapping[str, object]) -> Sync:
         d, p = Sync(), "sync"
         window_days = self.integer(table, p, "window_days", d.window_days, 1, 366)
@@ -985,14 +842,12 @@ class _Parser:
     def accounts(self, raw: object) -> tuple[Account, ...]:
         if not isinstance(raw, list):
             self.fail(_ACCOUNTS, f"expected an array of tables ([[accounts]]), got {_show(raw)}")
-        known = _ACCOUNT_KEYS
         accounts: list[Account] = []
         seen: dict[str, int] = {}
         for index, entry in enumerate(raw):
             p = f"{_ACCOUNTS}[{index}]"
             if not isinstance(entry, dict):
                 self.fail(p, f"expected a table ([[accounts]]), got {_show(entry)}")
-            self.check_keys(entry, p, known)
             if "name" not in entry:
                 self.fail(f"{p}.name", "required key is missing")
             name = self.string(entry, p, "name", "").strip()
@@ -1004,60 +859,58 @@ class _Parser:
                     f"{p}.name", f"duplicate account name {_show(name)} (see accounts[{first}])"
                 )
             seen[name.casefold()] = index
-            provider = self.choice(entry, p, "provider", ProviderName.MEMORY, "provider")
+            provider = self.provider(entry, p)
+            plugin = providers.plugin(provider)
             calendars: list[str] = []
             for i, calendar in enumerate(self.strings(entry, p, "calendars", ())):
                 if not calendar.strip():
                     self.fail(f"{p}.calendars[{i}]", "must not be empty")
                 calendars.append(calendar.strip())
-            state_text = self.string(entry, p, "state_file", "").strip()
-            if state_text and provider is not ProviderName.MEMORY:
-                self.fail(
-                    f"{p}.state_file",
-                    f"only the memory provider uses a state file (this account is {provider})",
-                )
-            own = _PROVIDER_KEYS.get(provider.value, ())
-            for keys in _PROVIDER_KEYS.values():
-                for key in keys:
-                    if key in entry and key not in own:
-                        owners = " and ".join(o for o, ks in _PROVIDER_KEYS.items() if key in ks)
-                        self.fail(
-                            f"{p}.{key}",
-                            f"only {owners} accounts use this key (this account is {provider})",
-                        )
-            directory, exclude = self.directory_keys(entry, p, provider)
-            google = None
-            microsoft = None
-            if provider is ProviderName.GOOGLE:
-                google = self.google(entry, p, name, calendars, directory=directory)
-            elif provider is ProviderName.MICROSOFT:
-                microsoft = self.microsoft(entry, p, name, calendars, directory=directory)
+            directory, exclude = self.directory_keys(entry, p, provider, plugin.directory)
+            own = {key: value for key, value in entry.items() if key not in _ACCOUNT_KEYS}
+            context = Where(self.directory, name, tuple(calendars), directory)
+            try:
+                options = plugin.options.model_validate(own, context=context)
+            except ValidationError as error:
+                key, problem = self.option_problem(error, plugin.options, provider)
+                self.fail(f"{p}.{key}" if key else p, problem)
             accounts.append(
                 Account(
                     name=name,
                     provider=provider,
+                    options=options,
                     calendars=tuple(calendars),
-                    state_file=self.file_path(state_text) if state_text else None,
                     directory=directory,
                     directory_exclude=exclude,
-                    google=google,
-                    microsoft=microsoft,
                 )
             )
         return tuple(accounts)
 
+    def provider(self, entry: Mapping[str, object], p: str) -> str:
+        value = entry.get("provider", "memory")
+        listed = ", ".join(providers.NAMES)
+        if not isinstance(value, str):
+            self.fail(f"{p}.provider", f"expected a string (one of {listed}), got {_show(value)}")
+        if value not in providers.NAMES:
+            close = difflib.get_close_matches(value.lower(), providers.NAMES, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            self.fail(
+                f"{p}.provider", f"unknown provider {_show(value)}{hint}; expected one of {listed}"
+            )
+        return value
+
     def directory_keys(
-        self, entry: Mapping[str, object], p: str, provider: ProviderName
+        self, entry: Mapping[str, object], p: str, provider: str, listed: bool
     ) -> tuple[bool, tuple[str, ...]]:
-        """``directory`` and ``directory_exclude``; the mode is checked per provider."""
+        """``directory`` and ``directory_exclude``; the mode is the plugin's to check."""
         directory = self.boolean(entry, p, "directory", False)
         patterns = self.strings(entry, p, "directory_exclude", ())
-        listed = provider in (ProviderName.GOOGLE, ProviderName.MICROSOFT)
         if (directory or patterns) and not listed:
             key = "directory" if directory else "directory_exclude"
+            owners = [name for name in providers.NAMES if providers.plugin(name).directory]
             self.fail(
                 f"{p}.{key}",
-                f"only google and microsoft accounts use this key (this account is {provider})",
+                f"only {' and '.join(owners)} accounts use this key (this account is {provider})",
             )
         if patterns and not directory:
             self.fail(f"{p}.directory_exclude", "only used with directory = true")
@@ -1068,174 +921,51 @@ class _Parser:
             exclude.append(pattern.strip().casefold())
         return directory, tuple(exclude)
 
-    def microsoft(
-        self,
-        entry: Mapping[str, object],
-        p: str,
-        name: str,
-        calendars: Sequence[str],
-        *,
-        directory: bool = False,
-    ) -> MicrosoftAccount:
-        d = MicrosoftAccount()
-        mode = self.choice(entry, p, "mode", d.mode, "mode")
-        organization = mode is AccountMode.ORGANIZATION
-        required = {
-            "tenant": "the directory (tenant) id of the organization",
-            "client_id": "the application (client) id of the app registration",
-            "client_secret_file": "the client secret (a path or credential:NAME)",
+    def option_problem(
+        self, error: ValidationError, model: type[BaseModel], provider: str
+    ) -> tuple[str, str]:
+        """The first of a plugin's validation errors as (key in the account, problem)."""
+        first = error.errors(include_url=False)[0]
+        loc = [str(part) for part in first["loc"]]
+        key = loc[0] if loc else ""
+        kind = first["type"]
+        value = first.get("input")
+        context = first.get("ctx") or {}
+        cause = context.get("error")
+        if isinstance(cause, OptionProblem):
+            return (cause.key or key), cause.problem
+        if kind == "extra_forbidden":
+            return key, self.unknown_account_key(key, model, provider)
+        if kind == "literal_error":
+            options = [str(o) for o in get_args(model.model_fields[key].annotation)]
+            close = difflib.get_close_matches(str(value), options, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            noun = "mode" if key == "mode" else "value"
+            return key, f"unknown {noun} {_show(value)}{hint}; expected one of {', '.join(options)}"
+        expected = {
+            "string_type": "a string",
+            "int_type": "an integer",
+            "bool_type": "true or false",
+            "list_type": "an array",
         }
-        if not organization:
-            required["tenant"] += " (or 'organizations')"
-            required["client_id"] += " (a public client)"
-            del required["client_secret_file"]
-        values = {key: self.string(entry, p, key, "").strip() for key in required}
-        secret_text = self.string(entry, p, "client_secret_file", "").strip()
-        token_text = self.string(entry, p, "token_file", "").strip()
-        misplaced = {"token_file": token_text} if organization else {}
-        if not organization:
-            misplaced["client_secret_file"] = secret_text
-        for key, value in misplaced.items():
-            if value:
-                other = "single-user" if organization else "organization"
-                self.fail(f"{p}.{key}", f"only {other} mode uses this key (this account is {mode})")
-        for key, what in required.items():
-            if not values[key]:
-                self.fail(f"{p}.{key}", f"required for provider 'microsoft' in {mode} mode: {what}")
-        token_file: Path | None = None
-        if directory and not organization:
-            self.fail(f"{p}.directory", f"organization mode only (this account is {mode})")
-        if organization:
-            if not calendars and not directory:
-                self.fail(
-                    f"{p}.calendars",
-                    "required for provider 'microsoft': list the mailboxes whose calendars "
-                    "to watch (or set directory = true)",
-                )
-            secret = self.secret_source(f"{p}.client_secret_file", secret_text)
-        else:
-            secret = ""
-            if len(calendars) != 1:
-                self.fail(
-                    f"{p}.calendars",
-                    "single-user mode needs exactly one address: the signed-in person's own "
-                    f"mailbox (got {len(calendars)})",
-                )
-            self.address(f"{p}.calendars[0]", calendars[0])
-            if token_text.startswith(CREDENTIAL_PREFIX):
-                self.fail(
-                    f"{p}.token_file",
-                    "must be a path: syncd rewrites the token cache, and systemd credentials "
-                    "are read-only",
-                )
-            token_file = self.token_file(p, name, token_text, ".msal-cache")
-        graph_root = self.url(f"{p}.graph_root", self.string(entry, p, "graph_root", d.graph_root))
-        if not urlsplit(graph_root).path.endswith("/v1.0/"):
-            self.fail(f"{p}.graph_root", f"must end in '/v1.0/', got {_show(graph_root)}")
-        webhook_url = self.webhook_url(entry, p, d.webhook_url)
-        # Graph's bounds for subscriptions on events.
-        minutes = self.integer(entry, p, "subscription_minutes", d.subscription_minutes, 45, 10080)
-        return MicrosoftAccount(
-            mode=mode,
-            tenant=values["tenant"],
-            client_id=values["client_id"],
-            client_secret_file=secret,
-            token_file=token_file,
-            graph_root=graph_root,
-            webhook_url=webhook_url,
-            subscription_minutes=minutes,
-        )
+        if kind in expected:
+            return key, f"expected {expected[kind]}, got {_show(value)}"
+        if kind == "greater_than_equal":
+            return key, f"must be at least {context['ge']}, got {value}"
+        if kind == "less_than_equal":
+            return key, f"must be at most {context['le']}, got {value}"
+        if kind == "missing":
+            return key, "required key is missing"
+        return key, _one_line(str(first["msg"]))
 
-    def google(
-        self,
-        entry: Mapping[str, object],
-        p: str,
-        name: str,
-        calendars: Sequence[str],
-        *,
-        directory: bool = False,
-    ) -> GoogleAccount:
-        d = GoogleAccount()
-        mode = self.choice(entry, p, "mode", d.mode, "mode")
-        service_account = self.secret_source(
-            f"{p}.service_account_file",
-            self.string(entry, p, "service_account_file", d.service_account_file),
-        )
-        client_secrets = self.secret_source(
-            f"{p}.client_secrets_file",
-            self.string(entry, p, "client_secrets_file", d.client_secrets_file),
-        )
-        token_text = self.string(entry, p, "token_file", "").strip()
-        if token_text.startswith(CREDENTIAL_PREFIX):
-            self.fail(
-                f"{p}.token_file",
-                "must be a path: syncd rewrites the grant, and systemd credentials are read-only",
-            )
-        organization = mode is GoogleMode.ORGANIZATION
-        if organization:
-            other, misplaced = "single-user", {"client_secrets_file": client_secrets}
-            misplaced["token_file"] = token_text
-        else:
-            other, misplaced = "organization", {"service_account_file": service_account}
-        for key, value in misplaced.items():
-            if value:
-                self.fail(f"{p}.{key}", f"only {other} mode uses this key (this account is {mode})")
-        token_file: Path | None = None
-        if organization:
-            if not service_account:
-                self.fail(
-                    f"{p}.service_account_file",
-                    "required for provider 'google' in organization mode: the service account "
-                    "key file (a path or credential:NAME)",
-                )
-            if not calendars and not directory:
-                self.fail(
-                    f"{p}.calendars",
-                    "required for provider 'google' in organization mode: list the addresses "
-                    "of the calendars to watch (or set directory = true)",
-                )
-        elif directory:
-            self.fail(f"{p}.directory", f"organization mode only (this account is {mode})")
-        else:
-            if not client_secrets:
-                self.fail(
-                    f"{p}.client_secrets_file",
-                    "required for provider 'google' in single-user mode: the OAuth client JSON "
-                    "(a path or credential:NAME)",
-                )
-            token_file = self.token_file(p, name, token_text, ".google-grant")
-        # Bearer tokens travel to api_root, so it gets the same https rule.
-        api_root = self.url(f"{p}.api_root", self.string(entry, p, "api_root", d.api_root))
-        if not urlsplit(api_root).path.endswith("/calendar/v3/"):
-            self.fail(
-                f"{p}.api_root",
-                f"must end in '/calendar/v3/' (it replaces the API's root URL and service "
-                f"path), got {_show(api_root)}",
-            )
-        webhook_url = self.webhook_url(entry, p, d.webhook_url)
-        admin = self.string(entry, p, "directory_admin", d.directory_admin).strip()
-        domain = self.string(entry, p, "directory_domain", d.directory_domain).strip()
-        if directory:
-            if not admin:
-                self.fail(
-                    f"{p}.directory_admin",
-                    "required with directory = true: an administrator's address the service "
-                    "account may act as (the Directory API answers administrators only)",
-                )
-            admin = self.address(f"{p}.directory_admin", admin)
-            domain = self.domain(f"{p}.directory_domain", domain) if domain else ""
-        else:
-            for key, value in (("directory_admin", admin), ("directory_domain", domain)):
-                if value:
-                    self.fail(f"{p}.{key}", "only used with directory = true")
-        return GoogleAccount(
-            mode=mode,
-            service_account_file=service_account,
-            client_secrets_file=client_secrets,
-            token_file=token_file,
-            api_root=api_root,
-            send_updates=self.choice(entry, p, "send_updates", d.send_updates, "value"),
-            webhook_url=webhook_url,
-            directory_admin=admin,
-            directory_domain=domain,
-        )
+    def unknown_account_key(self, key: str, model: type[BaseModel], provider: str) -> str:
+        """Why ``key`` has no place here: a typo, or another provider's or section's key."""
+        known = (*_ACCOUNT_KEYS, *model.model_fields)
+        owners = [
+            name
+            for name in providers.NAMES
+            if name != provider and key in providers.plugin(name).options.model_fields
+        ]
+        if owners:
+            return f"only {' and '.join(owners)} accounts use this key (this account is {provider})"
+        return self.unknown(key, _ACCOUNTS, known)

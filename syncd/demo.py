@@ -41,14 +41,14 @@ from typing import Protocol, TextIO
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from providers.calendar_model import Recurrence
 from providers.calendar_world import WorldBuilder
 from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
-from providers.memory import Recurrence
+from providers.model import Attendee, EventType
 from syncd import agenda, assemble, block, config
 from syncd.engine import Report
 from syncd.links import Link, people
-from syncd.model import Attendee, EventType
 from syncd.store import connect, sessions, transaction
 from syncd.store.models import Calendar, Meeting, WriteLog
 from syncd.web.settings import WebSettings
@@ -218,7 +218,11 @@ calendars = {_toml([address(p) for p in OUTLOOK_PEOPLE])}
 tenant = {_toml(graph.tenant)}
 client_id = {_toml(graph.client_id)}
 client_secret_file = {_toml(CLIENT_SECRET_FILE)}
+# The Graph emulator stands in for the global cloud: sign-in on its https
+# listener (msal takes https authorities only), trusting the CA it made.
+authority = {_toml(graph.login_root)}
 graph_root = {_toml(graph.graph_root)}
+ca_file = {_toml(graph.ca_file)}
 """
     path = directory / CONFIG_FILE
     path.write_text(text, encoding="utf-8")
@@ -310,7 +314,7 @@ class Narration:
 
     def __call__(self, account: str, calendar: str, report: Report) -> None:
         with self._lock:
-            provider = self._settings.account(account).provider.value
+            provider = self._settings.account(account).provider
             failed = f", error: {report.errors[0]}" if report.errors else ""
             self._print(
                 f"synced {calendar} ({provider}): {report.events_seen} events, "
@@ -425,7 +429,6 @@ def run(
             status = runtime.run(
                 settings,
                 stop=stop,
-                microsoft_http_client=graph.http_client(),
                 on_sync=progress,
                 web=web_settings(settings),
             )

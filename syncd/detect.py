@@ -44,8 +44,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from providers.model import Event, EventType, Response
 from syncd.config import DomainPolicy, Settings, fold_address
-from syncd.model import Event, EventType, Response
 
 #: How many addresses a detail sentence lists before it summarises the rest.
 _SHOWN = 5

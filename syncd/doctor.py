@@ -56,8 +56,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from providers.base import ProviderError
+from providers.model import Window
 from syncd import assemble, config, installation, secrets, status
-from syncd.model import Window
 from syncd.store import connect
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -172,17 +172,8 @@ def _secret_settings(settings: config.Settings) -> list[tuple[str, str]]:
     """(key, value) of every secret file setting in use, except the key file (checked above)."""
     found: list[tuple[str, str]] = []
     for index, account in enumerate(settings.accounts):
-        if account.google is not None:
-            found.append(
-                (f"accounts[{index}].service_account_file", account.google.service_account_file)
-            )
-            found.append(
-                (f"accounts[{index}].client_secrets_file", account.google.client_secrets_file)
-            )
-        if account.microsoft is not None:
-            found.append(
-                (f"accounts[{index}].client_secret_file", account.microsoft.client_secret_file)
-            )
+        for key, value in account.options.secret_files().items():
+            found.append((f"accounts[{index}].{key}", value))
     if settings.web.sign_in is config.SignIn.OIDC:
         oidc = settings.web.oidc
         for name in ("session_secret_file", "google_client_file", "microsoft_client_secret_file"):
@@ -238,8 +229,8 @@ def template(settings: config.Settings) -> Check:
 
 
 def _single_user(account: config.Account) -> bool:
-    options = account.google or account.microsoft
-    return options is not None and options.mode is config.AccountMode.SINGLE_USER
+    """Whether the account runs on a sealed per-person grant (unsealed by the key)."""
+    return account.options.grant() is not None
 
 
 # --------------------------------------------------------------------------- database
@@ -309,11 +300,10 @@ def base_url(settings: config.Settings) -> Check:
 
 
 def webhook(account: config.Account, index: int) -> Check | None:
-    options = account.google or account.microsoft
-    if options is None:
+    if "webhook_url" not in type(account.options).model_fields:
         return None
     name = f"account {account.name} webhook_url"
-    url = options.webhook_url
+    url = account.options.webhook()
     if not url:
         return Check(Level.OK, name, "not set: polling only")
     if urlsplit(url).scheme == "https":
@@ -323,7 +313,7 @@ def webhook(account: config.Account, index: int) -> Check | None:
             Level.WARN,
             name,
             f"{url} is plain http on localhost: fine for a test, unreachable for "
-            f"{account.provider.value}",
+            f"{account.provider}",
         )
     return Check(
         Level.FAIL,
@@ -343,11 +333,7 @@ def _credential_settings(
     found: list[tuple[str, str]] = []
     if _single_user(account) and config.credential_name(settings.syncd.key_file) is not None:
         found.append(("syncd.key_file", settings.syncd.key_file))  # it unseals the grant
-    if account.google is not None:
-        found.append(("service_account_file", account.google.service_account_file))
-        found.append(("client_secrets_file", account.google.client_secrets_file))
-    if account.microsoft is not None:
-        found.append(("client_secret_file", account.microsoft.client_secret_file))
+    found.extend(account.options.secret_files().items())
     return [
         (key if key.startswith("syncd.") else f"accounts[{index}].{key}", value)
         for key, value in found
@@ -370,7 +356,7 @@ def reachable(
 ) -> Check:
     """One cheap read through the daemon's own assembly of the account."""
     name = f"account {account.name}"
-    kind = account.provider.value
+    kind = account.provider
     hidden = _credential_settings(settings, account, index)
     if hidden and not _in_service():
         key, value = hidden[0]
@@ -392,7 +378,7 @@ def reachable(
             next(iter(pages), None)
     except ProviderError as error:
         return Check(Level.FAIL, name, f"{kind}: {first_line(error)} (reading {_where(account)})")
-    except (secrets.SecretError, config.ConfigError, assemble.UnsupportedProvider) as error:
+    except (secrets.SecretError, config.ConfigError) as error:
         return Check(Level.FAIL, name, f"{kind}: {error}")
     except Exception as error:  # a bug or an unmapped library error: still one line
         return Check(Level.FAIL, name, f"{kind}: unexpected {first_line(error)}")

@@ -71,10 +71,10 @@ from providers.base import (
     RateLimited,
     Transient,
 )
+from providers.model import Event, Unreadable, Window
 from syncd import agenda, block, budget, detect, installation, people
 from syncd.bodies import Bodies, Body
 from syncd.mirrored import PRELOAD_FROM, Mirror
-from syncd.model import Event, Unreadable, Window
 from syncd.store import statements, transaction
 from syncd.store.models import (
     Calendar,

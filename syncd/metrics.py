@@ -24,7 +24,7 @@ monitoring system and explode its series count.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import TypeVar
 
@@ -35,9 +35,9 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from providers.base import Channel, Notification, Provider, Watchable
+from providers.base import Channel, Provider, Watchable
+from providers.model import ChangePage, Event, Window
 from syncd.engine import Report
-from syncd.model import ChangePage, Event, Window
 from syncd.store import transaction
 from syncd.store.models import Calendar
 
@@ -269,10 +269,6 @@ class _MeteredWatchable(_Metered):
 
     def stop(self, channel: Channel) -> None:
         self._count("stop", lambda: self.watching.stop(channel))
-
-    def parse_notification(self, headers: Mapping[str, str]) -> Notification | None:
-        # Reads a request we received: no call to the provider, nothing to count.
-        return self.watching.parse_notification(headers)
 
 
 def metered(provider: Provider, metrics: Metrics) -> Provider:

@@ -35,7 +35,7 @@ from sqlalchemy import exc as db_errors
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from providers.base import Person, ProviderError, Watchable
+from providers.base import Listing, Person, ProviderError, Watchable
 from syncd import assemble, config, people, push, scheduler
 from syncd.bodies import Bodies
 from syncd.engine import CalendarSync, Report
@@ -521,10 +521,10 @@ def refresh_directories(
 def record_directory(factory: sessionmaker[Session], conn: assemble.Connected) -> None:
     """Keep the names and managers the account's last directory listing gave.
 
-    Only the Google and Microsoft providers list a directory (``listed_people``,
-    set by their ``calendars``); a database that refuses costs names, not syncs.
+    Providers that read a directory are ``Listing``s (``listed_people``, set by
+    their ``calendars``); a database that refuses costs names, not syncs.
     """
-    listed: list[Person] = getattr(conn.provider, "listed_people", None) or []
+    listed: list[Person] = conn.provider.listed_people if isinstance(conn.provider, Listing) else []
     now = datetime.now(UTC)
     try:
         for start in range(0, len(listed), DIRECTORY_BATCH):
@@ -560,17 +560,11 @@ def _beat(heartbeat: Heartbeat, notifier: Notifier) -> Callable[[], None]:
     return beat
 
 
-def _webhook(account: config.Account) -> str:
-    options = account.google or account.microsoft
-    return options.webhook_url if options is not None else ""
-
-
 def run(
     settings: config.Settings,
     *,
     role: Role = "all",
     stop: threading.Event | None = None,
-    microsoft_http_client: Any = None,
     on_sync: OnSync | None = None,
     stop_channels: bool = False,
     notifier: Notifier | None = None,
@@ -598,11 +592,7 @@ def run(
             conns: dict[str, assemble.Connected] = {}
             bodies = Bodies()  # one bound for the process, whatever the number of accounts
             for account in settings.require_accounts():
-                conn = stack.enter_context(
-                    assemble.connected(
-                        account, settings, microsoft_http_client=microsoft_http_client
-                    )
-                )
+                conn = stack.enter_context(assemble.connected(account, settings))
                 syncers[account.name] = CalendarSync(
                     metered(conn.provider, metrics),
                     factory,
@@ -610,7 +600,7 @@ def run(
                     account=account.name,
                     bodies=bodies,
                 )
-                webhooks[account.name] = _webhook(account)
+                webhooks[account.name] = account.options.webhook()
                 scheduler.enroll(factory, account.name, conn.provider.name, conn.calendars)
                 record_directory(factory, conn)
                 conns[account.name] = conn

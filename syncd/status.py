@@ -284,7 +284,7 @@ def _status(
 def _never_synced(account: config.Account, address: str, now: datetime) -> CalendarStatus:
     return CalendarStatus(
         account=account.name,
-        provider=account.provider.value,
+        provider=account.provider,
         calendar=address,
         last_sync=None,
         cursor_at=None,

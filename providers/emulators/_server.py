@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -74,6 +75,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length > 0 else b""
         headers = {name.lower(): value for name, value in self.headers.items()}
+        if isinstance(self.connection, ssl.SSLSocket):
+            # A pseudo-header (':' cannot start a real one): the app may build
+            # https links back to the host the client addressed.
+            headers[":scheme"] = "https"
         response = cast(_Server, self.server).app.handle(self.command, self.path, headers, raw)
         self.send_response(response.status)
         for name, value in response.headers.items():
@@ -114,9 +119,25 @@ class _Server(ThreadingHTTPServer):
                 connection.shutdown(socket.SHUT_RDWR)
 
 
-def serve(app: App, handler: type[RequestHandler], host: str, port: int) -> ThreadingHTTPServer:
-    """A bound, not yet serving, threaded server for ``app``."""
-    return _Server((host, port), app, handler)
+def serve(
+    app: App,
+    handler: type[RequestHandler],
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None = None,
+) -> ThreadingHTTPServer:
+    """A bound, not yet serving, threaded server for ``app``; https with ``tls``."""
+    server = _Server((host, port), app, handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    return server
+
+
+def url_of(server: ThreadingHTTPServer, scheme: str = "http") -> str:
+    host, port = server.server_address[:2]
+    host_text = host.decode() if isinstance(host, bytes) else str(host)
+    shown = f"[{host_text}]" if ":" in host_text else host_text  # an IPv6 address
+    return f"{scheme}://{shown}:{port}/"
 
 
 class _Worker(Protocol):
@@ -142,13 +163,13 @@ class Served:
     _thread_name = "emulator"
     base_url: str
 
-    def _init_served(self, server: ThreadingHTTPServer) -> None:
+    def _init_served(self, server: ThreadingHTTPServer, *more: ThreadingHTTPServer) -> None:
+        """``more``: further listeners of the same app (an https one), served alongside."""
         self._server = server
-        host, port = server.server_address[:2]
-        host_text = host.decode() if isinstance(host, bytes) else str(host)
-        shown = f"[{host_text}]" if ":" in host_text else host_text  # an IPv6 address
-        self.base_url = f"http://{shown}:{port}/"
+        self._more = more
+        self.base_url = url_of(server)
         self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._closed = False
 
     def start(self) -> None:
@@ -163,16 +184,28 @@ class Served:
                 daemon=True,
             )
             self._thread.start()
+            for extra in self._more:
+                thread = threading.Thread(
+                    target=extra.serve_forever,
+                    kwargs={"poll_interval": 0.05},
+                    name=f"{self._thread_name}-more",
+                    daemon=True,
+                )
+                thread.start()
+                self._threads.append(thread)
 
     def stop(self) -> None:
         if self._closed:
             return
         self._closed = True
         if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
+            for server in (self._server, *self._more):
+                server.shutdown()
+            for thread in (self._thread, *self._threads):
+                thread.join(timeout=5)
             self._thread = None
-        self._server.server_close()
+        for server in (self._server, *self._more):
+            server.server_close()
         self._push.stop()
 
     def wait_for_notifications(self, timeout: float = 5.0) -> bool:

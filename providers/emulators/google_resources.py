@@ -20,7 +20,7 @@ import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from syncd.model import EventType
+from providers.model import EventType
 
 from .google_model import STAMP, Copy, Item, Tombstone, instance_id
 

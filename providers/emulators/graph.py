@@ -57,12 +57,13 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from . import _cli
-from ._server import Served
+from ._server import Served, url_of
+from ._tls import make_authority
 from ._world import WorldEdits
 from .graph_directory import Directory
 from .graph_faults import OPS, GraphFaults
 from .graph_http import GraphApp, Recorded, serve
-from .graph_identity import LOGIN_HOST, Authority
+from .graph_identity import GRAPH_RESOURCE, LOGIN_HOST, Authority
 from .graph_push import LIFECYCLE_EVENTS, Notice, PushHub, Sent
 from .graph_store import Change, MailboxStore, etag_of
 from .graph_views import Views
@@ -120,12 +121,18 @@ class GraphEmulator(WorldEdits, Served):
         host: str = "127.0.0.1",
         port: int = 0,
         app_roles: Iterable[str] | None = None,
+        resource: str = GRAPH_RESOURCE,
+        tls_names: Iterable[str] = (),
     ) -> None:
+        """``resource``: the Graph the tenant's tokens are for (the cloud's own, see
+        ``Authority``). ``tls_names``: host names a test resolves to this emulator
+        (``login.microsoftonline.us``), which its https certificate then covers.
+        """
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         self.tenant = tenant
         self._store: MailboxStore = MailboxStore(tenant)
-        self._authority = Authority(tenant, directory=self._person)
+        self._authority = Authority(tenant, directory=self._person, resource=resource)
         if app_roles is not None:
             self.set_app_roles(app_roles)
         self.client_id = self._authority.client_id
@@ -150,7 +157,16 @@ class GraphEmulator(WorldEdits, Served):
             directory=self._directory,
         )
         self.requests: list[Recorded] = self._app.requests
-        self._init_served(serve(self._app, host, port))
+        tls = make_authority(tls_names)
+        secure = serve(self._app, host, 0, tls.server_context)
+        self._init_served(serve(self._app, host, port), secure)
+        #: The PEM of the CA that signed the https listener's certificate.
+        self.ca_file = str(tls.ca_file)
+        #: The https listener (the same emulator): what ``authority`` in a
+        #: config names, since msal refuses plain-http authorities.
+        self.https_url = url_of(secure, "https")
+        self.login_root = self.https_url.rstrip("/")
+        self.tls_port = int(secure.server_address[1])
         self.graph_root = self.base_url + "v1.0/"
         self._app.base_url = self.base_url
         self._views.context_root = self.graph_root

@@ -19,6 +19,7 @@ client's, when it sent one) and OData's JSON content type. ``GET /users``
 from __future__ import annotations
 
 import json
+import ssl
 import uuid
 from http.server import ThreadingHTTPServer
 from typing import Any
@@ -30,7 +31,7 @@ from ._server import RequestHandler, Response
 from .graph_directory import Directory
 from .graph_errors import EntraError, GraphError
 from .graph_faults import GraphFaults
-from .graph_identity import Authority, Grant
+from .graph_identity import LOGIN_HOST, Authority, Grant
 from .graph_model import Mailbox
 from .graph_patch import parse_patch
 from .graph_push import PushHub
@@ -91,14 +92,29 @@ class GraphApp(RecordingApp):
 
     # ------------------------------------------------------------- identity
 
+    @staticmethod
+    def _login_root(record: Recorded) -> str:
+        """Where the client reached the identity platform: its https host, or the production one.
+
+        Over the https listener a client was configured with this emulator as
+        its authority (``authority = "https://127.0.0.1:…"``, or a name a test
+        resolves here), so the documents send it back to the host it asked.
+        Over plain http it came through ``http_client()``, which rewrites the
+        production login host: the documents keep naming that host.
+        """
+        if record.headers.get(":scheme") == "https" and record.headers.get("host"):
+            return f"https://{record.headers['host']}"
+        return f"https://{LOGIN_HOST}"
+
     def _identity(self, record: Recorded, segments: list[str]) -> Response:
         method = record.method
+        login = self._login_root(record)
         if segments == ["common", "discovery", "instance"] and method == "GET":
             record.op = "discovery"
-            return _json(200, self._authority.instance_discovery(record.query), _LOGIN_JSON)
+            return _json(200, self._authority.instance_discovery(record.query, login), _LOGIN_JSON)
         if len(segments) == 4 and segments[1:] == ["v2.0", ".well-known", "openid-configuration"]:
             record.op = "discovery"
-            config = self._authority.openid_configuration(segments[0])
+            config = self._authority.openid_configuration(segments[0], login)
             return _json(200, config, _LOGIN_JSON)
         if (
             len(segments) == 4
@@ -286,6 +302,8 @@ class _Handler(RequestHandler):
     server_version = "Microsoft-IIS/10.0"
 
 
-def serve(app: GraphApp, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+def serve(
+    app: GraphApp, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+) -> ThreadingHTTPServer:
     """A bound, not yet serving, threaded server for ``app``."""
-    return _server.serve(app, _Handler, host, port)
+    return _server.serve(app, _Handler, host, port, tls)

@@ -101,7 +101,6 @@ DEVICE_CODE_LIFETIME = 900
 DEVICE_CODE_INTERVAL = 1
 AUTH_CODE_LIFETIME = 600
 _OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
-_SCOPES = {f"{GRAPH_RESOURCE}/.default", f"{GRAPH_APP_ID}/.default"}
 _WWW_AUTHENTICATE = (
     'Bearer realm="", '
     'authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
@@ -183,10 +182,20 @@ class Authority:
     """One tenant with one app registration whose secret the token endpoint checks."""
 
     def __init__(
-        self, tenant: str, directory: Callable[[str], tuple[str, str] | None] | None = None
+        self,
+        tenant: str,
+        directory: Callable[[str], tuple[str, str] | None] | None = None,
+        resource: str = GRAPH_RESOURCE,
     ) -> None:
-        """``directory``: a user's (address, object id) by address, for sign-in."""
+        """``directory``: a user's (address, object id) by address, for sign-in.
+
+        ``resource``: the Graph this tenant's tokens are for, which decides the
+        scopes the token endpoint accepts (``https://graph.microsoft.us`` in
+        the US Government clouds, ``https://microsoftgraph.chinacloudapi.cn``
+        in China).
+        """
         self.tenant = tenant
+        self.resource = resource
         self._directory = directory or (lambda address: None)
         self._redirect_uris: set[str] = set()
         self._signed_in: tuple[str, str] | None = None
@@ -207,9 +216,12 @@ class Authority:
 
     # ------------------------------------------------------------- endpoints
 
-    def openid_configuration(self, tenant: str) -> dict[str, Any]:
+    def openid_configuration(
+        self, tenant: str, root: str = f"https://{LOGIN_HOST}"
+    ) -> dict[str, Any]:
+        """The tenant's OpenID configuration, its endpoints on the login ``root`` asked."""
         self._require_tenant(tenant)
-        login = f"https://{LOGIN_HOST}/{self.tenant}"
+        login = f"{root}/{self.tenant}"
         return {
             "token_endpoint": f"{login}/oauth2/v2.0/token",
             "token_endpoint_auth_methods_supported": [
@@ -225,7 +237,7 @@ class Authority:
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
             "issuer": f"{login}/v2.0",
             "request_uri_parameter_supported": False,
-            "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
+            "userinfo_endpoint": f"{self.resource}/oidc/userinfo",
             "authorization_endpoint": f"{login}/oauth2/v2.0/authorize",
             "device_authorization_endpoint": f"{login}/oauth2/v2.0/devicecode",
             "http_logout_supported": True,
@@ -236,26 +248,27 @@ class Authority:
             "tenant_region_scope": "EU",
             "cloud_instance_name": "microsoftonline.com",
             "cloud_graph_host_name": "graph.windows.net",
-            "msgraph_host": "graph.microsoft.com",
+            "msgraph_host": urlsplit(self.resource).hostname,
             "rbac_url": "https://pas.windows.net",
         }
 
-    def instance_discovery(self, query: Mapping[str, list[str]]) -> dict[str, Any]:
+    def instance_discovery(
+        self, query: Mapping[str, list[str]], root: str = f"https://{LOGIN_HOST}"
+    ) -> dict[str, Any]:
         """The alias list msal caches per cloud (and the tenant's discovery document)."""
+        host = urlsplit(root).netloc
         endpoint = (query.get("authorization_endpoint") or [""])[-1]
         parts = urlsplit(endpoint).path.split("/")
         tenant = parts[1] if len(parts) > 1 and parts[1] else "common"
         return {
-            "tenant_discovery_endpoint": (
-                f"https://{LOGIN_HOST}/{tenant}/v2.0/.well-known/openid-configuration"
-            ),
+            "tenant_discovery_endpoint": (f"{root}/{tenant}/v2.0/.well-known/openid-configuration"),
             "api-version": "1.1",
             "metadata": [
                 {
-                    "preferred_network": LOGIN_HOST,
+                    "preferred_network": host,
                     "preferred_cache": "login.windows.net",
                     "aliases": [
-                        LOGIN_HOST,
+                        host,
                         "login.windows.net",
                         "login.microsoft.com",
                         "sts.windows.net",
@@ -304,7 +317,7 @@ class Authority:
             )
         self._require_secret(secret)
         scope = form.get("scope", "")
-        if scope.strip() not in _SCOPES:
+        if scope.strip() not in {f"{self.resource}/.default", f"{GRAPH_APP_ID}/.default"}:
             raise EntraError(
                 400,
                 "invalid_scope",
@@ -500,12 +513,15 @@ class Authority:
                 f"'{self.tenant}'.",
             )
 
-    @staticmethod
-    def _delegated_scope(scope: str) -> str:
+    def _delegated_scope(self, scope: str) -> str:
+        """Only Calendars.ReadWrite, bare (the global cloud's Graph) or on this cloud's Graph."""
         asked = scope.split()
         graph = [s for s in asked if s not in _OIDC_SCOPES]
+        bare = self.resource == GRAPH_RESOURCE
         if not graph or any(
-            s.removeprefix(f"{GRAPH_RESOURCE}/") != "Calendars.ReadWrite" for s in graph
+            s != f"{self.resource}/Calendars.ReadWrite"
+            and not (bare and s == "Calendars.ReadWrite")
+            for s in graph
         ):
             raise EntraError(
                 400,

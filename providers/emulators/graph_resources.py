@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from syncd.model import Attendee, EventType, Response
+from providers.model import Attendee, EventType, Response
 
 from . import graph_body
 from .graph_model import Item, occurrence_ical_uid

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from syncd.model import OccurrenceKey
+from providers.model import OccurrenceKey
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -98,7 +98,7 @@ def create_app(
             Middleware(
                 limits.BoundedBodies,
                 answer=too_large,
-                by_prefix=[("/hooks/google", limits.GOOGLE_PUSH_LIMIT)],
+                limit_for=hooks.body_limit,
             ),
         ],
         exception_handlers={

@@ -8,13 +8,13 @@ the limit without reading a byte, and counts the bytes of a chunked body as
 they arrive, stopping at the limit. Either way the answer is 413 and the
 connection is closed; the route never runs or is stopped mid-read.
 
-Limits are per path prefix (the longest match wins), so a route that needs
-less (Google's push has no body at all) gets less.
+Limits are per path (``limit_for``), so a route that needs less (Google's
+push has no body at all) gets less.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from starlette.datastructures import Headers
 from starlette.responses import Response
@@ -22,8 +22,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Webhooks, API and forms: far above any real agenda edit or Graph batch.
 DEFAULT_LIMIT = 1024 * 1024
-#: Google's push notifications carry everything in headers; the body is empty.
-GOOGLE_PUSH_LIMIT = 4 * 1024
 
 
 class TooLarge(Exception):
@@ -41,18 +39,20 @@ class BoundedBodies:
         answer: Callable[[str], Response],
         *,
         default: int = DEFAULT_LIMIT,
-        by_prefix: Sequence[tuple[str, int]] = (),
+        limit_for: Callable[[str], int | None] = lambda path: None,
     ) -> None:
-        """``answer(path)``: the 413 to send, in the shape that path's clients read."""
+        """``answer(path)``: the 413 to send, in the shape that path's clients read.
+
+        ``limit_for(path)``: a path's own limit, None for ``default``.
+        """
         self.app = app
         self.answer = answer
         self.default = default
-        self.by_prefix = sorted(by_prefix, key=lambda entry: -len(entry[0]))
+        self.limit_for = limit_for
 
     def limit(self, path: str) -> int:
-        return next(
-            (size for prefix, size in self.by_prefix if path.startswith(prefix)), self.default
-        )
+        own = self.limit_for(path)
+        return self.default if own is None else own
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -109,7 +109,7 @@ def google_org(
     from google.oauth2 import service_account
 
     from providers.emulators.google import GoogleEmulator
-    from providers.google import GoogleProvider
+    from providers.google.calendar import GoogleProvider
     from syncd.secrets import GOOGLE_SCOPES
 
     with GoogleEmulator(PEOPLE, page_size=page_size) as emulator:

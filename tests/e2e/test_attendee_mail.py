@@ -25,7 +25,7 @@ from sqlalchemy import Engine, select
 
 from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
-from providers.google import GoogleProvider
+from providers.google.calendar import GoogleProvider
 from providers.memory import Recurrence
 from syncd import agenda, block, budget, push
 from syncd.engine import CalendarSync, Report

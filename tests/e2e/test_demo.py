@@ -31,7 +31,7 @@ import httpx
 import pytest
 
 from syncd import assemble, config
-from syncd.model import Window
+from providers.model import Window
 from tests.e2e.checkout import REPO, STOP_WITHIN, Output, fresh_copy
 from tests.e2e.daemon import free_port
 

@@ -23,10 +23,10 @@ from starlette.testclient import TestClient
 
 from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
-from providers.google import GoogleProvider
+from providers.google.calendar import GoogleProvider
 from syncd import agenda, installation
 from syncd.engine import CalendarSync, Policy, Report
-from syncd.model import Window
+from providers.model import Window
 from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import connect, migrate, sessions, transaction
 from syncd.store.models import Meeting, Occurrence

@@ -17,11 +17,11 @@ from sqlalchemy import Engine, select
 
 from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
-from providers.google import GoogleProvider
-from providers.microsoft import MicrosoftProvider, app_token_source
+from providers.google.calendar import GoogleProvider
+from providers.microsoft.graph import MicrosoftProvider, app_token_source
 from syncd import agenda, block, push
 from syncd.engine import CalendarSync
-from syncd.model import SINGLE_EVENT
+from providers.model import SINGLE_EVENT
 from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import sessions, transaction
 from syncd.store.models import Calendar, Meeting, Pair, PushChannel

@@ -25,7 +25,7 @@ import pytest
 from providers.base import CursorExpired, NotFound, NotWritable, PreconditionFailed, Provider
 from providers.calendar_world import WorldBuilder
 from providers.memory import Recurrence
-from syncd.model import ChangePage, Event, Window
+from providers.model import ChangePage, Event, Window
 
 ANA = "ana@example.test"
 BO = "bo@example.test"

@@ -110,7 +110,7 @@ def test_events_inserted_over_http_are_synced_like_any_other(tmp_path: Path) -> 
     from googleapiclient.discovery import build
 
     from providers.emulators.google import GoogleEmulator
-    from providers.google import GoogleProvider
+    from providers.google.calendar import GoogleProvider
     from syncd.secrets import GOOGLE_SCOPES
     from tests.e2e.test_microsoft_tenant import graph_provider
     from tests.providers.contract import WINDOW

@@ -17,7 +17,7 @@ from providers.base import (
     Transient,
 )
 from providers.emulators.google import GoogleEmulator
-from providers.google import GoogleProvider
+from providers.google.calendar import GoogleProvider
 from syncd.secrets import GOOGLE_SCOPES
 from tests.providers.contract import ANA, BO, CALENDARS, PAGE_SIZE, T0, WINDOW, ProviderContract
 

@@ -19,7 +19,7 @@ from googleapiclient.errors import HttpError
 
 from providers.base import AuthRevoked, Transient
 from providers.emulators.google import GoogleEmulator
-from providers.google import DIRECTORY_SCOPE, GoogleDirectory, GoogleProvider
+from providers.google.calendar import DIRECTORY_SCOPE, GoogleDirectory, GoogleProvider
 from syncd import assemble, config, people, runtime
 from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import sessions, transaction

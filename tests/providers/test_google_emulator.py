@@ -37,7 +37,7 @@ from googleapiclient.errors import HttpError
 
 from providers.emulators.google import GoogleEmulator
 from providers.memory import Recurrence
-from syncd.model import Attendee, EventType
+from providers.model import Attendee, EventType
 
 ANA = "ana@example.test"
 BO = "bo@example.test"

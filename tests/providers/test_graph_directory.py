@@ -14,7 +14,7 @@ import pytest
 
 from providers.base import AuthRevoked, Transient
 from providers.emulators.graph import GraphEmulator
-from providers.microsoft import MicrosoftProvider, app_token_source
+from providers.microsoft.graph import MicrosoftProvider, app_token_source
 from syncd import assemble, config, secrets
 from tests.providers.test_graph_emulator import schema_problems
 

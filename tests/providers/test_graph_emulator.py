@@ -28,7 +28,7 @@ import pytest
 
 from providers.emulators.graph import GraphEmulator
 from providers.memory import Recurrence
-from syncd.model import Attendee
+from providers.model import Attendee
 
 ANA = "ana@example.test"
 BO = "bo@example.test"

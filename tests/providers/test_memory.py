@@ -25,7 +25,7 @@ from providers.base import (
     Transient,
 )
 from providers.memory import MemoryProvider, Recurrence, Request
-from syncd.model import Event, Window
+from providers.model import Event, Window
 
 from .contract import (
     ANA,

@@ -32,7 +32,7 @@ from providers.base import (
 )
 from providers.emulators.graph import GraphEmulator, Recorded
 from providers.memory import Recurrence
-from providers.microsoft import (
+from providers.microsoft.graph import (
     SUBSCRIPTION_LIFETIME,
     TAG_PROPERTY,
     MicrosoftProvider,
@@ -41,7 +41,7 @@ from providers.microsoft import (
     parse_notifications,
     to_event,
 )
-from syncd.model import EventType, Response, Window
+from providers.model import EventType, Response, Window
 
 from .contract import (
     ANA,

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, select
 
 from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
-from providers.google import GoogleProvider
+from providers.google.calendar import GoogleProvider
 from syncd import block
 from syncd.engine import UNREADABLE, CalendarSync, Report
 from syncd.secrets import GOOGLE_SCOPES

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine
 
 from syncd import agenda
-from syncd.model import OccurrenceKey
+from providers.model import OccurrenceKey
 from syncd.store import sessions, transaction
 
 ANA, BO, CY = "ana@example.org", "bo@example.org", "cy@example.org"

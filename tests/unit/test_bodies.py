@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from syncd.bodies import Bodies
-from syncd.model import Event
+from providers.model import Event
 
 START = datetime(2026, 12, 8, 10, tzinfo=UTC)
 

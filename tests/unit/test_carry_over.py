@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from providers.memory import MemoryProvider
 from syncd import agenda, block, push
-from syncd.model import SINGLE_EVENT
+from providers.model import SINGLE_EVENT
 from syncd.store.models import Meeting, TalkingPoint
 from tests.unit.world import ANA, BO, PEOPLE, World, tuesday, weekly
 

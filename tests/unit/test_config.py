@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from pydantic import BaseModel
+
+from providers.google import GoogleOptions
+from providers.memory import MemoryOptions
+from providers.microsoft import MicrosoftOptions
 from syncd import config
 from syncd.assemble import web_settings
 from syncd.config import (
     BUNDLED_TEMPLATE,
-    GOOGLE_API_ROOT,
     Account,
     ConfigError,
     DomainPolicy,
-    GoogleAccount,
-    GoogleMode,
-    ProviderName,
-    SendUpdates,
     Settings,
     load,
     load_template,
@@ -39,20 +39,36 @@ CONFIG = Path("/etc/syncd/syncd.toml")
 COMMENTED_SETTING = re.compile(r"^# (\[\[?[a-z_.]+\]\]?|[a-z_]+ = .*)$")
 
 DEFAULT_QUESTIONS = 6
-GOOGLE_KEYS = {f.name for f in dataclasses.fields(GoogleAccount)}
-MICROSOFT_KEYS = {f.name for f in dataclasses.fields(config.MicrosoftAccount)}
+GOOGLE_KEYS = set(GoogleOptions.model_fields)
+MICROSOFT_KEYS = set(MicrosoftOptions.model_fields)
+MEMORY_KEYS = set(MemoryOptions.model_fields)
+ACCOUNT_KEYS = {"name", "provider", "calendars", "directory", "directory_exclude"}
 
 
-def uncommented(text: str, *, google: bool = True, microsoft: bool = False) -> str:
+def defaults(model: type[BaseModel]) -> dict[str, object]:
+    return {name: field.default for name, field in model.model_fields.items()}
+
+
+def memory(name: str, **options: str) -> Account:
+    return Account(name=name, provider="memory", options=MemoryOptions(**options))
+
+
+def uncommented(
+    text: str, *, google: bool = True, microsoft: bool = False, memory: bool = False
+) -> str:
     """The example with its defaults uncommented, those of the providers asked for."""
-    wanted = (GOOGLE_KEYS if google else set()) | (MICROSOFT_KEYS if microsoft else set())
+    wanted = (
+        (GOOGLE_KEYS if google else set())
+        | (MICROSOFT_KEYS if microsoft else set())
+        | (MEMORY_KEYS if memory else set())
+    )
 
     def line_of(line: str) -> str:
         match = COMMENTED_SETTING.match(line)
         if not match:
             return line
         key = match[1].split(" ", 1)[0]
-        if key in GOOGLE_KEYS | MICROSOFT_KEYS and key not in wanted:
+        if key in GOOGLE_KEYS | MICROSOFT_KEYS | MEMORY_KEYS and key not in wanted:
             return line
         return match[1]
 
@@ -74,11 +90,10 @@ def test_example_with_every_setting_uncommented_still_is_the_defaults() -> None:
     whose other fields are the defaults. The google-only keys are refused on a
     memory account, so they stay commented here (see the next test).
     """
-    text = uncommented(EXAMPLE.read_text(encoding="utf-8"), google=False)
+    text = uncommented(EXAMPLE.read_text(encoding="utf-8"), google=False, memory=True)
     settings = parse(text, EXAMPLE)
-    defaults = Settings.default(EXAMPLE)
-    assert dataclasses.replace(settings, accounts=()) == defaults
-    assert settings.accounts == (Account(name="demo"),)
+    assert dataclasses.replace(settings, accounts=()) == Settings.default(EXAMPLE)
+    assert settings.accounts == (memory("demo"),)
 
 
 def test_example_shows_the_google_defaults() -> None:
@@ -95,18 +110,7 @@ def test_example_shows_the_google_defaults() -> None:
         key = line.split(" ", 1)[0]
         if key in GOOGLE_KEYS:
             shown |= tomllib.loads(line)
-    defaults = GoogleAccount()
-    assert shown == {
-        "mode": defaults.mode.value,
-        "service_account_file": defaults.service_account_file,
-        "client_secrets_file": defaults.client_secrets_file,
-        "token_file": "",
-        "api_root": GOOGLE_API_ROOT,
-        "send_updates": defaults.send_updates.value,
-        "webhook_url": defaults.webhook_url,
-        "directory_admin": defaults.directory_admin,
-        "directory_domain": defaults.directory_domain,
-    }
+    assert shown == defaults(GoogleOptions)
     for old, new in [
         ('provider = "memory"', 'provider = "google"'),
         ('mode = "organization"', 'mode = "single-user"'),
@@ -115,27 +119,24 @@ def test_example_shows_the_google_defaults() -> None:
         assert text.count(old) == 1, old
         text = text.replace(old, new)
     (account,) = parse(text, EXAMPLE).accounts
-    assert account == Account(
-        name="demo",
-        provider=ProviderName.GOOGLE,
-        google=GoogleAccount(
-            mode=GoogleMode.SINGLE_USER,
-            client_secrets_file="client.json",
-            token_file=EXAMPLE.parent / "demo.google-grant",
-        ),
-    )
+    assert (account.name, account.provider, account.calendars) == ("demo", "google", ())
+    assert account.options.model_dump() == defaults(GoogleOptions) | {
+        "mode": "single-user",
+        "client_secrets_file": "client.json",
+        "token_file": str(EXAMPLE.parent / "demo.google-grant"),
+    }
 
 
 def test_example_documents_every_key() -> None:
-    data = tomllib.loads(uncommented(EXAMPLE.read_text(encoding="utf-8"), microsoft=True))
+    text = uncommented(EXAMPLE.read_text(encoding="utf-8"), microsoft=True, memory=True)
+    data = tomllib.loads(text)
     sections = {"syncd": config.Core, "sync": config.Sync, "detect": config.Detect}
     sections["people"] = config.People
     sections["web"] = config.Web
     for name, cls in sections.items():
         assert set(data[name]) == {f.name for f in dataclasses.fields(cls)}, name
     (account,) = data["accounts"]
-    account_fields = {f.name for f in dataclasses.fields(Account)} - {"google", "microsoft"}
-    assert set(account) == account_fields | GOOGLE_KEYS | MICROSOFT_KEYS
+    assert set(account) == ACCOUNT_KEYS | GOOGLE_KEYS | MICROSOFT_KEYS | MEMORY_KEYS
 
 
 def test_example_shows_the_microsoft_defaults() -> None:
@@ -145,7 +146,7 @@ def test_example_shows_the_microsoft_defaults() -> None:
         if line.split(" ", 1)[0] in MICROSOFT_KEYS:
             shown |= tomllib.loads(line)
     # token_file is shown empty: the parser fills in a default in single-user mode.
-    assert shown == dataclasses.asdict(config.MicrosoftAccount()) | {"token_file": ""}
+    assert shown == defaults(MicrosoftOptions)
 
 
 @pytest.mark.parametrize(
@@ -239,11 +240,11 @@ def test_values_are_read_and_normalised(tmp_path: Path) -> None:
         "ana.lopez@example.org": "ana@example.org",
         "a@example.org": "ana@example.org",
     }
-    assert settings.account("workspace").provider is ProviderName.GOOGLE
-    assert settings.account("workspace").google == GoogleAccount(
-        service_account_file="credential:google-sa"
-    )
-    assert settings.account("fake") == Account(name="fake")
+    assert settings.account("workspace").provider == "google"
+    assert settings.account("workspace").options.model_dump() == defaults(GoogleOptions) | {
+        "service_account_file": "credential:google-sa"
+    }
+    assert settings.account("fake") == memory("fake")
     assert settings.require_accounts() == settings.accounts
 
 
@@ -263,7 +264,9 @@ def test_relative_paths_resolve_against_the_config_directory(tmp_path: Path) -> 
     assert settings.directory == directory
     assert settings.syncd.database == f"sqlite:///{directory}/data/syncd.db?timeout=5"
     assert settings.syncd.template == directory / "templates" / "points.md"
-    assert settings.accounts[0].state_file == directory / "state" / "calendars.json"
+    assert settings.accounts[0].options == MemoryOptions(
+        state_file=str(directory / "state" / "calendars.json")
+    )
 
 
 def test_google_accounts_in_both_modes(tmp_path: Path) -> None:
@@ -295,22 +298,22 @@ def test_google_accounts_in_both_modes(tmp_path: Path) -> None:
         tmp_path / "syncd.toml",
     )
     assert settings.syncd.key_file == "keys/syncd.key"  # resolved when used, not here
-    workspace, ana, bo = (account.google for account in settings.accounts)
-    assert workspace == GoogleAccount(
-        mode=GoogleMode.ORGANIZATION,
-        service_account_file="sa.json",
-        send_updates=SendUpdates.EXTERNAL_ONLY,
-        webhook_url="https://agenda.example.org/hooks/google",
-    )
+    workspace, ana, bo = (account.options.model_dump() for account in settings.accounts)
+    assert workspace == defaults(GoogleOptions) | {
+        "mode": "organization",
+        "service_account_file": "sa.json",
+        "send_updates": "externalOnly",
+        "webhook_url": "https://agenda.example.org/hooks/google",
+    }
     assert settings.accounts[0].calendars == ("ana@example.org", "bo@example.org")
-    assert ana == GoogleAccount(
-        mode=GoogleMode.SINGLE_USER,
-        client_secrets_file="credential:google-client",
-        token_file=tmp_path / "ana.google-grant",
-        api_root="http://127.0.0.1:8088/calendar/v3/",
-        webhook_url="http://localhost:8080/hooks/google",
-    )
-    assert bo is not None and bo.token_file == Path("/var/lib/syncd/bo.grant")
+    assert ana == defaults(GoogleOptions) | {
+        "mode": "single-user",
+        "client_secrets_file": "credential:google-client",
+        "token_file": str(tmp_path / "ana.google-grant"),
+        "api_root": "http://127.0.0.1:8088/calendar/v3/",
+        "webhook_url": "http://localhost:8080/hooks/google",
+    }
+    assert bo["token_file"] == "/var/lib/syncd/bo.grant"
 
 
 @pytest.mark.parametrize(
@@ -507,13 +510,19 @@ ERRORS = [
         '[[accounts]]\nname = "a"\nprovider = "gogle"\n',
         "accounts[0].provider",
         "unknown provider 'gogle' (did you mean 'google'?); "
-        "expected one of memory, google, microsoft, caldav",
+        "expected one of google, microsoft, memory",
+    ),
+    (
+        "a provider that is not there",
+        '[[accounts]]\nname = "a"\nprovider = "caldav"\n',
+        "accounts[0].provider",
+        "unknown provider 'caldav'; expected one of google, microsoft, memory",
     ),
     (
         "state file on a real provider",
-        '[[accounts]]\nname = "a"\nprovider = "caldav"\nstate_file = "s.json"\n',
+        f'{ORGANIZATION}state_file = "s.json"\n',
         "accounts[0].state_file",
-        "only the memory provider uses a state file",
+        "only memory accounts use this key (this account is google)",
     ),
     (
         "google key on a memory account",
@@ -522,10 +531,10 @@ ERRORS = [
         "only google accounts use this key (this account is memory)",
     ),
     (
-        "google key on a caldav account",
-        '[[accounts]]\nname = "a"\nprovider = "caldav"\nmode = "organization"\n',
+        "a google and microsoft key on a memory account",
+        '[[accounts]]\nname = "a"\nmode = "organization"\n',
         "accounts[0].mode",
-        "only google and microsoft accounts use this key (this account is caldav)",
+        "only google and microsoft accounts use this key (this account is memory)",
     ),
     (
         "google key outside an account",
@@ -679,13 +688,6 @@ def test_each_mistake_is_one_line_naming_file_key_and_problem(
     assert FERNET_KEY not in message  # a key pasted by mistake is never echoed
 
 
-def test_a_state_file_on_a_google_account_is_still_refused() -> None:
-    with pytest.raises(ConfigError) as caught:
-        parse(f'{ORGANIZATION}state_file = "s.json"\n', CONFIG)
-    assert caught.value.key == "accounts[0].state_file"
-    assert "only the memory provider uses a state file" in caught.value.problem
-
-
 def test_toml_syntax_error_has_the_line_and_column() -> None:
     with pytest.raises(ConfigError) as caught:
         parse('[syncd]\nbase_url = "http://x"\ntimezone = \n', CONFIG)
@@ -796,20 +798,19 @@ MS_SINGLE = (
 def test_microsoft_single_user_defaults_its_token_file() -> None:
     text = f'{MS_SINGLE}calendars = ["ana@example.org"]\n'
     (account,) = parse(text, Path("/etc/syncd/syncd.toml")).accounts
-    assert account.microsoft == config.MicrosoftAccount(
-        mode=config.AccountMode.SINGLE_USER,
-        tenant="organizations",
-        client_id="c",
-        token_file=Path("/etc/syncd/me.msal-cache"),
-    )
+    assert account.options.model_dump() == defaults(MicrosoftOptions) | {
+        "mode": "single-user",
+        "tenant": "organizations",
+        "client_id": "c",
+        "token_file": "/etc/syncd/me.msal-cache",
+    }
     assert account.calendars == ("ana@example.org",)
 
 
 def test_microsoft_single_user_token_file_is_relative_to_the_config() -> None:
     text = f'{MS_SINGLE}calendars = ["ana@example.org"]\ntoken_file = "grants/ana.cache"\n'
     (account,) = parse(text, Path("/etc/syncd/syncd.toml")).accounts
-    assert account.microsoft is not None
-    assert account.microsoft.token_file == Path("/etc/syncd/grants/ana.cache")
+    assert account.options.grant() == "/etc/syncd/grants/ana.cache"
 
 
 @pytest.mark.parametrize(
@@ -856,10 +857,10 @@ def test_microsoft_organization_is_unchanged() -> None:
         'client_secret_file = "s"\ncalendars = ["a@x.org"]\n'
     )
     (account,) = parse(text, Path("/etc/syncd.toml")).accounts
-    assert account.microsoft is not None
-    assert account.microsoft.mode is config.AccountMode.ORGANIZATION
-    assert account.microsoft.token_file is None
-    assert account.microsoft.client_secret_file == "s"
+    assert isinstance(account.options, MicrosoftOptions)
+    assert account.options.mode == "organization"
+    assert account.options.grant() is None
+    assert account.options.secret_files() == {"client_secret_file": "s"}
 
 
 @pytest.mark.parametrize(
@@ -999,7 +1000,8 @@ def test_oidc_mistakes_are_one_line_naming_the_key(text: str, key: str) -> None:
 
 
 def test_example_documents_every_oidc_key() -> None:
-    data = tomllib.loads(uncommented(EXAMPLE.read_text(encoding="utf-8"), microsoft=True))
+    text = uncommented(EXAMPLE.read_text(encoding="utf-8"), microsoft=True, memory=True)
+    data = tomllib.loads(text)
     assert set(data["web"]["oidc"]) == {f.name for f in dataclasses.fields(config.WebOidc)}
 
 

@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from providers.google import GoogleProvider
-from providers.microsoft import MicrosoftProvider
+from providers.google.calendar import GoogleProvider
+from providers.microsoft.graph import MicrosoftProvider
 from syncd import agenda, assemble, config, demo
 from syncd.cli import main
 from syncd.engine import CalendarSync, Report

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from syncd import config
 from syncd.config import DomainPolicy
 from syncd.detect import Reason, Rules, Verdict, canonical, classify
-from syncd.model import Attendee, Event, EventType, Response
+from providers.model import Attendee, Event, EventType, Response
 
 START = datetime(2024, 11, 12, 9, 30, tzinfo=UTC)
 ANA = "ana@example.org"

@@ -14,7 +14,7 @@ from providers.base import AuthRevoked, PreconditionFailed, QuotaExceeded, RateL
 from providers.memory import MemoryProvider
 from syncd import agenda, detect, push
 from syncd.engine import CalendarSync
-from syncd.model import Attendee, ChangePage, Event, EventType, Window
+from providers.model import Attendee, ChangePage, Event, EventType, Window
 from syncd.store.models import ActionItem, Calendar, Meeting, WriteLog
 from tests.unit.world import ANA, BO, CY, MONDAY, ROOM, World, tuesday, weekly
 

@@ -14,7 +14,7 @@ from providers.base import AuthRevoked
 from providers.emulators.graph import GraphEmulator
 from syncd import assemble, cli, secrets
 from syncd.config import Settings, load
-from syncd.model import Window
+from providers.model import Window
 
 ANA = "ana@example.test"
 BO = "bo@example.test"

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, select
 
 from providers.memory import Recurrence
 from syncd import people
-from syncd.model import Attendee
+from providers.model import Attendee
 from syncd.store import connect, migrate, sessions, transaction
 from syncd.store.models import ActionItem, TalkingPoint
 from tests.unit.web.conftest import Browser, Org

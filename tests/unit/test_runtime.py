@@ -14,7 +14,7 @@ from providers.base import Channel, Notification
 from providers.memory import MemoryProvider
 from syncd import assemble, config, scheduler
 from syncd.engine import CalendarSync, Report
-from syncd.model import ChangePage, Window
+from providers.model import ChangePage, Window
 from syncd.runtime import WebServer, Worker, refresh_directories
 from syncd.store import sessions, transaction
 from syncd.store.models import Calendar, Meeting

@@ -14,19 +14,20 @@ import pytest
 from cryptography.fernet import Fernet
 from google.oauth2.credentials import Credentials
 
+from providers.google import grant as google_grant
+from providers.google.grant import SCOPES as GOOGLE_SCOPES
+from providers.google.grant import authorize as authorize_google
+from providers.google.grant import load as load_google_grant
+from providers.google.grant import save as save_google_grant
 from syncd import secrets
 from syncd.cli import main
 from syncd.config import Settings, parse
 from syncd.secrets import (
-    GOOGLE_SCOPES,
     SealedFile,
     SecretError,
-    authorize_google,
     generate_key,
-    load_google_grant,
     load_key,
     resolve,
-    save_google_grant,
 )
 
 REFRESH_TOKEN = "1//0refresh-token-that-must-never-be-printed"
@@ -413,7 +414,7 @@ def test_auth_without_a_key_fails_before_asking_anyone(
     def never(*args: object, **kwargs: object) -> Credentials:
         raise AssertionError("the browser flow must not start")
 
-    monkeypatch.setattr(secrets, "authorize_google", never)
+    monkeypatch.setattr(google_grant, "authorize", never)
     config = write_config(tmp_path, SINGLE_USER)
     assert main(["auth", "google", "-c", str(config), "--account", "ana"]) == 2
     err = capsys.readouterr().err
@@ -433,7 +434,7 @@ def test_auth_seals_the_grant_and_prints_no_token(
         asked.append(client_secrets)
         return grant()
 
-    monkeypatch.setattr(secrets, "authorize_google", authorize)
+    monkeypatch.setattr(google_grant, "authorize", authorize)
     config = write_config(tmp_path, '[syncd]\nkey_file = "syncd.key"\n' + SINGLE_USER)
     (tmp_path / "client.json").write_text('{"installed": {}}')
     (tmp_path / "client.json").chmod(0o600)

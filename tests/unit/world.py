@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from providers.memory import MemoryProvider
 from syncd import agenda, block, detect, push
 from syncd.engine import CalendarSync, Policy, Report
-from syncd.model import SINGLE_EVENT
+from providers.model import SINGLE_EVENT
 from syncd.store import sessions, transaction
 from syncd.store.models import Meeting
 

@@ -83,6 +83,7 @@ import contextlib
 import json
 import logging
 import re
+import ssl
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -114,7 +115,7 @@ from providers.base import (
     retry_after,
     watched,
 )
-from syncd.model import Attendee, ChangePage, Event, EventType, Response, Unreadable, Window
+from providers.model import Attendee, ChangePage, Event, EventType, Response, Unreadable, Window
 
 log = logging.getLogger(__name__)
 
@@ -287,9 +288,16 @@ class AppTokenSource:
     """
 
     def __init__(
-        self, authority: str, client_id: str, client_secret: str, *, http_client: Any = None
+        self,
+        authority: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        http_client: Any = None,
+        scopes: Sequence[str] = GRAPH_SCOPES,
     ) -> None:
         self._authority = authority
+        self._scopes = list(scopes)
         self._client_id = client_id
         self._client_secret = client_secret
         self._http_client = http_client
@@ -305,6 +313,8 @@ class AppTokenSource:
                         client_credential=self._client_secret,
                         authority=self._authority,
                         http_client=self._http_client,
+                        # The cloud comes from the config: nothing to look up.
+                        instance_discovery=False,
                     )
                 except ValueError as error:
                     # msal's word for "this authority answered 4xx": a wrong tenant.
@@ -316,7 +326,7 @@ class AppTokenSource:
     def __call__(self) -> str:
         app = self._application()
         try:
-            result = app.acquire_token_for_client(scopes=list(GRAPH_SCOPES))
+            result = app.acquire_token_for_client(scopes=self._scopes)
         except ValueError as error:  # msal's reaction to a non-JSON token response
             raise Transient(f"token endpoint: {error}") from error
         except Exception as error:
@@ -336,10 +346,17 @@ class AppTokenSource:
 
 
 def app_token_source(
-    authority: str, client_id: str, client_secret: str, *, http_client: Any = None
+    authority: str,
+    client_id: str,
+    client_secret: str,
+    *,
+    http_client: Any = None,
+    scopes: Sequence[str] = GRAPH_SCOPES,
 ) -> AppTokenSource:
     """Client-credentials tokens for Graph; ``http_client`` is a requests.Session for msal."""
-    return AppTokenSource(authority, client_id, client_secret, http_client=http_client)
+    return AppTokenSource(
+        authority, client_id, client_secret, http_client=http_client, scopes=scopes
+    )
 
 
 # --------------------------------------------------------------------------- mapping
@@ -587,7 +604,9 @@ class MicrosoftProvider:
         directory: bool = False,
         directory_exclude: Sequence[str] = (),
         directory_page_size: int = DIRECTORY_PAGE_SIZE,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
+        """``verify``: how Graph's certificate is checked (a context trusting ``ca_file``)."""
         self._calendars = list(calendars)
         self._directory = directory
         self._exclude = [pattern.casefold() for pattern in directory_exclude]
@@ -607,6 +626,7 @@ class MicrosoftProvider:
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
             transport=transport,
+            verify=verify,
         )
         self._lock = threading.Lock()
         self._mailboxes: dict[str, threading.BoundedSemaphore] = {}

@@ -81,7 +81,7 @@ from providers.base import (
     split_readable,
     watched,
 )
-from syncd.model import Attendee, ChangePage, Event, EventType, Response, Unreadable, Window
+from providers.model import Attendee, ChangePage, Event, EventType, Response, Unreadable, Window
 
 log = logging.getLogger(__name__)
 
@@ -583,9 +583,6 @@ class GoogleProvider:
             self._execute(channel.calendar, request)
         except NotFound:
             return  # already gone: expired or stopped elsewhere
-
-    def parse_notification(self, headers: Mapping[str, str]) -> Notification | None:
-        return parse_notification(headers)
 
 
 def parse_notification(headers: Mapping[str, str]) -> Notification | None:

@@ -1,0 +1,133 @@
+"""Microsoft 365 over Graph: the plugin (connect, consent, webhook); the wire is in graph.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from providers.base import (
+    Account,
+    Prompt,
+    Setup,
+    SetupError,
+    WebhookAnswer,
+    WebhookRequest,
+)
+from providers.microsoft import tokens
+from providers.microsoft.graph import MicrosoftProvider, app_token_source, parse_notifications
+from providers.microsoft.options import MicrosoftOptions
+
+__all__ = ["MicrosoftOptions", "MicrosoftPlugin", "plugin"]
+
+#: Graph's most per page of calendarView.
+_MAX_PAGE = 1000
+
+
+def _options(account: Account) -> MicrosoftOptions:
+    options = account.options
+    if not isinstance(options, MicrosoftOptions):
+        raise TypeError(f"account {account.name!r} has no microsoft options")
+    return options
+
+
+class MicrosoftPlugin:
+    name = "microsoft"
+    options = MicrosoftOptions
+    directory = True
+    #: Graph batches notifications; a few hundred of them fit well within this.
+    webhook_limit = 1024 * 1024
+
+    @contextmanager
+    def connect(self, account: Account, setup: Setup) -> Iterator[MicrosoftProvider]:
+        graph = self.provider(account, setup)
+        try:
+            yield graph
+        finally:
+            graph.close()
+
+    def provider(self, account: Account, setup: Setup) -> MicrosoftProvider:
+        """One app-only token for a tenant, or one person's own grant."""
+        options = _options(account)
+        where = options.endpoints
+        login = tokens.login_session(options.ca_file)
+        common = {
+            "graph_root": where.graph_root,
+            "page_size": min(setup.page_size, _MAX_PAGE),
+            "subscription_lifetime": timedelta(minutes=options.subscription_minutes),
+            "verify": tokens.tls_context(options.ca_file),
+        }
+        if options.mode == "single-user":
+            sealed = setup.secrets.sealed(options.token_file)
+            if sealed.load() is None:
+                raise SetupError(
+                    f"{setup.where}: no grant yet; run `syncd auth --account {account.name}` first"
+                )
+            delegated = tokens.DelegatedTokenSource(
+                sealed,
+                where.authority,
+                options.client_id,
+                account_name=account.name,
+                scopes=where.delegated_scopes,
+                http_client=login,
+            )
+            return MicrosoftProvider(account.calendars, delegated, **common)  # type: ignore[arg-type]
+        raw = setup.secrets.read("client_secret_file", options.client_secret_file)
+        client_secret = raw.decode("utf-8", "replace").strip()
+        if not client_secret:
+            raise SetupError(f"{setup.where}.client_secret_file: the file is empty")
+        app_only = app_token_source(
+            where.authority,
+            options.client_id,
+            client_secret,
+            http_client=login,
+            scopes=where.app_scopes,
+        )
+        return MicrosoftProvider(  # type: ignore[arg-type]
+            account.calendars,
+            app_only,
+            directory=account.directory,
+            directory_exclude=account.directory_exclude,
+            **common,
+        )
+
+    def authorize(self, account: Account, setup: Setup, say: Prompt) -> str:
+        """The device authorization grant: a code to enter on any device with a browser."""
+        options = _options(account)
+        if options.mode == "organization":
+            raise SetupError(
+                f"{setup.where}.mode: account {account.name!r} is in organization mode: its "
+                "app-only token acts for every mailbox, so no per-person auth is needed"
+            )
+        # The key first: a missing key should fail before anyone signs in.
+        sealed = setup.secrets.sealed(options.token_file)
+        cache = tokens.msal_cache(sealed)
+        where = options.endpoints
+        username = tokens.authorize(
+            where.authority,
+            options.client_id,
+            where.delegated_scopes,
+            say,
+            http_client=tokens.login_session(options.ca_file),
+            cache=cache,
+        )
+        cache.has_state_changed = True  # other accounts dropped or not: seal what is there now
+        tokens.save_msal_cache(sealed, cache)
+        return (
+            f"authorized microsoft account {account.name!r} as {username}; "
+            f"grant sealed in {options.token_file}"
+        )
+
+    def webhook(self, request: WebhookRequest) -> WebhookAnswer:
+        """Graph's validation echo, or 202 at once with the notifications judged afterwards."""
+        token = request.query.get("validationToken")
+        if token is not None:
+            # Graph checks a new subscription's address: echo the token, as plain text.
+            return WebhookAnswer(
+                status=200, text=token, headers={"X-Content-Type-Options": "nosniff"}
+            )
+        found = tuple(parse_notifications(request.body))
+        return WebhookAnswer(status=202, notifications=found, later=True)
+
+
+plugin = MicrosoftPlugin()
