@@ -30,12 +30,12 @@ from providers.base import Provider
 from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
 from providers.google.calendar import GoogleProvider
+from providers.google.grant import SCOPES as GOOGLE_SCOPES
 from providers.microsoft.graph import MicrosoftProvider, app_token_source
+from providers.model import Window
 from syncd import detect
 from syncd import scheduler as scheduler_module
 from syncd.engine import CalendarSync, Policy, Report, SyncState
-from providers.model import Window
-from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import connect, migrate, sessions
 from syncd.store.models import Calendar
 

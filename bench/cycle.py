@@ -38,10 +38,10 @@ from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from providers.google.calendar import GoogleProvider
+from providers.google.grant import SCOPES as GOOGLE_SCOPES
 from syncd import config, detect, scheduler
 from syncd.engine import CalendarSync, Policy
 from syncd.runtime import Worker
-from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import connect, migrate, sessions, transaction
 from syncd.store.models import Calendar
 

@@ -24,11 +24,11 @@ from providers.base import Provider
 from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
 from providers.google.calendar import GoogleProvider
+from providers.google.grant import SCOPES as GOOGLE_SCOPES
 from providers.memory import Recurrence
 from providers.microsoft.graph import MicrosoftProvider, app_token_source
 from syncd import agenda, budget, detect, push
 from syncd.engine import CalendarSync, Policy
-from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import connect, migrate, sessions, transaction
 from syncd.store.models import Meeting
 

@@ -28,9 +28,9 @@ from google.oauth2 import service_account
 
 from providers.emulators.google import GoogleEmulator
 from providers.google.calendar import GoogleProvider
+from providers.google.grant import SCOPES as GOOGLE_SCOPES
 from providers.model import Window
 from syncd.push import DEBOUNCE
-from syncd.secrets import GOOGLE_SCOPES
 
 PEOPLE = [f"p{i:02d}@example.org" for i in range(8)]
 

@@ -110,7 +110,7 @@ def google_org(
 
     from providers.emulators.google import GoogleEmulator
     from providers.google.calendar import GoogleProvider
-    from syncd.secrets import GOOGLE_SCOPES
+    from providers.google.grant import SCOPES as GOOGLE_SCOPES
 
     with GoogleEmulator(PEOPLE, page_size=page_size) as emulator:
         delegating = service_account.Credentials.from_service_account_info(

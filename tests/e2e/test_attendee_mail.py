@@ -26,10 +26,10 @@ from sqlalchemy import Engine, select
 from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
 from providers.google.calendar import GoogleProvider
+from providers.google.grant import SCOPES as GOOGLE_SCOPES
 from providers.memory import Recurrence
 from syncd import agenda, block, budget, push
 from syncd.engine import CalendarSync, Report
-from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import sessions, transaction
 from syncd.store.models import Meeting, TalkingPoint
 from tests.e2e.org import ANA, BO, policy

@@ -30,8 +30,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from syncd import assemble, config
 from providers.model import Window
+from syncd import assemble, config
 from tests.e2e.checkout import REPO, STOP_WITHIN, Output, fresh_copy
 from tests.e2e.daemon import free_port
 
@@ -119,16 +119,16 @@ def demo(clone: Path) -> Iterator[tuple[Output, int]]:
 def google_descriptions(clone: Path) -> list[str]:
     """Every description in the Google emulator's calendars, read as syncd reads them."""
     settings = config.load(clone / "demo" / "syncd.toml")
-    account = next(a for a in settings.accounts if a.provider is config.ProviderName.GOOGLE)
-    provider = assemble.google(account, settings)
+    account = next(a for a in settings.accounts if a.provider == "google")
     now = datetime.now(UTC)
     window = Window(now - timedelta(days=1), now + timedelta(days=28))
-    return [
-        event.description
-        for address in account.calendars
-        for page in provider.changes(address, None, window)
-        for event in page.events
-    ]
+    with assemble.connected(account, settings) as conn:
+        return [
+            event.description
+            for address in account.calendars
+            for page in conn.provider.changes(address, None, window)
+            for event in page.events
+        ]
 
 
 def test_make_demo_syncs_serves_the_agenda_and_stops_cleanly(

@@ -24,10 +24,10 @@ from starlette.testclient import TestClient
 from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
 from providers.google.calendar import GoogleProvider
+from providers.google.grant import SCOPES as GOOGLE_SCOPES
+from providers.model import Window
 from syncd import agenda, installation
 from syncd.engine import CalendarSync, Policy, Report
-from providers.model import Window
-from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import connect, migrate, sessions, transaction
 from syncd.store.models import Meeting, Occurrence
 from syncd.web.app import create_app

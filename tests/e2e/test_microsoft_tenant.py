@@ -1,15 +1,19 @@
 """A five-person Microsoft 365 tenant end to end over HTTP, and a pair split across systems.
 
-msal (production authority, login host routed to the emulator) and httpx
-talk to the Graph emulator; subscriptions are validated against, and notify,
-syncd's webhook under uvicorn; the scheduler's tick syncs what is due.
+msal and httpx talk to the Graph emulator, named in the account's config
+(``authority``, ``graph_root``, ``ca_file``) like any cloud; subscriptions
+are validated against, and notify, syncd's webhook under uvicorn; the
+scheduler's tick syncs what is due.
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from google.oauth2 import service_account
@@ -18,11 +22,12 @@ from sqlalchemy import Engine, select
 from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
 from providers.google.calendar import GoogleProvider
-from providers.microsoft.graph import MicrosoftProvider, app_token_source
-from syncd import agenda, block, push
-from syncd.engine import CalendarSync
+from providers.google.grant import SCOPES as GOOGLE_SCOPES
+from providers.microsoft import MicrosoftPlugin
+from providers.microsoft.graph import MicrosoftProvider
 from providers.model import SINGLE_EVENT
-from syncd.secrets import GOOGLE_SCOPES
+from syncd import agenda, assemble, block, config, push
+from syncd.engine import CalendarSync
 from syncd.store import sessions, transaction
 from syncd.store.models import Calendar, Meeting, Pair, PushChannel
 from syncd.web.app import create_app
@@ -31,13 +36,28 @@ from tests.e2e.servers import Webhook
 
 
 def graph_provider(emulator: GraphEmulator, people: tuple[str, ...]) -> MicrosoftProvider:
-    tokens = app_token_source(
-        emulator.authority,
-        emulator.client_id,
-        emulator.client_secret,
-        http_client=emulator.http_client(),
+    """The tenant's provider as the daemon builds it: from a config file alone.
+
+    The emulator is named by ``authority`` (its https listener), ``graph_root``
+    and ``ca_file``, as a national cloud or a proxy would be; no code reaches
+    into msal's transport.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="syncd-tenant-"))
+    secret = folder / "client-secret"
+    secret.write_text(emulator.client_secret, encoding="utf-8")
+    secret.chmod(0o600)
+    settings = config.parse(
+        "[sync]\npage_size = 20\n[[accounts]]\n"
+        f'name = "contoso"\nprovider = "microsoft"\ncalendars = {json.dumps(list(people))}\n'
+        f'tenant = "{emulator.tenant}"\nclient_id = "{emulator.client_id}"\n'
+        'client_secret_file = "client-secret"\n'
+        f'authority = "{emulator.login_root}"\ngraph_root = "{emulator.graph_root}"\n'
+        f'ca_file = "{emulator.ca_file}"\n',
+        folder / "syncd.toml",
     )
-    return MicrosoftProvider(people, tokens, graph_root=emulator.graph_root, page_size=20)
+    (account,) = settings.accounts
+    made = MicrosoftPlugin().provider(account, assemble.setup(account, settings))
+    return made
 
 
 @pytest.fixture

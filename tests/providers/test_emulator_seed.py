@@ -111,7 +111,7 @@ def test_events_inserted_over_http_are_synced_like_any_other(tmp_path: Path) -> 
 
     from providers.emulators.google import GoogleEmulator
     from providers.google.calendar import GoogleProvider
-    from syncd.secrets import GOOGLE_SCOPES
+    from providers.google.grant import SCOPES as GOOGLE_SCOPES
     from tests.e2e.test_microsoft_tenant import graph_provider
     from tests.providers.contract import WINDOW
 

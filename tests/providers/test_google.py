@@ -18,7 +18,7 @@ from providers.base import (
 )
 from providers.emulators.google import GoogleEmulator
 from providers.google.calendar import GoogleProvider
-from syncd.secrets import GOOGLE_SCOPES
+from providers.google.grant import SCOPES as GOOGLE_SCOPES
 from tests.providers.contract import ANA, BO, CALENDARS, PAGE_SIZE, T0, WINDOW, ProviderContract
 
 

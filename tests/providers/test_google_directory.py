@@ -19,9 +19,10 @@ from googleapiclient.errors import HttpError
 
 from providers.base import AuthRevoked, Transient
 from providers.emulators.google import GoogleEmulator
+from providers.google import GoogleOptions
 from providers.google.calendar import DIRECTORY_SCOPE, GoogleDirectory, GoogleProvider
+from providers.google.grant import SCOPES as GOOGLE_SCOPES
 from syncd import assemble, config, people, runtime
-from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import sessions, transaction
 
 ADMIN = "admin@example.test"
@@ -226,9 +227,9 @@ def test_directory_accounts_need_no_calendars_and_fold_their_settings() -> None:
     (account,) = config.parse(text, Path("/etc/syncd/syncd.toml")).accounts
     assert account.directory and account.calendars == ()
     assert account.directory_exclude == ("room-*@example.test",)
-    assert account.google is not None
-    assert account.google.directory_admin == ADMIN
-    assert account.google.directory_domain == "example.test"
+    assert isinstance(account.options, GoogleOptions)
+    assert account.options.directory_admin == ADMIN
+    assert account.options.directory_domain == "example.test"
 
 
 @pytest.mark.parametrize(

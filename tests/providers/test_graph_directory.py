@@ -209,11 +209,12 @@ def test_a_client_secret_others_can_read_is_refused_with_one_line(
         f'[[accounts]]\nname = "contoso"\nprovider = "microsoft"\ntenant = "{emulator.tenant}"\n'
         f'client_id = "{emulator.client_id}"\nclient_secret_file = "{secret}"\n'
         f'graph_root = "{emulator.graph_root}"\ncalendars = ["{BO}"]\n'
+        f'authority = "{emulator.login_root}"\nca_file = "{emulator.ca_file}"\n'
     )
     settings = config.parse(text, tmp_path / "syncd.toml")
     (account,) = settings.accounts
-    with pytest.raises(secrets.SecretError) as refused:
-        assemble.microsoft(account, settings, http_client=emulator.http_client())
+    with pytest.raises(secrets.SecretError) as refused, assemble.connected(account, settings):
+        pass
     message = str(refused.value)
     assert "\n" not in message and str(secret) in message and "0604" in message
     assert "accounts[0].client_secret_file" in message
@@ -229,13 +230,12 @@ def test_a_directory_tenant_connects_with_everyone(emulator: GraphEmulator, tmp_
         f'[[accounts]]\nname = "contoso"\nprovider = "microsoft"\ntenant = "{emulator.tenant}"\n'
         f'client_id = "{emulator.client_id}"\nclient_secret_file = "{secret}"\n'
         f'graph_root = "{emulator.graph_root}"\ndirectory = true\n'
+        f'authority = "{emulator.login_root}"\nca_file = "{emulator.ca_file}"\n'
         'directory_exclude = ["room-*@*", "noreply@*"]\n'
     )
     settings = config.parse(text, tmp_path / "syncd.toml")
     (account,) = settings.accounts
-    with assemble.connected(
-        account, settings, microsoft_http_client=emulator.http_client()
-    ) as conn:
+    with assemble.connected(account, settings) as conn:
         assert sorted(conn.calendars) == sorted([ANA.lower(), BO, CY])
         emulator.add_user("dee@contoso.test")
         assert "dee@contoso.test" in assemble.refresh_calendars(conn)

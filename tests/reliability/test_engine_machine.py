@@ -34,8 +34,8 @@ from sqlalchemy import select
 
 from providers.base import CursorExpired, PreconditionFailed, RateLimited, Transient
 from providers.memory import Recurrence
-from syncd import agenda, block
 from providers.model import Window
+from syncd import agenda, block
 from syncd.store import connect, migrate
 from syncd.store.models import Meeting
 from tests.unit.world import ANA, BO, CY, World

@@ -25,9 +25,9 @@ from sqlalchemy import Engine, select
 from providers.emulators.google import GoogleEmulator
 from providers.emulators.graph import GraphEmulator
 from providers.google.calendar import GoogleProvider
+from providers.google.grant import SCOPES as GOOGLE_SCOPES
 from syncd import block
 from syncd.engine import UNREADABLE, CalendarSync, Report
-from syncd.secrets import GOOGLE_SCOPES
 from syncd.store import connect, migrate, sessions, transaction
 from syncd.store.models import Occurrence
 from tests.e2e.org import policy

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine
 
-from syncd import agenda
 from providers.model import OccurrenceKey
+from syncd import agenda
 from syncd.store import sessions, transaction
 
 ANA, BO, CY = "ana@example.org", "bo@example.org", "cy@example.org"

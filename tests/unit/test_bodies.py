@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from syncd.bodies import Bodies
 from providers.model import Event
+from syncd.bodies import Bodies
 
 START = datetime(2026, 12, 8, 10, tzinfo=UTC)
 

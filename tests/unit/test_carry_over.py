@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import Engine
 
 from providers.memory import MemoryProvider
-from syncd import agenda, block, push
 from providers.model import SINGLE_EVENT
+from syncd import agenda, block, push
 from syncd.store.models import Meeting, TalkingPoint
 from tests.unit.world import ANA, BO, PEOPLE, World, tuesday, weekly
 

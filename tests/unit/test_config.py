@@ -10,7 +10,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
 from pydantic import BaseModel
 
 from providers.google import GoogleOptions

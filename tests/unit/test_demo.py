@@ -8,6 +8,7 @@ are the test's. ``tests/e2e/test_demo.py`` runs the whole of ``make demo``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import stat
 from collections.abc import Iterator
@@ -19,8 +20,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from providers.google.calendar import GoogleProvider
-from providers.microsoft.graph import MicrosoftProvider
 from syncd import agenda, assemble, config, demo
 from syncd.cli import main
 from syncd.engine import CalendarSync, Report
@@ -59,15 +58,15 @@ def run(tmp_path: Path) -> Iterator[Run]:
         settings = config.load(demo.prepare(tmp_path, google, graph, "127.0.0.1:8080"))
         factory = sessions(assemble.store(settings))
         policy = assemble.policy(settings)
-        gmail: GoogleProvider = assemble.google(settings.account(demo.GOOGLE_ACCOUNT), settings)
-        outlook: MicrosoftProvider = assemble.microsoft(
-            settings.account(demo.MICROSOFT_ACCOUNT), settings, http_client=graph.http_client()
-        )
+        stack = contextlib.ExitStack()
         syncers = {
-            demo.GOOGLE_ACCOUNT: CalendarSync(gmail, factory, policy, account=demo.GOOGLE_ACCOUNT),
-            demo.MICROSOFT_ACCOUNT: CalendarSync(
-                outlook, factory, policy, account=demo.MICROSOFT_ACCOUNT
-            ),
+            name: CalendarSync(
+                stack.enter_context(assemble.connected(settings.account(name), settings)).provider,
+                factory,
+                policy,
+                account=name,
+            )
+            for name in (demo.GOOGLE_ACCOUNT, demo.MICROSOFT_ACCOUNT)
         }
         out = io.StringIO()
         progress = demo.Narration(
@@ -78,7 +77,7 @@ def run(tmp_path: Path) -> Iterator[Run]:
         )
         yield Run(settings, factory, syncers, progress, out, now)
         progress.close()
-        outlook.close()
+        stack.close()
 
 
 def pairs_linked(text: str) -> set[str]:

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from providers.model import Attendee, Event, EventType, Response
 from syncd import config
 from syncd.config import DomainPolicy
 from syncd.detect import Reason, Rules, Verdict, canonical, classify
-from providers.model import Attendee, Event, EventType, Response
 
 START = datetime(2024, 11, 12, 9, 30, tzinfo=UTC)
 ANA = "ana@example.org"

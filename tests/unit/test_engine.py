@@ -12,9 +12,9 @@ from sqlalchemy import Engine, event, func, select
 
 from providers.base import AuthRevoked, PreconditionFailed, QuotaExceeded, RateLimited, Transient
 from providers.memory import MemoryProvider
+from providers.model import Attendee, ChangePage, Event, EventType, Window
 from syncd import agenda, detect, push
 from syncd.engine import CalendarSync
-from providers.model import Attendee, ChangePage, Event, EventType, Window
 from syncd.store.models import ActionItem, Calendar, Meeting, WriteLog
 from tests.unit.world import ANA, BO, CY, MONDAY, ROOM, World, tuesday, weekly
 

@@ -194,6 +194,3 @@ class _Pushy(MemoryProvider):
 
     def stop(self, channel):
         raise NotImplementedError
-
-    def parse_notification(self, headers):
-        return None

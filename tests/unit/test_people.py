@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from providers.memory import Recurrence
-from syncd import people
 from providers.model import Attendee
+from syncd import people
 from syncd.store import connect, migrate, sessions, transaction
 from syncd.store.models import ActionItem, TalkingPoint
 from tests.unit.web.conftest import Browser, Org

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
 
-from providers.base import Channel, Notification
-from providers.memory import MemoryProvider
+from providers.base import Channel
+from providers.memory import MemoryOptions, MemoryProvider
+from providers.model import ChangePage, Window
 from syncd import assemble, config, scheduler
 from syncd.engine import CalendarSync, Report
-from providers.model import ChangePage, Window
 from syncd.runtime import WebServer, Worker, refresh_directories
 from syncd.store import sessions, transaction
 from syncd.store.models import Calendar, Meeting
@@ -131,7 +131,9 @@ def test_a_directory_refresh_enrolls_joiners_and_stops_claiming_leavers(
     world = World(db_engine)
     factory = sessions(db_engine)
     staff = Staff([ANA, BO])
-    account = config.Account(name="acme", calendars=(), directory=True)
+    account = config.Account(
+        name="acme", provider="memory", options=MemoryOptions(), calendars=(), directory=True
+    )
     conn = assemble.Connected(account, staff, staff.calendars())
     scheduler.enroll(factory, "acme", "memory", conn.calendars)
     synced: list[str] = []
@@ -168,9 +170,6 @@ class BuggyWatch(MemoryProvider):
         raise KeyError("resourceId")
 
     def stop(self, channel: Channel) -> None:
-        return None
-
-    def parse_notification(self, headers: Mapping[str, str]) -> Notification | None:
         return None
 
 

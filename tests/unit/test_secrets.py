@@ -19,7 +19,6 @@ from providers.google.grant import SCOPES as GOOGLE_SCOPES
 from providers.google.grant import authorize as authorize_google
 from providers.google.grant import load as load_google_grant
 from providers.google.grant import save as save_google_grant
-from syncd import secrets
 from syncd.cli import main
 from syncd.config import Settings, parse
 from syncd.secrets import (

@@ -14,9 +14,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from providers.memory import MemoryProvider
+from providers.model import SINGLE_EVENT
 from syncd import agenda, block, detect, push
 from syncd.engine import CalendarSync, Policy, Report
-from providers.model import SINGLE_EVENT
 from syncd.store import sessions, transaction
 from syncd.store.models import Meeting
 

@@ -1,4 +1,9 @@
-"""Microsoft single-user mode: the device code grant, the sealed msal cache, and revocation."""
+"""Microsoft single-user mode: the device code grant, the sealed msal cache, and revocation.
+
+Every client here reaches the emulator the way a deployment reaches its
+cloud: through ``authority``/``graph_root`` in the config, over https for
+the sign-in, trusting the CA named by ``ca_file``.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,14 @@ from pathlib import Path
 
 import pytest
 
+import providers
 from providers.base import AuthRevoked
 from providers.emulators.graph import GraphEmulator
+from providers.microsoft import MicrosoftOptions, tokens
+from providers.microsoft.graph import MicrosoftProvider
+from providers.model import Window
 from syncd import assemble, cli, secrets
 from syncd.config import Settings, load
-from providers.model import Window
 
 ANA = "ana@example.test"
 BO = "bo@example.test"
@@ -35,34 +43,50 @@ def write_config(tmp_path: Path, emulator: GraphEmulator, extra: str = "") -> Pa
         '[syncd]\nkey_file = "syncd.key"\n\n'
         '[[accounts]]\nname = "ana"\nprovider = "microsoft"\nmode = "single-user"\n'
         f'tenant = "{emulator.tenant}"\nclient_id = "{emulator.client_id}"\n'
-        f'calendars = ["{ANA}"]\ngraph_root = "{emulator.graph_root}"\n{extra}',
+        f'calendars = ["{ANA}"]\ngraph_root = "{emulator.graph_root}"\n'
+        f'authority = "{emulator.login_root}"\nca_file = "{emulator.ca_file}"\n{extra}',
         encoding="utf-8",
     )
     secrets.generate_key(tmp_path / "syncd.key")
     return path
 
 
+def options(settings: Settings) -> MicrosoftOptions:
+    found = settings.accounts[0].options
+    assert isinstance(found, MicrosoftOptions)
+    return found
+
+
 def authorize(emulator: GraphEmulator, settings: Settings, user: str = ANA) -> str:
+    """``syncd auth`` through the plugin; the person signs in before msal polls."""
     account = settings.accounts[0]
-    assert account.microsoft is not None and account.microsoft.token_file is not None
-    sealed = secrets.SealedFile(account.microsoft.token_file, secrets.load_key(settings))
-    cache = secrets.msal_cache(sealed)
     shown: list[str] = []
 
-    def show(message: str) -> None:
+    def say(message: str, url: str | None = None) -> None:
         shown.append(message)
-        emulator.approve_device_code(None, user)  # the person signs in before msal polls
+        emulator.approve_device_code(None, user)
 
-    username = secrets.authorize_microsoft(
-        emulator.authority,
-        emulator.client_id,
-        show,
-        http_client=emulator.http_client(),
-        cache=cache,
-    )
-    assert secrets.save_msal_cache(sealed, cache)
+    done = providers.plugin("microsoft").authorize(account, assemble.setup(account, settings), say)
     assert len(shown) == 1 and "microsoft.com/devicelogin" in shown[0]
-    return username
+    return done.split(" as ", 1)[1].split(";", 1)[0]
+
+
+def provider(settings: Settings) -> MicrosoftProvider:
+    account = settings.accounts[0]
+    plugin = providers.plugin("microsoft")
+    made = plugin.provider(account, assemble.setup(account, settings))  # type: ignore[attr-defined]
+    assert isinstance(made, MicrosoftProvider)
+    return made
+
+
+def cache_of(settings: Settings) -> object:
+    return tokens.msal_cache(
+        secrets.SealedFile(Path(options(settings).token_file), secrets.load_key(settings))
+    )
+
+
+def login(emulator: GraphEmulator) -> object:
+    return tokens.login_session(emulator.ca_file)
 
 
 def test_device_code_grant_then_a_provider_reads_the_persons_calendar(
@@ -80,13 +104,11 @@ def test_device_code_grant_then_a_provider_reads_the_persons_calendar(
     assert ANA.encode() not in sealed_bytes
     assert cache_file.stat().st_mode & 0o077 == 0
 
-    provider = assemble.microsoft(
-        settings.accounts[0], settings, http_client=emulator.http_client()
-    )
+    graph = provider(settings)
     try:
-        events = [e for page in provider.changes(ANA, None, WINDOW) for e in page.events]
+        events = [e for page in graph.changes(ANA, None, WINDOW) for e in page.events]
     finally:
-        provider.close()
+        graph.close()
     assert [e.key.ical_uid for e in events] == [uid]
 
 
@@ -95,14 +117,12 @@ def test_a_delegated_token_reaches_only_its_own_mailbox(
 ) -> None:
     settings = load(write_config(tmp_path, emulator))
     authorize(emulator, settings)
-    provider = assemble.microsoft(
-        settings.accounts[0], settings, http_client=emulator.http_client()
-    )
+    graph = provider(settings)
     try:
         with pytest.raises(AuthRevoked):
-            list(provider.changes(BO, None, WINDOW))
+            list(graph.changes(BO, None, WINDOW))
     finally:
-        provider.close()
+        graph.close()
 
 
 def test_a_revoked_grant_is_auth_revoked_after_the_access_token_expires(
@@ -110,43 +130,37 @@ def test_a_revoked_grant_is_auth_revoked_after_the_access_token_expires(
 ) -> None:
     settings = load(write_config(tmp_path, emulator))
     authorize(emulator, settings)
-    provider = assemble.microsoft(
-        settings.accounts[0], settings, http_client=emulator.http_client()
-    )
+    graph = provider(settings)
     try:
-        assert list(provider.changes(ANA, None, WINDOW)) is not None
+        assert list(graph.changes(ANA, None, WINDOW)) is not None
         before = (tmp_path / "ana.msal-cache").read_bytes()
         # A refresh rotates the refresh token, and the sealed cache follows.
         emulator.expire_tokens()
-        list(provider.changes(ANA, None, WINDOW))
+        list(graph.changes(ANA, None, WINDOW))
         assert (tmp_path / "ana.msal-cache").read_bytes() != before
 
         emulator.revoke_user_grant(ANA)
         emulator.expire_tokens()
         with pytest.raises(AuthRevoked, match="invalid_grant") as caught:
-            list(provider.changes(ANA, None, WINDOW))
-        assert "syncd auth microsoft --account ana" in str(caught.value)
+            list(graph.changes(ANA, None, WINDOW))
+        assert "syncd auth --account ana" in str(caught.value)
     finally:
-        provider.close()
+        graph.close()
 
 
 def test_msal_polls_while_the_code_is_pending(tmp_path: Path, emulator: GraphEmulator) -> None:
     settings = load(write_config(tmp_path, emulator))
-    account = settings.accounts[0]
-    assert account.microsoft is not None and account.microsoft.token_file is not None
-    cache = secrets.msal_cache(
-        secrets.SealedFile(account.microsoft.token_file, secrets.load_key(settings))
-    )
 
     def show(message: str) -> None:
         threading.Timer(0.3, emulator.approve_device_code, (None, ANA)).start()
 
-    username = secrets.authorize_microsoft(
-        emulator.authority,
+    username = tokens.authorize(
+        options(settings).endpoints.authority,
         emulator.client_id,
+        options(settings).endpoints.delegated_scopes,
         show,
-        http_client=emulator.http_client(),
-        cache=cache,
+        http_client=login(emulator),
+        cache=cache_of(settings),
     )
     assert username == ANA
     polls = [r for r in emulator.requests if r.op == "token"]
@@ -155,18 +169,14 @@ def test_msal_polls_while_the_code_is_pending(tmp_path: Path, emulator: GraphEmu
 
 def test_an_unknown_client_fails_in_one_line(tmp_path: Path, emulator: GraphEmulator) -> None:
     settings = load(write_config(tmp_path, emulator))
-    account = settings.accounts[0]
-    assert account.microsoft is not None and account.microsoft.token_file is not None
-    cache = secrets.msal_cache(
-        secrets.SealedFile(account.microsoft.token_file, secrets.load_key(settings))
-    )
     with pytest.raises(secrets.SecretError) as caught:
-        secrets.authorize_microsoft(
-            f"https://login.microsoftonline.com/{emulator.tenant}",
+        tokens.authorize(
+            options(settings).endpoints.authority,
             "no-such-client",
+            options(settings).endpoints.delegated_scopes,
             lambda message: None,
-            http_client=emulator.http_client(),
-            cache=cache,
+            http_client=login(emulator),
+            cache=cache_of(settings),
         )
     assert "unauthorized_client" in str(caught.value)
     assert "\n" not in str(caught.value)
@@ -174,8 +184,8 @@ def test_an_unknown_client_fails_in_one_line(tmp_path: Path, emulator: GraphEmul
 
 def test_no_grant_yet_is_a_secret_error(tmp_path: Path, emulator: GraphEmulator) -> None:
     settings = load(write_config(tmp_path, emulator))
-    with pytest.raises(secrets.SecretError, match="syncd auth microsoft --account ana"):
-        assemble.microsoft(settings.accounts[0], settings, http_client=emulator.http_client())
+    with pytest.raises(secrets.SecretError, match="syncd auth --account ana"):
+        provider(settings)
 
 
 def test_cli_auth_microsoft(
@@ -185,17 +195,18 @@ def test_cli_auth_microsoft(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     config = write_config(tmp_path, emulator)
-    monkeypatch.setattr(cli, "_MICROSOFT_HTTP_CLIENT", emulator.http_client())
-    real_show = secrets.authorize_microsoft
+    real = tokens.authorize
 
     def approving(*args: object, **kwargs: object) -> str:
+        """The person signs in as soon as the CLI shows the code."""
+
         def show(message: str) -> None:
             print(message, file=sys.stderr)
             emulator.approve_device_code(None, ANA)
 
-        return real_show(args[0], args[1], show, **kwargs)  # type: ignore[arg-type]
+        return real(args[0], args[1], args[2], show, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(secrets, "authorize_microsoft", approving)
+    monkeypatch.setattr(tokens, "authorize", approving)
     assert cli.main(["auth", "microsoft", "-c", str(config), "--account", "ana"]) == 0
     out, err = capsys.readouterr()
     sealed_in = tmp_path / "ana.msal-cache"
