@@ -154,8 +154,15 @@ class GraphApp(RecordingApp):
 
     # ---------------------------------------------------------------- graph
 
+    def _base(self, record: Recorded) -> str:
+        """The root links point back to: the https host the client addressed, or plain http."""
+        if record.headers.get(":scheme") == "https" and record.headers.get("host"):
+            return f"https://{record.headers['host']}/"
+        return self.base_url
+
     def _graph(self, record: Recorded, rest: list[str], raw_path: str) -> Response:
         method = record.method
+        base = self._base(record)
         if rest[:1] == ["me"]:
             raise GraphError(
                 400, "BadRequest", "/me request is only valid with delegated authentication flow."
@@ -165,7 +172,7 @@ class GraphApp(RecordingApp):
         if rest == ["users"] and self._directory is not None:
             _allow(method, "GET")
             grant = self._authorized(record, "users")
-            graph_root = f"{self.base_url}v1.0/"
+            graph_root = f"{base}v1.0/"
             return _json(
                 200, self._directory.list_users(grant, record.query, graph_root), _ODATA_JSON
             )
@@ -174,7 +181,7 @@ class GraphApp(RecordingApp):
         user, tail = rest[1], rest[2:]
         if tail[:1] == ["calendar"]:
             tail = tail[1:]
-        link = f"{self.base_url.rstrip('/')}{raw_path}"
+        link = f"{base.rstrip('/')}{raw_path}"
         if len(tail) == 2 and tail[0] == "calendarView" and tail[1] in _DELTA_NAMES:
             _allow(method, "GET")
             box = self._mailbox(record, "delta", user)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -51,12 +51,19 @@ class MicrosoftPlugin:
         options = _options(account)
         where = options.endpoints
         login = tokens.login_session(options.ca_file)
-        common = {
-            "graph_root": where.graph_root,
-            "page_size": min(setup.page_size, _MAX_PAGE),
-            "subscription_lifetime": timedelta(minutes=options.subscription_minutes),
-            "verify": tokens.tls_context(options.ca_file),
-        }
+
+        def graph(token: Callable[[], str], *, directory: bool = False) -> MicrosoftProvider:
+            return MicrosoftProvider(
+                account.calendars,
+                token,
+                graph_root=where.graph_root,
+                page_size=min(setup.page_size, _MAX_PAGE),
+                subscription_lifetime=timedelta(minutes=options.subscription_minutes),
+                verify=tokens.tls_context(options.ca_file),
+                directory=directory,
+                directory_exclude=account.directory_exclude,
+            )
+
         if options.mode == "single-user":
             sealed = setup.secrets.sealed(options.token_file)
             if sealed.load() is None:
@@ -71,7 +78,7 @@ class MicrosoftPlugin:
                 scopes=where.delegated_scopes,
                 http_client=login,
             )
-            return MicrosoftProvider(account.calendars, delegated, **common)  # type: ignore[arg-type]
+            return graph(delegated)
         raw = setup.secrets.read("client_secret_file", options.client_secret_file)
         client_secret = raw.decode("utf-8", "replace").strip()
         if not client_secret:
@@ -83,13 +90,7 @@ class MicrosoftPlugin:
             http_client=login,
             scopes=where.app_scopes,
         )
-        return MicrosoftProvider(  # type: ignore[arg-type]
-            account.calendars,
-            app_only,
-            directory=account.directory,
-            directory_exclude=account.directory_exclude,
-            **common,
-        )
+        return graph(app_only, directory=account.directory)
 
     def authorize(self, account: Account, setup: Setup, say: Prompt) -> str:
         """The device authorization grant: a code to enter on any device with a browser."""
