@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import cast
+from typing import Any, cast
 
 from google.auth.credentials import Credentials
 from google.oauth2 import service_account
@@ -20,6 +20,7 @@ from providers.google.calendar import (
     parse_notification,
 )
 from providers.google.options import GoogleOptions
+from providers.google.signin import GoogleSignInFlow
 
 __all__ = ["GoogleOptions", "GooglePlugin", "plugin"]
 
@@ -119,6 +120,18 @@ class GooglePlugin:
 
         grant.save(sealed, grant.authorize(client_secrets, open_url))
         return f"authorized google account {account.name!r}; grant sealed in {options.token_file}"
+
+    def sign_in(
+        self,
+        client: Any,
+        redirect_uri: str,
+        *,
+        form_post: bool,
+        http_client: Any,
+        now: Callable[[], float],
+    ) -> GoogleSignInFlow:
+        """Sign-in with Google for the pages (google-auth-oauthlib, ID token verified here)."""
+        return GoogleSignInFlow(client, redirect_uri)
 
     def webhook(self, request: WebhookRequest) -> WebhookAnswer:
         """204 for a channel of ours; 404 otherwise: Google does not retry it, it says nothing."""

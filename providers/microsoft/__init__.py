@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 from providers.base import (
     Account,
@@ -17,6 +18,7 @@ from providers.base import (
 from providers.microsoft import tokens
 from providers.microsoft.graph import MicrosoftProvider, app_token_source, parse_notifications
 from providers.microsoft.options import MicrosoftOptions
+from providers.microsoft.signin import MicrosoftSignInFlow
 
 __all__ = ["MicrosoftOptions", "MicrosoftPlugin", "plugin"]
 
@@ -117,6 +119,20 @@ class MicrosoftPlugin:
         return (
             f"authorized microsoft account {account.name!r} as {username}; "
             f"grant sealed in {options.token_file}"
+        )
+
+    def sign_in(
+        self,
+        client: Any,
+        redirect_uri: str,
+        *,
+        form_post: bool,
+        http_client: Any,
+        now: Callable[[], float],
+    ) -> MicrosoftSignInFlow:
+        """Sign-in with Microsoft for the pages (msal; issuer, tenant, audience checked here)."""
+        return MicrosoftSignInFlow(
+            client, redirect_uri, form_post=form_post, http_client=http_client, now=now
         )
 
     def webhook(self, request: WebhookRequest) -> WebhookAnswer:

@@ -55,7 +55,6 @@ import base64
 import hmac
 import json
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -70,36 +69,25 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+import providers
+from providers.signin import SignInFailed, SignInFlow, SignInPlugin
 from syncd.web import security
 from syncd.web.identity import MAX_ADDRESS, SignInRequired, Viewer, canonical
 from syncd.web.pages import environment
-from syncd.web.settings import GoogleSignIn, MicrosoftSignIn, OidcSettings, WebSettings
+from syncd.web.settings import OidcSettings, WebSettings
 
 log = logging.getLogger(__name__)
 
 Provider = Literal["google", "microsoft"]
 NAMES: Mapping[Provider, str] = {"google": "Google", "microsoft": "Microsoft"}
 
-#: ``email`` is Google's short name for this scope; asking for the long name
-#: keeps oauthlib from refusing the answer as "scope has changed".
-GOOGLE_SCOPES = ("openid", "https://www.googleapis.com/auth/userinfo.email")
-GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
-#: msal adds ``openid`` and ``profile`` (``preferred_username``); no API access at all.
-MICROSOFT_SCOPES = ("email",)
-MICROSOFT_LOGIN = "https://login.microsoftonline.com"
 #: How long a started sign-in may take before its callback is refused.
 FLOW_SECONDS = 600
-#: Tolerated clock difference to the provider, for ``exp``/``nbf``/``iat``.
-CLOCK_SKEW = 120
 MAX_NEXT = 2048
 #: Their DEBUG lines print token requests and answers (codes, PKCE verifiers,
 #: client secrets) in full: requests-oauthlib's token exchange and msal's
 #: token cache events.
 _CHATTY_LOGGERS = ("requests_oauthlib", "oauthlib", "msal.token_cache")
-
-
-class SignInFailed(Exception):
-    """A sign-in refused for one reason; ``str()`` is safe to log and to show."""
 
 
 def safe_next(value: str | None) -> str:
@@ -293,10 +281,7 @@ class OidcAuthenticator:
         async def endpoint(request: Request) -> Response:
             target = safe_next(request.query_params.get("next"))
             try:
-                if provider == "google":
-                    url, flow = self._google_start()
-                else:
-                    url, flow = await run_in_threadpool(self._microsoft_start)
+                url, flow = await run_in_threadpool(self._flow(provider).start)
             except SignInFailed as failed:
                 log.warning("sign-in with %s could not start: %s", NAMES[provider], failed)
                 return self._failed(request, provider, str(failed), target)
@@ -327,10 +312,8 @@ class OidcAuthenticator:
                         "no sign-in was started in this browser, or it took too long; start again"
                     )
                 _check_state(flow, query)
-                if provider == "google":
-                    address = await run_in_threadpool(self._google_finish, flow, query)
-                else:
-                    address = await run_in_threadpool(self._microsoft_finish, flow, query)
+                claimed = await run_in_threadpool(self._flow(provider).finish, flow, query)
+                address = _address(claimed, NAMES[provider])
             except SignInFailed as failed:
                 log.warning("sign-in with %s refused: %s", NAMES[provider], failed)
                 response = self._failed(request, provider, str(failed), target)
@@ -346,143 +329,21 @@ class OidcAuthenticator:
 
         return endpoint
 
-    # ------------------------------------------------------------ Google
+    # ------------------------------------------------------------ providers
 
-    def _google_client(self) -> GoogleSignIn:
-        assert self.oidc.google is not None, "routes exist only for configured providers"
-        return self.oidc.google
-
-    def _google_flow(self, **kwargs: Any) -> Any:
-        from google_auth_oauthlib.flow import Flow
-
-        client = self._google_client()
-        config = {
-            "web": {
-                "client_id": client.client_id,
-                "client_secret": client.client_secret,
-                "auth_uri": client.auth_uri,
-                "token_uri": client.token_uri,
-            }
-        }
-        return Flow.from_client_config(
-            config, scopes=list(GOOGLE_SCOPES), redirect_uri=self._redirect_uri("google"), **kwargs
+    def _flow(self, provider: Provider) -> SignInFlow:
+        """The provider's flow for one sign-in: its plugin speaks its protocol."""
+        plugin = providers.plugin(provider)
+        assert isinstance(plugin, SignInPlugin), f"{provider} has no sign-in"
+        client = self.oidc.google if provider == "google" else self.oidc.microsoft
+        assert client is not None, "routes exist only for configured providers"
+        return plugin.sign_in(
+            client,
+            self._redirect_uri(provider),
+            form_post=self._form_post,
+            http_client=self.http_client,
+            now=self.now,
         )
-
-    def _google_start(self) -> tuple[str, dict[str, Any]]:
-        nonce = secrets.token_urlsafe(32)
-        flow = self._google_flow(state=secrets.token_urlsafe(32))
-        url, state = flow.authorization_url(
-            access_type="online", prompt="select_account", nonce=nonce
-        )
-        return url, {"state": state, "nonce": nonce, "verifier": flow.code_verifier}
-
-    def _google_finish(self, flow: Mapping[str, Any], query: Mapping[str, str]) -> str:
-        from google.auth.transport.requests import Request as GoogleRequest
-        from google.oauth2 import id_token
-        from oauthlib.oauth2.rfc6749.errors import OAuth2Error  # type: ignore[import-untyped]
-        from requests import RequestException
-
-        _provider_error("Google", query)
-        code = query.get("code", "")
-        if not code:
-            raise SignInFailed("Google sent no authorization code")
-        client = self._google_client()
-        exchange = self._google_flow(state=flow["state"], code_verifier=flow.get("verifier"))
-        try:
-            token = exchange.fetch_token(code=code)
-        except OAuth2Error as error:
-            raise SignInFailed(f"Google refused the code: {error.error}") from None
-        except RequestException as error:
-            raise SignInFailed(f"Google's token endpoint: {type(error).__name__}") from None
-        except Warning:  # oauthlib: the scopes granted differ from those asked for
-            raise SignInFailed("Google granted other scopes than asked for") from None
-        raw = token.get("id_token") if isinstance(token, dict) else None
-        if not isinstance(raw, str):
-            raise SignInFailed("Google sent no ID token")
-        try:
-            claims = id_token.verify_token(
-                raw,
-                GoogleRequest(),
-                audience=client.client_id,
-                certs_url=client.certs_url,
-                clock_skew_in_seconds=CLOCK_SKEW,
-            )
-        except Exception as error:  # whatever fails here, the token is not believed
-            raise SignInFailed(
-                f"Google's ID token did not verify ({type(error).__name__})"
-            ) from None
-        if claims.get("iss") not in GOOGLE_ISSUERS:
-            raise SignInFailed("Google's ID token has another issuer")
-        _check_nonce(flow, claims.get("nonce"), "Google")
-        if claims.get("email_verified") not in (True, "true"):
-            raise SignInFailed("Google has not verified this account's address")
-        return _address(claims.get("email"), "Google")
-
-    # ------------------------------------------------------------ Microsoft
-
-    def _microsoft_client(self) -> MicrosoftSignIn:
-        assert self.oidc.microsoft is not None, "routes exist only for configured providers"
-        return self.oidc.microsoft
-
-    def _msal(self) -> Any:
-        """A new msal app per sign-in: it keeps no tokens between people."""
-        import msal  # type: ignore[import-untyped]
-
-        client = self._microsoft_client()
-        try:
-            return msal.ConfidentialClientApplication(
-                client.client_id,
-                client_credential=client.client_secret,
-                authority=f"{MICROSOFT_LOGIN}/{client.tenant}",
-                http_client=self.http_client,
-                exclude_scopes=["offline_access"],
-            )
-        except ValueError:
-            # msal's word for an authority that answered 4xx (unknown tenant) or non-JSON.
-            raise SignInFailed("Microsoft does not know the configured tenant") from None
-        except Exception as error:
-            raise SignInFailed(f"Microsoft's login service: {type(error).__name__}") from None
-
-    def _microsoft_start(self) -> tuple[str, dict[str, Any]]:
-        flow = self._msal().initiate_auth_code_flow(
-            list(MICROSOFT_SCOPES),
-            redirect_uri=self._redirect_uri("microsoft"),
-            prompt="select_account",
-            response_mode="form_post" if self._form_post else None,
-        )
-        url = str(flow.pop("auth_uri"))
-        return url, {"state": flow["state"], "msal": flow}
-
-    def _microsoft_finish(self, flow: Mapping[str, Any], query: Mapping[str, str]) -> str:
-        _provider_error("Microsoft", query)
-        client = self._microsoft_client()
-        try:
-            result = self._msal().acquire_token_by_auth_code_flow(dict(flow["msal"]), dict(query))
-        except ValueError:
-            # msal's message repeats the states; the state was checked before, so this is rare.
-            raise SignInFailed("the answer does not belong to this sign-in") from None
-        except RuntimeError:
-            raise SignInFailed("Microsoft's ID token carries another nonce") from None
-        except Exception as error:
-            raise SignInFailed(f"Microsoft's token endpoint: {type(error).__name__}") from None
-        if not isinstance(result, dict) or "error" in result:
-            code = result.get("error") if isinstance(result, dict) else None
-            raise SignInFailed(f"Microsoft refused the code: {code or 'no answer'}")
-        claims = result.get("id_token_claims")
-        if not isinstance(claims, dict):
-            raise SignInFailed("Microsoft sent no ID token")
-        tenant = client.tenant.casefold()
-        if str(claims.get("iss", "")).casefold() != f"{MICROSOFT_LOGIN}/{tenant}/v2.0":
-            raise SignInFailed("Microsoft's ID token has another issuer")
-        if str(claims.get("tid", "")).casefold() != tenant:
-            raise SignInFailed("Microsoft's ID token is from another tenant")
-        if claims.get("aud") != client.client_id:
-            raise SignInFailed("Microsoft's ID token is for another app")
-        _check_times(claims, self.now(), "Microsoft")
-        preferred = claims.get("preferred_username")
-        if isinstance(preferred, str) and "@" in preferred:
-            return _address(preferred, "Microsoft")
-        return _address(claims.get("email"), "Microsoft")
 
     # ------------------------------------------------------------ helpers
 
@@ -553,36 +414,12 @@ class OidcAuthenticator:
         )
 
 
-def _provider_error(name: str, query: Mapping[str, str]) -> None:
-    """The provider sent the person back with an error (declined, cancelled) instead of a code."""
-    error = query.get("error")
-    if error:
-        shown = error if error.replace("_", "").isalnum() and len(error) <= 64 else "an error"
-        raise SignInFailed(f"{name} answered {shown}")
-
-
 def _check_state(flow: Mapping[str, Any], query: Mapping[str, str]) -> None:
     expected, got = flow.get("state"), query.get("state")
     if not isinstance(expected, str) or not got:
         raise SignInFailed("the answer carries no state")
     if not hmac.compare_digest(expected.encode(), got.encode()):
         raise SignInFailed("the answer does not belong to the sign-in started in this browser")
-
-
-def _check_nonce(flow: Mapping[str, Any], nonce: object, name: str) -> None:
-    expected = flow.get("nonce")
-    if not isinstance(expected, str) or not isinstance(nonce, str):
-        raise SignInFailed(f"{name}'s ID token carries no nonce")
-    if not hmac.compare_digest(expected.encode(), nonce.encode()):
-        raise SignInFailed(f"{name}'s ID token carries another nonce")
-
-
-def _check_times(claims: Mapping[str, Any], now: float, name: str) -> None:
-    expires, not_before = claims.get("exp"), claims.get("nbf", claims.get("iat"))
-    if not isinstance(expires, int | float) or expires + CLOCK_SKEW <= now:
-        raise SignInFailed(f"{name}'s ID token has expired")
-    if isinstance(not_before, int | float) and not_before - CLOCK_SKEW > now:
-        raise SignInFailed(f"{name}'s ID token is not valid yet")
 
 
 def _address(value: object, name: str) -> str:
