@@ -1,17 +1,13 @@
 """``syncd demo``: the daemon, running against a small organization on the bundled emulators.
 
-What runs: the Google Calendar and Microsoft Graph emulators
-(``providers/emulators``) on loopback ports, seeded with eight people at
-example.org, and ``runtime.run`` (the same daemon as ``syncd run``) on a
-SQLite file in the demo directory, serving the agenda pages on ``--listen``.
+What runs: the bundled emulators (``providers/emulators``) on loopback
+ports, seeded with eight people, and ``runtime.run`` (the same daemon as
+``syncd run``) on a SQLite file in the demo directory, serving the agenda
+pages on ``--listen``.
 
-The organization: six people on Google Workspace, two on Microsoft 365. Ana
-and Bo meet weekly (the latest one ended under an hour ago, so there is a past
-agenda to add action items to) and once ad hoc; Ana and Cy every two weeks;
-Dee and Eli weekly; Gus and Hal weekly in Outlook; Ana (Google) and Gus
-(Outlook) weekly across the two systems, found as one pair with one agenda.
-A team meeting, two out-of-office days and two room bookings (one person and
-a room: two attendees, not two people) must not become 1:1s.
+The organization (``providers/emulators/demo_org.py``, which also writes the
+accounts' part of the config): six people on Google Workspace, two on
+Microsoft 365, with their 1:1s and the meetings that must not become 1:1s.
 
 Why everything starts fresh each run: the emulators keep their calendars in
 memory, and a database from an earlier run would hold cursors and meetings
@@ -27,25 +23,20 @@ invite now carries, read back from the emulator's copy of the event.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import TextIO
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from providers.calendar_model import Recurrence
-from providers.calendar_world import WorldBuilder
-from providers.emulators.google import GoogleEmulator
-from providers.emulators.graph import GraphEmulator
-from providers.model import Attendee, EventType
+from providers.emulators import demo_org
+from providers.emulators.demo_org import DOMAIN, Copies, Organization, organization
 from syncd import agenda, assemble, block, config
 from syncd.engine import Report
 from syncd.links import Link, people
@@ -53,115 +44,12 @@ from syncd.store import connect, sessions, transaction
 from syncd.store.models import Calendar, Meeting, WriteLog
 from syncd.web.settings import WebSettings
 
-DOMAIN = "example.org"
-GOOGLE_PEOPLE = ("ana", "bo", "cy", "dee", "eli", "fay")
-OUTLOOK_PEOPLE = ("gus", "hal")
-#: How the invites name them (the pages show these, not addresses).
-NAMES = {
-    "ana": "Ana Lima",
-    "bo": "Bo Berg",
-    "cy": "Cy Okafor",
-    "dee": "Dee Ramos",
-    "eli": "Eli Novak",
-    "fay": "Fay Chen",
-    "gus": "Gus Meyer",
-    "hal": "Hal Ito",
-}
-GOOGLE_ACCOUNT = "workspace"
-MICROSOFT_ACCOUNT = "m365"
 DEFAULT_LISTEN = "127.0.0.1:8080"
 
-#: Files ``prepare`` owns in the demo directory (rewritten or removed each run).
+#: Files ``prepare`` owns in the demo directory (rewritten or removed each run),
+#: besides the credential files the organization writes.
 CONFIG_FILE = "syncd.toml"
-SERVICE_ACCOUNT_FILE = "google-service-account.json"
-CLIENT_SECRET_FILE = "graph-client-secret"
 DATABASE_FILE = "syncd.db"
-
-
-def address(name: str) -> str:
-    return f"{name}@{DOMAIN}"
-
-
-def person(name: str) -> Attendee:
-    return Attendee(address(name), NAMES[name])
-
-
-def seed(google: WorldBuilder, graph: WorldBuilder, now: datetime) -> None:
-    """Give the two emulators the organization described in the module docstring.
-
-    Everything is placed relative to ``now`` so that it is ahead of (or, for
-    the one past meeting, just behind) whoever runs the demo, whenever that is.
-    """
-    tomorrow = datetime.combine(now.date() + timedelta(days=1), time(9), tzinfo=UTC)
-
-    def at(day: int, hour: int) -> datetime:
-        return tomorrow + timedelta(days=day, hours=hour - 9)
-
-    half_hour = timedelta(minutes=30)
-    weekly, biweekly = Recurrence(interval_days=7), Recurrence(interval_days=14)
-
-    def one_on_one(
-        world: WorldBuilder,
-        a: str,
-        b: str,
-        start: datetime,
-        every: Recurrence | None,
-        description: str = "",
-    ) -> None:
-        world.create_event(
-            address(a),
-            [person(a), person(b)],
-            f"{a.title()} / {b.title()}" + (" 1:1" if every else ""),
-            start,
-            start + half_hour,
-            recurrence=every,
-            description=description,
-            html=description.startswith("<"),
-        )
-
-    # The weekly one began an hour before the last full quarter hour, so its
-    # first meeting ended 30 to 45 minutes ago: a past agenda, ready for
-    # action items that the next invites will carry.
-    quarter = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
-    one_on_one(google, "ana", "bo", quarter - timedelta(hours=1), weekly,
-               description="Standing agenda: wins, blockers.")  # fmt: skip
-    one_on_one(google, "bo", "ana", at(1, 16), None)  # ad hoc: same pair, same history
-    one_on_one(google, "ana", "cy", at(0, 14), biweekly)
-    one_on_one(google, "dee", "eli", at(1, 11), weekly,
-               description="<p>Bring the <b>roadmap</b>.</p>")  # fmt: skip
-    one_on_one(graph, "hal", "gus", at(0, 10), weekly)
-
-    # Ana (Google) organizes, Gus (Outlook) is invited: each system holds its
-    # copy of the one meeting, Exchange keeping Google's UID inside its own.
-    cross = at(2, 15)
-    uid = f"ana-gus-weekly@{DOMAIN}"
-    for world in (google, graph):
-        world.create_event(
-            address("ana"), [person("ana"), person("gus")], "Ana / Gus 1:1",
-            cross, cross + half_hour, recurrence=weekly, ical_uid=uid,
-        )  # fmt: skip
-
-    google.create_event(
-        address("ana"), [address(p) for p in GOOGLE_PEOPLE], "Team sync",
-        at(0, 9), at(0, 10), recurrence=weekly,
-    )  # fmt: skip
-    google.create_event(
-        address("eli"), [address("eli")], "Out of office", at(2, 0), at(3, 0),
-        all_day=True, event_type=EventType.OUT_OF_OFFICE,
-    )  # fmt: skip
-    graph.create_event(
-        address("gus"), [address("gus")], "Out of office", at(3, 0), at(4, 0),
-        all_day=True, event_type=EventType.OUT_OF_OFFICE,
-    )  # fmt: skip
-    google.create_event(
-        address("fay"),
-        [address("fay"), Attendee("board-room@resource.calendar.google.com", is_resource=True)],
-        "Board room hold", at(2, 13), at(2, 14),
-    )  # fmt: skip
-    graph.create_event(
-        address("hal"), [address("hal"), Attendee(f"room-4@{DOMAIN}", is_resource=True)],
-        "Quarterly planning prep", at(1, 13), at(1, 14),
-    )  # fmt: skip
 
 
 def _toml(value: str | Sequence[str]) -> str:
@@ -169,14 +57,7 @@ def _toml(value: str | Sequence[str]) -> str:
     return json.dumps(value if isinstance(value, str) else list(value))
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Created 0600: the file holds a private key or a client secret."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
-def prepare(directory: Path, google: GoogleEmulator, graph: GraphEmulator, listen: str) -> Path:
+def prepare(directory: Path, world: Organization, listen: str) -> Path:
     """Write this run's config and credentials (and drop the last run's database).
 
     Returns the config file's path. The emulators' ports change every run, so
@@ -185,10 +66,7 @@ def prepare(directory: Path, google: GoogleEmulator, graph: GraphEmulator, liste
     directory.mkdir(parents=True, exist_ok=True)
     for stale in (DATABASE_FILE, DATABASE_FILE + "-wal", DATABASE_FILE + "-shm"):
         (directory / stale).unlink(missing_ok=True)
-    _write_private(
-        directory / SERVICE_ACCOUNT_FILE, json.dumps(google.service_account_info(), indent=1)
-    )
-    _write_private(directory / CLIENT_SECRET_FILE, graph.client_secret + "\n")
+    accounts = world.accounts(directory)
     text = f"""\
 # Written by `syncd demo` for one run: the emulators listen on new ports each
 # time, so this file (and {DATABASE_FILE}) are rewritten whenever the demo starts.
@@ -204,44 +82,10 @@ listen = {_toml(listen)}
 sign_in = "link"          # the demo replaces it: the link opens, or pick a person at /signin
 secure_cookies = false    # the demo is served over plain http on loopback
 
-[[accounts]]
-name = {_toml(GOOGLE_ACCOUNT)}
-provider = "google"
-calendars = {_toml([address(p) for p in GOOGLE_PEOPLE])}
-service_account_file = {_toml(SERVICE_ACCOUNT_FILE)}
-api_root = {_toml(google.api_root)}
-
-[[accounts]]
-name = {_toml(MICROSOFT_ACCOUNT)}
-provider = "microsoft"
-calendars = {_toml([address(p) for p in OUTLOOK_PEOPLE])}
-tenant = {_toml(graph.tenant)}
-client_id = {_toml(graph.client_id)}
-client_secret_file = {_toml(CLIENT_SECRET_FILE)}
-# The Graph emulator stands in for the global cloud: sign-in on its https
-# listener (msal takes https authorities only), trusting the CA it made.
-authority = {_toml(graph.login_root)}
-graph_root = {_toml(graph.graph_root)}
-ca_file = {_toml(graph.ca_file)}
-"""
+{accounts}"""
     path = directory / CONFIG_FILE
     path.write_text(text, encoding="utf-8")
     return path
-
-
-@contextlib.contextmanager
-def organization(now: datetime) -> Iterator[tuple[GoogleEmulator, GraphEmulator]]:
-    """Both emulators, serving and seeded, until the block is left."""
-    with (
-        GoogleEmulator([address(p) for p in GOOGLE_PEOPLE]) as google,
-        GraphEmulator([address(p) for p in OUTLOOK_PEOPLE]) as graph,
-    ):
-        seed(google, graph, now)
-        yield google, graph
-
-
-class _Copies(Protocol):
-    def description(self, calendar: str, event_id: str) -> str: ...
 
 
 def agenda_links(session: Session, base_url: str, now: datetime) -> tuple[list[Link], list[Link]]:
@@ -283,7 +127,7 @@ class Narration:
     def __init__(
         self,
         settings: config.Settings,
-        copies: Mapping[str, _Copies],
+        copies: Mapping[str, Copies],
         out: TextIO,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -397,8 +241,8 @@ class Narration:
 
 def web_settings(settings: config.Settings) -> WebSettings:
     """The config's ``[web]`` with the demo's sign-in: pick any seeded person, see their notes."""
-    everyone = tuple(address(p) for p in (*GOOGLE_PEOPLE, *OUTLOOK_PEOPLE))
-    names = tuple((address(p), NAMES[p]) for p in (*GOOGLE_PEOPLE, *OUTLOOK_PEOPLE))
+    names = demo_org.people()
+    everyone = tuple(address for address, _ in names)
     return replace(
         assemble.web_settings(settings), sign_in="demo", demo_people=everyone, demo_names=names
     )
@@ -416,12 +260,11 @@ def run(
 
     stream = out if out is not None else sys.stdout
     stop = stop if stop is not None else threading.Event()
-    with runtime.stop_on_signals(stop), organization(datetime.now(UTC)) as (google, graph):
-        settings = config.load(prepare(directory, google, graph, listen))
-        progress = Narration(settings, {GOOGLE_ACCOUNT: google, MICROSOFT_ACCOUNT: graph}, stream)
+    with runtime.stop_on_signals(stop), organization(datetime.now(UTC)) as world:
+        settings = config.load(prepare(directory, world, listen))
+        progress = Narration(settings, world.copies, stream)
         progress.say(
-            f"demo: {len(GOOGLE_PEOPLE)} people on the Google emulator ({google.base_url}), "
-            f"{len(OUTLOOK_PEOPLE)} on the Graph emulator ({graph.base_url})",
+            f"demo: {world.summary()}",
             f"demo: syncd serves the agenda pages on {settings.syncd.base_url}; "
             f"config and database in {directory}/",
         )

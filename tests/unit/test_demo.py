@@ -20,13 +20,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from providers.emulators import demo_org
 from syncd import agenda, assemble, config, demo
 from syncd.cli import main
 from syncd.engine import CalendarSync, Report
 from syncd.store import sessions, transaction
 from syncd.store.models import Calendar, Meeting, Occurrence
 
-ANA, BO, GUS = demo.address("ana"), demo.address("bo"), demo.address("gus")
+ANA, BO, GUS = demo_org.address("ana"), demo_org.address("bo"), demo_org.address("gus")
 
 
 @dataclass
@@ -54,8 +55,9 @@ class Run:
 @pytest.fixture
 def run(tmp_path: Path) -> Iterator[Run]:
     now = datetime.now(UTC)
-    with demo.organization(now) as (google, graph):
-        settings = config.load(demo.prepare(tmp_path, google, graph, "127.0.0.1:8080"))
+    with demo.organization(now) as world:
+        google, graph = world
+        settings = config.load(demo.prepare(tmp_path, world, "127.0.0.1:8080"))
         factory = sessions(assemble.store(settings))
         policy = assemble.policy(settings)
         stack = contextlib.ExitStack()
@@ -66,12 +68,12 @@ def run(tmp_path: Path) -> Iterator[Run]:
                 policy,
                 account=name,
             )
-            for name in (demo.GOOGLE_ACCOUNT, demo.MICROSOFT_ACCOUNT)
+            for name in (demo_org.GOOGLE_ACCOUNT, demo_org.MICROSOFT_ACCOUNT)
         }
         out = io.StringIO()
         progress = demo.Narration(
             settings,
-            {demo.GOOGLE_ACCOUNT: google, demo.MICROSOFT_ACCOUNT: graph},
+            {demo_org.GOOGLE_ACCOUNT: google, demo_org.MICROSOFT_ACCOUNT: graph},
             out,
             clock=lambda: now,
         )
@@ -149,7 +151,7 @@ def test_an_action_item_on_the_meeting_that_just_ended_is_shown_in_the_next_invi
             session, ended, "draft the mentoring plan", owner=BO, author=ANA, now=run.now
         )
 
-    run.sync(demo.GOOGLE_ACCOUNT, ANA)  # Ana organizes the weekly: her copies are written
+    run.sync(demo_org.GOOGLE_ACCOUNT, ANA)  # Ana organizes the weekly: her copies are written
 
     shown = run.out.getvalue()[before:]
     assert "the invite of 'Ana / Bo 1:1'" in shown and f"in {ANA} now reads:" in shown
@@ -158,13 +160,13 @@ def test_an_action_item_on_the_meeting_that_just_ended_is_shown_in_the_next_invi
 
 def test_prepare_starts_fresh_and_keeps_the_credentials_private(tmp_path: Path) -> None:
     (tmp_path / "syncd.db").write_text("an earlier run's database")
-    with demo.organization(datetime.now(UTC)) as (google, graph):
-        path = demo.prepare(tmp_path, google, graph, "127.0.0.1:8123")
+    with demo.organization(datetime.now(UTC)) as world:
+        path = demo.prepare(tmp_path, world, "127.0.0.1:8123")
         settings = config.load(path)
     assert not (tmp_path / "syncd.db").exists()
     assert settings.syncd.base_url == "http://127.0.0.1:8123"
     assert settings.web.sign_in is config.SignIn.LINK and not settings.web.secure_cookies
-    for name in (demo.SERVICE_ACCOUNT_FILE, demo.CLIENT_SECRET_FILE):
+    for name in (demo_org.SERVICE_ACCOUNT_FILE, demo_org.CLIENT_SECRET_FILE):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
 
 
