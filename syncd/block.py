@@ -78,6 +78,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from providers.body import looks_html
+
 __all__ = [
     "BEGIN_MARKER",
     "END_MARKER",
@@ -540,9 +542,6 @@ _STRUCTURAL = _names(
 _ENTITY_RE = re.compile(r"&(?:#[xX][0-9A-Fa-f]+;?|#[0-9]+;?|[A-Za-z][A-Za-z0-9]*;?)")
 _TAG_NAME_RE = re.compile(r"[A-Za-z][^\t\n\f\r />]*")
 _TAG_STOP_RE = re.compile(r"[>=]")
-_LOOKS_HTML_RE = re.compile(
-    r"</?[A-Za-z][A-Za-z0-9:]*(?:\s[^<>]*)?/?>|&(?:nbsp|amp|lt|gt|quot|#\d+|#x[0-9a-fA-F]+);"
-)
 _URL_RE = re.compile(r"https?://[^\s\"'<>`\\]+", re.IGNORECASE)
 
 
@@ -1038,7 +1037,7 @@ def extract(body: str) -> str | None:
         return _joined(plain.pieces if plain_clean else markup.pieces)
     if bool(plain.pieces) != bool(markup.pieces):
         return _joined(plain.pieces or markup.pieces)
-    if _LOOKS_HTML_RE.search(body):
+    if looks_html(body):
         return _joined(markup.pieces)
     return _joined(plain.pieces)
 

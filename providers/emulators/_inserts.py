@@ -17,6 +17,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from providers.body import looks_html
 from providers.calendar_model import Recurrence
 
 __all__ = ["Insert", "InvalidInsert", "from_google", "from_graph"]
@@ -141,7 +142,7 @@ def from_google(body: object) -> Insert:
         start=start,
         end=end,
         description=description,
-        html="<" in description and ">" in description,
+        html=looks_html(description),
         all_day=all_day,
         recurrence=_google_recurrence(event.get("recurrence")),
         ical_uid=str(event["iCalUID"]) if event.get("iCalUID") else None,

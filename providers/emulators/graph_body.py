@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import html
 import re
-from html.parser import HTMLParser
+
+from providers.body import readable
 
 __all__ = ["from_api", "from_person", "preview", "to_text"]
 
@@ -87,45 +88,9 @@ def from_person(text: str, *, is_html: bool) -> str:
     )
 
 
-class _Text(HTMLParser):
-    """Text of an HTML body as a reader sees it: no head, a line break per block."""
-
-    _BLOCKS = frozenset({"br", "div", "p", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
-    _HIDDEN = frozenset({"head", "style", "script", "title"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._hidden = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._HIDDEN:
-            self._hidden += 1
-        elif tag == "br":
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._HIDDEN:
-            self._hidden = max(0, self._hidden - 1)
-        elif tag in self._BLOCKS and tag != "br":
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._hidden:
-            self.parts.append(re.sub(r"[\r\n]+", "", data))
-
-
 def to_text(body: str) -> str:
     """The body as ``Prefer: outlook.body-content-type="text"`` returns it (CRLF lines)."""
-    parser = _Text()
-    parser.feed(body)
-    parser.close()
-    lines = [line.rstrip() for line in "".join(parser.parts).split("\n")]
-    while lines and not lines[-1]:
-        lines.pop()
-    while lines and not lines[0]:
-        lines.pop(0)
-    return "\r\n".join(lines)
+    return "\r\n".join(readable(body, True).split("\n"))
 
 
 def preview(body: str) -> str:

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import socket
 import ssl
 import threading
@@ -81,6 +80,7 @@ from providers.base import (
     split_readable,
     watched,
 )
+from providers.body import looks_html
 from providers.model import Attendee, ChangePage, Event, EventType, Response, Unreadable, Window
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,6 @@ _EVENT_TYPES = {
     "workingLocation": EventType.WORKING_LOCATION,
 }
 _RESPONSES = {r.value: r for r in Response}
-_HTML = re.compile(r"<(?:br|p|div|a|b|i|u|ul|ol|li|span|html|strong|em)\b", re.IGNORECASE)
 _RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 _QUOTA_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded"})
 
@@ -241,7 +240,7 @@ def to_event(calendar: str, item: Mapping[str, Any], ical_uid: str | None = None
         organizer=str(organizer.get("email", "")),
         attendees=tuple(_attendee(a) for a in item.get("attendees", ())),
         description=description,
-        description_is_html=bool(_HTML.search(description)),
+        description_is_html=looks_html(description),
         all_day=all_day,
         cancelled=cancelled,
         event_type=_EVENT_TYPES.get(str(item.get("eventType", "default")), EventType.OTHER),

@@ -115,6 +115,7 @@ from providers.base import (
     retry_after,
     watched,
 )
+from providers.body import looks_html
 from providers.model import Attendee, ChangePage, Event, EventType, Response, Unreadable, Window
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,6 @@ _RESPONSES = {
     "declined": Response.DECLINED,
 }
 _SHOW_AS = {"oof": EventType.OUT_OF_OFFICE, "workingElsewhere": EventType.WORKING_LOCATION}
-_MARKUP = re.compile(r"<(?:!--|!doctype\b|/?[a-z][a-z0-9:-]*(?:\s[^<>]*)?/?>)", re.IGNORECASE)
 _OCCURRENCE_TYPES = frozenset({"occurrence", "exception"})
 #: What a delta entry must carry to be mapped without a GET.
 _COMPLETE = frozenset(
@@ -1004,7 +1004,7 @@ class MicrosoftProvider:
         # Exchange stores every body as HTML. What was read as HTML goes back as
         # HTML; text without markup goes as text, so Exchange keeps its line
         # breaks and escapes its angle brackets instead of reading them as tags.
-        html = known.description_is_html and _MARKUP.search(description) is not None
+        html = known.description_is_html and looks_html(description)
         body: dict[str, Any] = {
             "body": {"contentType": "html" if html else "text", "content": description}
         }

@@ -109,6 +109,10 @@ class _Reader(HTMLParser):
 def shown(event: Event) -> str:
     """The description as a person reads it.
 
+    The oracle keeps its own reader rather than ``providers.body.readable``:
+    the contract checks what the providers and the block code do with bodies,
+    so it must not share their reading of one.
+
     Exchange keeps every body as HTML and rewrites what is written (a document
     around it, ``<br>`` for line ends, Outlook's markup for what a person
     types), so what a round trip keeps is the text a reader sees, not the bytes.
