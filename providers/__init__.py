@@ -50,6 +50,7 @@ __all__ = ["NAMES", "UnknownProvider", "plugin"]
 _PLUGINS = {
     "google": "providers.google",
     "microsoft": "providers.microsoft",
+    "caldav": "providers.caldav",
     "memory": "providers.memory",
 }
 

@@ -387,6 +387,8 @@ class Plugin(Protocol):
     directory: bool
     #: Bytes a webhook request body may hold; 0 means the provider has no push.
     webhook_limit: int
+    #: How many of one account's calendars a process syncs at once.
+    concurrency: int
 
     def connect(self, account: Account, setup: Setup) -> AbstractContextManager[Provider]:
         """The account's provider for a block; anything it keeps is saved on the way out."""

@@ -686,6 +686,8 @@ class MemoryPlugin:
     options = MemoryOptions
     directory = False
     webhook_limit = 0
+    #: A single in-process structure.
+    concurrency = 1
 
     @contextmanager
     def connect(self, account: Account, setup: Setup) -> Iterator[MemoryProvider]:

@@ -242,7 +242,7 @@ class Worker:
         per_account = {
             name: min(
                 free,
-                min(share, scheduler.PROVIDER_CONCURRENCY.get(syncer.provider.name, 2))
+                min(share, scheduler.provider_concurrency(syncer.provider.name))
                 - running.get(name, 0),
             )
             for name, syncer in self.syncers.items()

@@ -54,6 +54,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ColumnElement
 
+import providers
 from syncd import config
 from syncd.engine import CalendarSync, Report, SyncState
 from syncd.store import transaction
@@ -67,10 +68,16 @@ LEASE = timedelta(minutes=2)
 #: How many candidate rows a claim reads per free slot.
 CLAIM_WINDOW = 4
 
-#: How many calendars of one account a process syncs at once, by provider:
-#: Graph allows four concurrent requests per mailbox and throttles apps that
-#: push harder; the memory provider is a single in-process structure.
-PROVIDER_CONCURRENCY: Mapping[str, int] = {"google": 8, "microsoft": 4, "caldav": 2, "memory": 1}
+#: How many calendars of one account a process syncs at once when its
+#: provider is not a registered plugin (each plugin says its own: ``concurrency``).
+DEFAULT_CONCURRENCY = 2
+
+
+def provider_concurrency(name: str) -> int:
+    """What the provider named ``name`` bears of one account at once."""
+    if name not in providers.NAMES:
+        return DEFAULT_CONCURRENCY
+    return providers.plugin(name).concurrency
 
 
 class Push(enum.Enum):

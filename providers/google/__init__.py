@@ -38,6 +38,7 @@ class GooglePlugin:
     directory = True
     #: A Google push message is all headers; its body is empty.
     webhook_limit = 4 * 1024
+    concurrency = 8
 
     @contextmanager
     def connect(self, account: Account, setup: Setup) -> Iterator[GoogleProvider]:

@@ -39,6 +39,8 @@ class MicrosoftPlugin:
     directory = True
     #: Graph batches notifications; a few hundred of them fit well within this.
     webhook_limit = 1024 * 1024
+    #: Graph allows four concurrent requests per mailbox and throttles apps that push harder.
+    concurrency = 4
 
     @contextmanager
     def connect(self, account: Account, setup: Setup) -> Iterator[MicrosoftProvider]:

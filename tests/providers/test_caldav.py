@@ -1,0 +1,72 @@
+"""The CalDAV provider against Radicale and Xandikos: the shared contract, then CalDAV's own.
+
+Both servers are real (from PyPI), started once per session on loopback;
+each test gets calendars of its own under a fresh prefix. The provider is
+built the way the daemon builds it: from an ``[[accounts]]`` table, through
+the plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import providers
+from providers.caldav.dav import CalDavProvider
+from syncd import assemble, config
+
+from .caldav_servers import PASSWORD, USER, CalDavWorld, Server, radicale, xandikos
+from .contract import CALENDARS, PAGE_SIZE, ProviderContract
+
+
+@pytest.fixture(scope="session")
+def radicale_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with radicale(tmp_path_factory.mktemp("radicale")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def xandikos_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with xandikos(tmp_path_factory.mktemp("xandikos")) as server:
+        yield server
+
+
+def connected(world: CalDavWorld, folder: Path) -> Iterator[CalDavProvider]:
+    secret = folder / "caldav-password"
+    secret.write_text(PASSWORD + "\n", encoding="utf-8")
+    secret.chmod(0o600)
+    calendars = ", ".join(f'"{c}"' for c in CALENDARS)
+    ca = f'ca_file = "{world.server.ca_file}"\n' if world.server.ca_file else ""
+    settings = config.parse(
+        f'[sync]\npage_size = {PAGE_SIZE}\n[[accounts]]\nname = "dav"\nprovider = "caldav"\n'
+        f'calendars = [{calendars}]\nurl = "{world.server.url}"\nusername = "{USER}"\n'
+        f'password_file = "caldav-password"\ncalendar_url = "{world.calendar_url}"\n{ca}',
+        folder / "syncd.toml",
+    )
+    (account,) = settings.accounts
+    plugin = providers.plugin("caldav")
+    with plugin.connect(account, assemble.setup(account, settings)) as provider:
+        assert isinstance(provider, CalDavProvider)
+        yield provider
+
+
+class TestRadicale(ProviderContract):
+    @pytest.fixture
+    def world(self, radicale_server: Server) -> CalDavWorld:
+        return CalDavWorld(radicale_server, CALENDARS)
+
+    @pytest.fixture
+    def provider(self, world: CalDavWorld, tmp_path: Path) -> Iterator[CalDavProvider]:
+        yield from connected(world, tmp_path)
+
+
+class TestXandikos(ProviderContract):
+    @pytest.fixture
+    def world(self, xandikos_server: Server) -> CalDavWorld:
+        return CalDavWorld(xandikos_server, CALENDARS)
+
+    @pytest.fixture
+    def provider(self, world: CalDavWorld, tmp_path: Path) -> Iterator[CalDavProvider]:
+        yield from connected(world, tmp_path)
