@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from syncd.store import connect, migrate
+from tests.providers.caldav_servers import Server, radicale, xandikos
 
 POSTGRES_URL = os.environ.get("SYNCD_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
@@ -40,3 +41,22 @@ def db_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine
     with admin.begin() as conn:
         conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def radicale_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Radicale from PyPI on a free loopback port, with its own storage and service user."""
+    with radicale(tmp_path_factory.mktemp("radicale")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def xandikos_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Xandikos from PyPI over https (its own certificate), with its own storage and user."""
+    with xandikos(tmp_path_factory.mktemp("xandikos")) as server:
+        yield server
+
+
+@pytest.fixture(params=["radicale", "xandikos"])
+def caldav_server(request: pytest.FixtureRequest) -> Server:
+    return request.getfixturevalue(f"{request.param}_server")

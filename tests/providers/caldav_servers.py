@@ -278,7 +278,11 @@ class CalDavWorld:
                     component.add("SEQUENCE", 1)
                 break
         else:
-            raise AssertionError(f"{event_id}: no such component to edit")
+            if not recurrence:
+                raise AssertionError(f"{event_id}: no such component to edit")
+            # "this occurrence only": the client adds an override for it
+            original = datetime.strptime(recurrence, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+            self._override(stored, original, description=description)
         self.put(calendar, name, stored.to_ical())
 
     def _override(

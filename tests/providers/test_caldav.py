@@ -17,31 +17,22 @@ import providers
 from providers.caldav.dav import CalDavProvider
 from syncd import assemble, config
 
-from .caldav_servers import PASSWORD, USER, CalDavWorld, Server, radicale, xandikos
+from .caldav_servers import PASSWORD, USER, CalDavWorld, Server
 from .contract import CALENDARS, PAGE_SIZE, ProviderContract
 
 
-@pytest.fixture(scope="session")
-def radicale_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with radicale(tmp_path_factory.mktemp("radicale")) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def xandikos_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with xandikos(tmp_path_factory.mktemp("xandikos")) as server:
-        yield server
-
-
-def connected(world: CalDavWorld, folder: Path) -> Iterator[CalDavProvider]:
+def connected(
+    world: CalDavWorld, folder: Path, calendars: tuple[str, ...] = CALENDARS
+) -> Iterator[CalDavProvider]:
+    """The provider as the daemon builds it, for the world's calendars."""
     secret = folder / "caldav-password"
     secret.write_text(PASSWORD + "\n", encoding="utf-8")
     secret.chmod(0o600)
-    calendars = ", ".join(f'"{c}"' for c in CALENDARS)
+    listed = ", ".join(f'"{c}"' for c in calendars)
     ca = f'ca_file = "{world.server.ca_file}"\n' if world.server.ca_file else ""
     settings = config.parse(
         f'[sync]\npage_size = {PAGE_SIZE}\n[[accounts]]\nname = "dav"\nprovider = "caldav"\n'
-        f'calendars = [{calendars}]\nurl = "{world.server.url}"\nusername = "{USER}"\n'
+        f'calendars = [{listed}]\nurl = "{world.server.url}"\nusername = "{USER}"\n'
         f'password_file = "caldav-password"\ncalendar_url = "{world.calendar_url}"\n{ca}',
         folder / "syncd.toml",
     )
