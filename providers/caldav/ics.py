@@ -106,9 +106,28 @@ def parse(name: str, etag: str, text: str | bytes) -> Resource:
     found = list(calendar.walk("VEVENT"))
     if not found:
         raise ValueError("no VEVENT")
-    if any(not str(c.get("UID") or "").strip() for c in found):
-        raise ValueError("a VEVENT without UID")
+    for component in found:
+        _check(component)
     return Resource(name, etag, calendar)
+
+
+def _check(component: Any) -> None:
+    """Why a VEVENT cannot be read, as ValueError: checked once, when the resource is parsed."""
+    if not str(component.get("UID") or "").strip():
+        raise ValueError("a VEVENT without UID")
+    if "DTSTART" not in component:
+        raise ValueError("a VEVENT without DTSTART")
+    for key in ("DTSTART", "DTEND", "RECURRENCE-ID"):
+        value = component.get(key)
+        if value is None:
+            continue
+        try:
+            moment = value.dt
+        except Exception as error:  # icalendar's BrokenCalendarProperty and kin
+            raise ValueError(f"{key}: {error}") from None
+        zone = getattr(value, "params", {}).get("TZID")
+        if zone and isinstance(moment, datetime) and moment.tzinfo is None:
+            raise ValueError(f"{key}: unknown time zone {zone!r} (no VTIMEZONE and not IANA)")
 
 
 def digest(component: Any) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from providers.caldav import CalDavOptions
 from providers.google import GoogleOptions
 from providers.memory import MemoryOptions
 from providers.microsoft import MicrosoftOptions
@@ -41,6 +42,8 @@ DEFAULT_QUESTIONS = 6
 GOOGLE_KEYS = set(GoogleOptions.model_fields)
 MICROSOFT_KEYS = set(MicrosoftOptions.model_fields)
 MEMORY_KEYS = set(MemoryOptions.model_fields)
+CALDAV_KEYS = set(CalDavOptions.model_fields)
+PLUGIN_KEYS = GOOGLE_KEYS | MICROSOFT_KEYS | MEMORY_KEYS | CALDAV_KEYS
 ACCOUNT_KEYS = {"name", "provider", "calendars", "directory", "directory_exclude"}
 
 
@@ -53,13 +56,19 @@ def memory(name: str, **options: str) -> Account:
 
 
 def uncommented(
-    text: str, *, google: bool = True, microsoft: bool = False, memory: bool = False
+    text: str,
+    *,
+    google: bool = True,
+    microsoft: bool = False,
+    memory: bool = False,
+    caldav: bool = False,
 ) -> str:
     """The example with its defaults uncommented, those of the providers asked for."""
     wanted = (
         (GOOGLE_KEYS if google else set())
         | (MICROSOFT_KEYS if microsoft else set())
         | (MEMORY_KEYS if memory else set())
+        | (CALDAV_KEYS if caldav else set())
     )
 
     def line_of(line: str) -> str:
@@ -67,7 +76,7 @@ def uncommented(
         if not match:
             return line
         key = match[1].split(" ", 1)[0]
-        if key in GOOGLE_KEYS | MICROSOFT_KEYS | MEMORY_KEYS and key not in wanted:
+        if key in PLUGIN_KEYS and key not in wanted:
             return line
         return match[1]
 
@@ -127,7 +136,9 @@ def test_example_shows_the_google_defaults() -> None:
 
 
 def test_example_documents_every_key() -> None:
-    text = uncommented(EXAMPLE.read_text(encoding="utf-8"), microsoft=True, memory=True)
+    text = uncommented(
+        EXAMPLE.read_text(encoding="utf-8"), microsoft=True, memory=True, caldav=True
+    )
     data = tomllib.loads(text)
     sections = {"syncd": config.Core, "sync": config.Sync, "detect": config.Detect}
     sections["people"] = config.People
@@ -135,7 +146,16 @@ def test_example_documents_every_key() -> None:
     for name, cls in sections.items():
         assert set(data[name]) == {f.name for f in dataclasses.fields(cls)}, name
     (account,) = data["accounts"]
-    assert set(account) == ACCOUNT_KEYS | GOOGLE_KEYS | MICROSOFT_KEYS | MEMORY_KEYS
+    assert set(account) == ACCOUNT_KEYS | PLUGIN_KEYS
+
+
+def test_example_shows_the_caldav_defaults() -> None:
+    text = uncommented(EXAMPLE.read_text(encoding="utf-8"), google=False, caldav=True)
+    shown: dict[str, object] = {}
+    for line in text.splitlines():
+        if line.split(" ", 1)[0] in CALDAV_KEYS:
+            shown |= tomllib.loads(line)
+    assert shown == defaults(CalDavOptions)
 
 
 def test_example_shows_the_microsoft_defaults() -> None:
@@ -509,13 +529,19 @@ ERRORS = [
         '[[accounts]]\nname = "a"\nprovider = "gogle"\n',
         "accounts[0].provider",
         "unknown provider 'gogle' (did you mean 'google'?); "
-        "expected one of google, microsoft, memory",
+        "expected one of google, microsoft, caldav, memory",
     ),
     (
         "a provider that is not there",
-        '[[accounts]]\nname = "a"\nprovider = "caldav"\n',
+        '[[accounts]]\nname = "a"\nprovider = "exchange2010"\n',
         "accounts[0].provider",
-        "unknown provider 'caldav'; expected one of google, microsoft, memory",
+        "unknown provider 'exchange2010'; expected one of google, microsoft, caldav, memory",
+    ),
+    (
+        "a caldav account without its server",
+        '[[accounts]]\nname = "a"\nprovider = "caldav"\ncalendars = ["ana@example.org"]\n',
+        "accounts[0].url",
+        "required for provider 'caldav': the server's address",
     ),
     (
         "state file on a real provider",
@@ -999,7 +1025,9 @@ def test_oidc_mistakes_are_one_line_naming_the_key(text: str, key: str) -> None:
 
 
 def test_example_documents_every_oidc_key() -> None:
-    text = uncommented(EXAMPLE.read_text(encoding="utf-8"), microsoft=True, memory=True)
+    text = uncommented(
+        EXAMPLE.read_text(encoding="utf-8"), microsoft=True, memory=True, caldav=True
+    )
     data = tomllib.loads(text)
     assert set(data["web"]["oidc"]) == {f.name for f in dataclasses.fields(config.WebOidc)}
 
