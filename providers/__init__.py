@@ -1,9 +1,11 @@
 """Calendar providers: one plugin per calendar system, behind one small seam.
 
-The seam (what syncd sees of any provider) sits in three modules that import
+The seam (what syncd sees of any provider) sits in modules that import
 nothing of syncd: ``model`` (the provider-neutral event), ``base`` (the
-``Provider`` protocol, the one error hierarchy, and what a ``Plugin`` is)
-and ``options`` (what a plugin's ``[[accounts]]`` keys are made of).
+``Provider`` protocol, the one error hierarchy, and what a ``Plugin`` is),
+``options`` (what a plugin's ``[[accounts]]`` keys are made of), ``body``
+(whether a description is HTML, and what a person reads in it) and
+``signin`` (what signing in to the pages with a provider's account is).
 
 Adding a provider
 -----------------

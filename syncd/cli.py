@@ -257,7 +257,7 @@ def cmd_sync_once(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
     if args.dry_run:
         settings = dataclasses.replace(
-            settings, syncd=dataclasses.replace(settings.syncd, dry_run=True)
+            settings, syncd=settings.syncd.model_copy(update={"dry_run": True})
         )
     with Progress() as progress:  # a bar if stderr is a terminal, else log lines
         report = sync_all(settings, _now(), progress)

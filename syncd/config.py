@@ -19,7 +19,6 @@ comments (a unit test keeps the two in step).
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import enum
 import ipaddress
@@ -30,21 +29,36 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 from types import MappingProxyType
-from typing import NoReturn, TypeVar, get_args
+from typing import Annotated, NoReturn, Self, TypeVar, get_args
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 import providers
 import providers.base
 from providers.options import (
     CREDENTIAL_PREFIX,
     OptionProblem,
+    SecretSource,
+    Url,
     Where,
     credential_name,
     credential_name_problem,
     fold_address,
+    where,
 )
 
 __all__ = [
@@ -102,73 +116,293 @@ class DomainPolicy(enum.StrEnum):
     ANY = "any"
 
 
-@dataclass(frozen=True, slots=True)
-class Core:
+class Section(BaseModel):
+    """One ``[section]`` of the file: frozen, unknown keys refused, fields with help.
+
+    Every field carries its default, its bounds and its help together, so the
+    model is the one place a setting is defined; ``config/syncd.example.toml``
+    repeats them in comments (a unit test keeps the two in step). Scalars are
+    strict: TOML has real booleans and integers, so "yes" for true is a
+    mistake to point at, not a value to guess. Relative paths resolve against
+    the config file's folder, given as the validation context (``Where``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+def _folder(info: ValidationInfo) -> Path:
+    return where(info).folder
+
+
+class Core(Section):
     """``[syncd]``: process-wide settings."""
 
-    database: str = "sqlite:///syncd.db"
-    base_url: str = "http://localhost:8080"
-    timezone: str = "UTC"
-    template: Path = BUNDLED_TEMPLATE
-    #: Unchecked talking points of an ended meeting reappear in the pair's next one.
-    carry_talking_points: bool = True
-    dry_run: bool = False
-    #: Where the Fernet key that seals secrets at rest is: a path or
-    #: ``credential:NAME``, kept unresolved because ``$CREDENTIALS_DIRECTORY``
-    #: exists only inside the service (``syncd.secrets.resolve`` reads it).
-    key_file: str = ""
+    database: StrictStr = Field(
+        "sqlite:///syncd.db",
+        description="SQLAlchemy URL of the database; SQLite paths relative to this file",
+    )
+    base_url: StrictStr = Field(
+        "http://localhost:8080",
+        description="where people reach the agenda pages (links in invites)",
+    )
+    timezone: StrictStr = Field("UTC", description="IANA zone of dates in blocks and pages")
+    template: Path = Field(
+        BUNDLED_TEMPLATE,
+        description="talking points a new pair starts with; empty: the bundled one",
+    )
+    carry_talking_points: StrictBool = Field(
+        True, description="unchecked talking points of an ended meeting reappear in the next one"
+    )
+    dry_run: StrictBool = Field(False, description="read and plan, write nothing")
+    key_file: SecretSource = Field(
+        "", description="the Fernet key sealing secrets at rest, a path or credential:NAME"
+    )
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str, info: ValidationInfo) -> str:
+        url = value.strip()
+        if not _ANY_URL.match(url):
+            raise OptionProblem(
+                None,
+                "expected a SQLAlchemy URL such as 'sqlite:///syncd.db' or "
+                f"'postgresql+psycopg://host/syncd', got {_show(url)}",
+            )
+        return _resolve_database(url, _folder(info))
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        url = value.strip()
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise OptionProblem(
+                None, f"expected an http:// or https:// URL with a host, got {_show(url)}"
+            )
+        if parts.query or parts.fragment:
+            raise OptionProblem(None, f"must not carry a query or fragment: {_show(url)}")
+        return url.rstrip("/")
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        zone = value.strip()
+        if not _is_zone(zone):
+            raise OptionProblem(
+                None,
+                f"unknown time zone {_show(zone)} (expected an IANA name such as "
+                "'Europe/Berlin' or 'UTC')",
+            )
+        return zone
+
+    @field_validator("template", mode="before")
+    @classmethod
+    def _template(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return _folder(info) / Path(text).expanduser() if text else BUNDLED_TEMPLATE
+        if isinstance(value, Path):
+            return value
+        raise OptionProblem(None, f"expected a string, got {_show(value)}")
+
+    @field_validator("key_file", mode="before")
+    @classmethod
+    def _key_file(cls, value: object) -> object:
+        if isinstance(value, str) and _FERNET_KEY.match(value.strip()):
+            # The message must not repeat the value: it is the key.
+            raise OptionProblem(
+                None,
+                "looks like a Fernet key itself; keys never go into the config file: "
+                "name the file that holds it (`syncd keygen` writes one) or use credential:NAME",
+            )
+        return value
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
 
-@dataclass(frozen=True, slots=True)
-class Sync:
-    """``[sync]``: how much of each calendar one sync reads and writes."""
+class Sync(Section):
+    """``[sync]``: how much of each calendar one sync reads and writes, and when."""
 
-    window_days: int = 28
-    past_days: int = 1
-    horizon_occurrences: int = 2
-    horizon_days: int = 14
-    max_write_attempts: int = 3
-    page_size: int = 250
-    poll_seconds: int = 300
-    max_poll_seconds: int = 3600
-    push_poll_seconds: int = 21600
-    lease_seconds: int = 120
-    concurrency: int = 8
-    shutdown_grace_seconds: int = 30
-    invite_refresh_lead_minutes: int = 120
-    invite_refresh_gap_minutes: int = 180
+    window_days: StrictInt = Field(28, ge=1, le=366, description="how far ahead a sync reads")
+    past_days: StrictInt = Field(1, ge=0, le=366, description="how far back a sync reads")
+    horizon_occurrences: StrictInt = Field(
+        2, ge=1, le=100, description="occurrences of a series that get the block"
+    )
+    horizon_days: StrictInt = Field(
+        14, ge=1, le=366, description="...or those starting within this many days, if fewer"
+    )
+    max_write_attempts: StrictInt = Field(
+        3, ge=1, le=20, description="re-read, merge and retry after a lost race (412)"
+    )
+    page_size: StrictInt = Field(250, ge=1, le=2500, description="events per page of a listing")
+    poll_seconds: StrictInt = Field(
+        300, ge=1, le=86400, description="poll interval of a calendar without push"
+    )
+    max_poll_seconds: StrictInt = Field(
+        3600, ge=1, le=7 * 86400, description="poll interval while a push channel is doubted"
+    )
+    push_poll_seconds: StrictInt = Field(
+        21600, ge=1, le=7 * 86400, description="poll interval while a push channel is healthy"
+    )
+    lease_seconds: StrictInt = Field(
+        120, ge=2, le=3600, description="how long a worker holds a calendar it syncs"
+    )
+    concurrency: StrictInt = Field(8, ge=1, le=64, description="calendars synced at once")
+    shutdown_grace_seconds: StrictInt = Field(
+        30, ge=0, le=3600, description="on SIGTERM, how long syncs in flight may finish"
+    )
+    invite_refresh_lead_minutes: StrictInt = Field(
+        120, ge=0, le=10080, description="a changed agenda is rewritten this long before the start"
+    )
+    invite_refresh_gap_minutes: StrictInt = Field(
+        180, ge=0, le=10080, description="at least this long after the invite's last write"
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> Self:
+        if self.horizon_days > self.window_days:
+            raise OptionProblem(
+                "horizon_days",
+                f"must not exceed sync.window_days ({self.window_days}); "
+                "occurrences beyond the window are never read",
+            )
+        if self.max_poll_seconds < self.poll_seconds:
+            raise OptionProblem(
+                "max_poll_seconds", f"must be at least sync.poll_seconds ({self.poll_seconds})"
+            )
+        if self.push_poll_seconds < self.max_poll_seconds:
+            raise OptionProblem(
+                "push_poll_seconds",
+                f"must be at least sync.max_poll_seconds ({self.max_poll_seconds})",
+            )
+        return self
 
 
-@dataclass(frozen=True, slots=True)
-class Detect:
+def _each(check: Callable[[str], str]) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
+    """A validator applying ``check`` to each element, blaming the element's index."""
+
+    def checked(values: tuple[str, ...]) -> tuple[str, ...]:
+        found = []
+        for index, value in enumerate(values):
+            try:
+                found.append(check(value))
+            except OptionProblem as problem:
+                raise OptionProblem(f"[{index}]", problem.problem) from None
+        return tuple(found)
+
+    return checked
+
+
+def _domain(raw: str) -> str:
+    folded = raw.strip().removeprefix("@").casefold().strip(".")
+    if not folded or not _DOMAIN.match(folded):
+        raise OptionProblem(None, f"expected a domain name such as 'example.org', got {_show(raw)}")
+    return folded
+
+
+def _regex(pattern: str) -> str:
+    try:
+        re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise OptionProblem(None, f"bad regular expression {_show(pattern)}: {exc}") from None
+    return pattern
+
+
+def _address(raw: str) -> str:
+    folded = fold_address(raw)
+    if not _ADDRESS.match(folded):
+        raise OptionProblem(None, f"expected an email address, got {_show(raw)}")
+    return folded
+
+
+Strings = tuple[StrictStr, ...]
+Domains = Annotated[Strings, AfterValidator(_each(_domain))]
+Patterns = Annotated[Strings, AfterValidator(_each(_regex))]
+Addresses = Annotated[Strings, AfterValidator(_each(_address))]
+
+
+class Detect(Section):
     """``[detect]``: the rules that decide whether an event is a 1:1.
 
     Title patterns are kept as source text; ``syncd.detect.Rules`` compiles
-    them (they are known to compile, this module checked).
+    them (they are known to compile, this model checked).
     """
 
-    org_domains: tuple[str, ...] = ()
-    domain_policy: DomainPolicy = DomainPolicy.BOTH
-    title_include: tuple[str, ...] = ()
-    title_exclude: tuple[str, ...] = ()
-    opt_out_marker: str = "#noagenda"
-    group_addresses: tuple[str, ...] = ()
-    resource_domains: tuple[str, ...] = ("resource.calendar.google.com",)
+    org_domains: Domains = Field((), description="the organization's email domains")
+    domain_policy: DomainPolicy = Field(
+        DomainPolicy.BOTH, description="both people inside org_domains, or any one"
+    )
+    title_include: Patterns = Field((), description="a title must match one of these, if any")
+    title_exclude: Patterns = Field((), description="a title matching one of these is no 1:1")
+    opt_out_marker: StrictStr = Field(
+        "#noagenda", description="this text in a title or description keeps syncd out"
+    )
+    group_addresses: Addresses = Field((), description="mailing lists and groups: not people")
+    resource_domains: Domains = Field(
+        ("resource.calendar.google.com",), description="rooms and resources: not people"
+    )
+
+    @field_validator("opt_out_marker")
+    @classmethod
+    def _marker(cls, value: str) -> str:
+        return value.strip()
 
 
-@dataclass(frozen=True, slots=True)
-class People:
+class People(Section):
     """``[people]``: who is who across several addresses.
 
     ``aliases`` is flat (every alias maps straight to its final canonical
     address, chains followed) and case-folded, so a lookup is one step.
     """
 
-    aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_default=True, arbitrary_types_allowed=True
+    )
+
+    aliases: Mapping[str, str] = Field(
+        default_factory=lambda: MappingProxyType({}),
+        description="an address -> the address syncd should use for that person",
+    )
+
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _aliases(cls, raw: object) -> Mapping[str, str]:
+        if isinstance(raw, MappingProxyType):
+            return raw
+        if not isinstance(raw, dict):
+            raise OptionProblem(None, f"expected a table of addresses, got {_show(raw)}")
+        direct: dict[str, str] = {}
+        spelled: dict[str, str] = {}
+        for raw_alias, raw_target in raw.items():
+            key = f'."{raw_alias}"'
+            if not isinstance(raw_target, str):
+                raise OptionProblem(key, f"expected an email address, got {_show(raw_target)}")
+            try:
+                alias, target = _address(raw_alias), _address(raw_target)
+            except OptionProblem as problem:
+                raise OptionProblem(key, problem.problem) from None
+            if alias in direct and direct[alias] != target:
+                raise OptionProblem(
+                    key,
+                    f"conflicts with people.aliases.\"{spelled[alias]}\" = '{direct[alias]}' "
+                    "(addresses are compared case-insensitively)",
+                )
+            if alias != target:
+                direct[alias] = target
+                spelled.setdefault(alias, raw_alias)
+        flat: dict[str, str] = {}
+        for alias, target in direct.items():
+            chain = [alias]
+            while target in direct:
+                if target in chain:
+                    loop = " -> ".join([*chain, target])
+                    raise OptionProblem(f'."{spelled[alias]}"', f"alias loop: {loop}")
+                chain.append(target)
+                target = direct[target]
+            flat[alias] = target
+        return MappingProxyType(flat)
 
 
 class SignIn(enum.StrEnum):
@@ -188,45 +422,186 @@ OIDC_PROVIDERS = ("google", "microsoft")
 _TENANT_ID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
-@dataclass(frozen=True, slots=True)
-class WebOidc:
+def _oidc_provider(name: str) -> str:
+    if name not in OIDC_PROVIDERS:
+        raise OptionProblem(
+            None, f"unknown provider {_show(name)}; expected one of {', '.join(OIDC_PROVIDERS)}"
+        )
+    return name
+
+
+class WebOidc(Section):
     """``[web.oidc]``: sign-in with Google and/or Microsoft (``sign_in = "oidc"``).
 
     Secrets are named (a path or ``credential:NAME``), never held: they are
-    read when the web app starts (``syncd.assemble.web_settings``).
+    read when the web app starts (``syncd.assemble.web_settings``). What a
+    provider needs is required only when sign-in is on and lists it
+    (checked by ``Web``).
     """
 
-    providers: tuple[str, ...] = ()
-    session_secret_file: str = ""
-    session_hours: int = 12
-    #: The "Web application" OAuth client's JSON from the Google Cloud console.
-    google_client_file: str = ""
-    google_certs_url: str = GOOGLE_CERTS_URL
-    #: The directory (tenant) id: one organization's accounts only.
-    microsoft_tenant: str = ""
-    microsoft_client_id: str = ""
-    microsoft_client_secret_file: str = ""
+    providers: Annotated[Strings, AfterValidator(_each(_oidc_provider))] = Field(
+        (), description="google, microsoft or both"
+    )
+    session_secret_file: SecretSource = Field(
+        "", description="the file holding the session secret, a path or credential:NAME"
+    )
+    session_hours: StrictInt = Field(12, ge=1, le=720, description="how long a sign-in lasts")
+    google_client_file: SecretSource = Field(
+        "", description="the Web application OAuth client's JSON (Google Cloud console)"
+    )
+    google_certs_url: Url = Field(GOOGLE_CERTS_URL, description="where Google's ID-token keys are")
+    microsoft_tenant: StrictStr = Field("", description="the directory (tenant) id, a GUID")
+    microsoft_client_id: StrictStr = Field("", description="the application (client) id")
+    microsoft_client_secret_file: SecretSource = Field(
+        "", description="the app registration's client secret, a path or credential:NAME"
+    )
+
+    @field_validator("microsoft_tenant", "microsoft_client_id")
+    @classmethod
+    def _stripped(cls, value: str) -> str:
+        return value.strip()
 
 
-@dataclass(frozen=True, slots=True)
-class Web:
+class Web(Section):
     """``[web]``: the agenda pages, the JSON API and the provider webhooks."""
 
-    listen: str = "127.0.0.1:8080"
-    sign_in: SignIn = SignIn.LINK
-    proxy_header: str = "X-Forwarded-Email"
-    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
-    admins: tuple[str, ...] = ()
-    secure_cookies: bool = True
-    #: IANA zone the pages show times in; "" means ``[syncd] timezone``.
-    timezone: str = ""
-    oidc: WebOidc = field(default_factory=WebOidc)
+    listen: StrictStr = Field("127.0.0.1:8080", description="HOST:PORT the web server binds")
+    sign_in: SignIn = Field(SignIn.LINK, description="how a page knows who is looking")
+    proxy_header: StrictStr = Field(
+        "X-Forwarded-Email", description="proxy-header mode: the header naming the person"
+    )
+    trusted_proxies: Strings = Field(
+        ("127.0.0.1", "::1"), description="addresses or CIDR ranges whose header is believed"
+    )
+    admins: Addresses = Field((), description="who may see every agenda (never private notes)")
+    secure_cookies: StrictBool = Field(True, description="cookies only over https")
+    timezone: StrictStr = Field(
+        "", description="IANA zone the pages show times in; empty: [syncd] timezone"
+    )
+    oidc: WebOidc = Field(default_factory=lambda: WebOidc(), description="[web.oidc]")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        listen = value.strip()
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise OptionProblem(None, f"expected HOST:PORT, got {_show(listen)}")
+        return listen
+
+    @field_validator("proxy_header")
+    @classmethod
+    def _proxy_header(cls, value: str) -> str:
+        header = value.strip()
+        if not re.fullmatch(r"[A-Za-z0-9-]+", header):
+            raise OptionProblem(None, f"not a header name: {_show(header)}")
+        return header
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return _each(_proxy)(values)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        zone = value.strip()
+        if zone and not _is_zone(zone):
+            raise OptionProblem(
+                None,
+                f"unknown time zone {_show(zone)} (expected an IANA name such as "
+                "'Europe/Berlin', or \"\" for [syncd] timezone)",
+            )
+        return zone
+
+    @field_validator("sign_in", mode="before")
+    @classmethod
+    def _no_demo(cls, value: object) -> object:
+        if value == "demo":
+            raise OptionProblem(
+                None,
+                "'demo' lets anyone be anyone, so only `syncd demo` offers it; "
+                "expected one of link, proxy-header, oidc",
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _oidc_needs(self) -> Self:
+        """What sign-in with each listed provider cannot start without."""
+        if self.sign_in is not SignIn.OIDC:
+            return self
+        oidc = self.oidc
+        if not oidc.providers:
+            raise OptionProblem(
+                "oidc.providers", 'sign_in = "oidc" needs at least one of google, microsoft'
+            )
+        needed = [("session_secret_file", "the file holding the session secret")]
+        if "google" in oidc.providers:
+            needed.append(("google_client_file", "the Web application client's JSON"))
+        if "microsoft" in oidc.providers:
+            if not _TENANT_ID.match(oidc.microsoft_tenant):
+                raise OptionProblem(
+                    "oidc.microsoft_tenant",
+                    f"expected the directory (tenant) id, a GUID, got "
+                    f"{_show(oidc.microsoft_tenant)}; sign-in trusts the addresses of one "
+                    "organization's accounts only",
+                )
+            if not oidc.microsoft_client_id:
+                raise OptionProblem(
+                    "oidc.microsoft_client_id", "required: the application (client) id"
+                )
+            needed.append(("microsoft_client_secret_file", "the app registration's client secret"))
+        for key, what in needed:
+            if not getattr(oidc, key):
+                raise OptionProblem(f"oidc.{key}", f"required: {what}, a path or credential:NAME")
+        return self
 
     @property
     def address(self) -> tuple[str, int]:
         """``listen`` as a host (IPv6 without its brackets) and a port; checked at parse."""
         host, _, port = self.listen.rpartition(":")
         return host.strip("[]"), int(port)
+
+
+def _proxy(raw: str) -> str:
+    """One trusted proxy: an address, or a CIDR range of them."""
+    try:
+        ipaddress.ip_network(raw.strip(), strict=True)
+    except ValueError:
+        try:
+            network = ipaddress.ip_network(raw.strip(), strict=False)
+        except ValueError:
+            raise OptionProblem(
+                None, f"not an IP address or CIDR range (such as '10.0.0.0/8'): {_show(raw)}"
+            ) from None
+        raise OptionProblem(
+            None, f"{_show(raw)} has host bits set; did you mean '{network}'?"
+        ) from None
+    return raw
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _resolve_database(url: str, folder: Path) -> str:
+    """Anchor a relative SQLite path at the config directory.
+
+    In-memory databases, absolute paths and ``file:`` URIs are left alone.
+    """
+    match = _SQLITE_URL.match(url)
+    if not match:
+        return url
+    rest = match["rest"]
+    file_part, question, query = rest.partition("?")
+    if not file_part or file_part == ":memory:" or file_part.startswith(("/", "file:")):
+        return url
+    resolved = (folder / file_part).as_posix()
+    return f"{match['scheme']}:///{resolved}{question}{query}"
 
 
 #: One ``[[accounts]]`` entry (the provider's own keys in ``options``).
@@ -238,12 +613,12 @@ class Settings:
     """The whole configuration; ``path`` is the (absolute) file it came from."""
 
     path: Path
-    syncd: Core = field(default_factory=Core)
-    sync: Sync = field(default_factory=Sync)
-    detect: Detect = field(default_factory=Detect)
+    syncd: Core = field(default_factory=lambda: Core())
+    sync: Sync = field(default_factory=lambda: Sync())
+    detect: Detect = field(default_factory=lambda: Detect())
     people: People = field(default_factory=People)
     accounts: tuple[Account, ...] = ()
-    web: Web = field(default_factory=Web)
+    web: Web = field(default_factory=lambda: Web())
 
     @classmethod
     def default(cls, path: str | Path = "syncd.toml") -> Settings:
@@ -345,11 +720,10 @@ _SECTIONS: Mapping[str, type] = {
 _ACCOUNTS = "accounts"
 #: The keys every ``[[accounts]]`` table may have; the rest belong to its provider.
 _ACCOUNT_KEYS = ("name", "provider", "calendars", "directory", "directory_exclude")
-_Choice = TypeVar("_Choice", bound=enum.StrEnum)
 
 
-def _fields(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
+def _fields(cls: type[BaseModel]) -> tuple[str, ...]:
+    return tuple(cls.model_fields)
 
 
 def _one_line(text: str) -> str:
@@ -372,6 +746,26 @@ def _show(value: object) -> str:
     return repr(value)
 
 
+#: How an error names a value of these keys ("unknown policy 'all'").
+_NOUNS = {"domain_policy": "policy", "sign_in": "sign-in mode", "mode": "mode"}
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _model_at(model: type[BaseModel], path: Sequence[str]) -> type[BaseModel]:
+    """The model a nested key belongs to (``web.oidc.x``: WebOidc)."""
+    for name in path:
+        annotation = model.model_fields[name].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    return model
+
+
+def _choices(annotation: object) -> list[str]:
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return [str(member.value) for member in annotation]
+    return [str(option) for option in get_args(annotation)]
+
+
 def _key(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
@@ -390,135 +784,24 @@ class _Parser:
 
     def settings(self, data: Mapping[str, object]) -> Settings:
         self.check_keys(data, "", (*_SECTIONS, _ACCOUNTS))
-        core = self.core(self.section(data, "syncd"))
-        sync = self.sync(self.section(data, "sync"))
-        detect = self.detect(self.section(data, "detect"))
-        people = self.people(self.section(data, "people"))
+        core = self.section(data, "syncd", Core)
+        sync = self.section(data, "sync", Sync)
+        detect = self.section(data, "detect", Detect)
+        people = self.section(data, "people", People)
         accounts = self.accounts(data.get(_ACCOUNTS, []))
-        web = self.web(self.section(data, "web"))
+        web = self.section(data, "web", Web)
         return Settings(self.path, core, sync, detect, people, accounts, web)
 
-    def web(self, table: Mapping[str, object]) -> Web:
-        d, p = Web(), "web"
-        listen = self.string(table, p, "listen", d.listen).strip()
-        host, _, port = listen.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            self.fail("web.listen", f"expected HOST:PORT, got {_show(listen)}")
-        header = self.string(table, p, "proxy_header", d.proxy_header).strip()
-        if not re.fullmatch(r"[A-Za-z0-9-]+", header):
-            self.fail("web.proxy_header", f"not a header name: {_show(header)}")
-        proxies = self.strings(table, p, "trusted_proxies", d.trusted_proxies)
-        for i, proxy in enumerate(proxies):
-            self.proxy(f"web.trusted_proxies[{i}]", proxy)
-        admins = tuple(
-            self.address(f"web.admins[{i}]", admin)
-            for i, admin in enumerate(self.strings(table, p, "admins", d.admins))
-        )
-        timezone = self.string(table, p, "timezone", d.timezone).strip()
-        if timezone:
-            try:
-                ZoneInfo(timezone)
-            except (ZoneInfoNotFoundError, ValueError):
-                self.fail(
-                    "web.timezone",
-                    f"unknown time zone {_show(timezone)} (expected an IANA name such as "
-                    "'Europe/Berlin', or \"\" for [syncd] timezone)",
-                )
-        if table.get("sign_in") == "demo":
-            self.fail(
-                "web.sign_in",
-                "'demo' lets anyone be anyone, so only `syncd demo` offers it; "
-                "expected one of link, proxy-header, oidc",
-            )
-        sign_in = self.choice(table, p, "sign_in", d.sign_in, "sign-in mode")
-        oidc_table = table.get("oidc", {})
-        if not isinstance(oidc_table, dict):
-            self.fail("web.oidc", f"expected a table ([web.oidc]), got {_show(oidc_table)}")
-        return Web(
-            listen=listen,
-            sign_in=sign_in,
-            proxy_header=header,
-            trusted_proxies=proxies,
-            admins=admins,
-            secure_cookies=self.boolean(table, p, "secure_cookies", d.secure_cookies),
-            timezone=timezone,
-            oidc=self.web_oidc(oidc_table, required=sign_in is SignIn.OIDC),
-        )
-
-    def proxy(self, name: str, raw: str) -> None:
-        """One trusted proxy: an address, or a CIDR range of them."""
-        try:
-            ipaddress.ip_network(raw.strip(), strict=True)
-        except ValueError:
-            try:
-                network = ipaddress.ip_network(raw.strip(), strict=False)
-            except ValueError:
-                self.fail(
-                    name,
-                    f"not an IP address or CIDR range (such as '10.0.0.0/8'): {_show(raw)}",
-                )
-            self.fail(name, f"{_show(raw)} has host bits set; did you mean '{network}'?")
-
-    def web_oidc(self, table: Mapping[str, object], *, required: bool) -> WebOidc:
-        """``[web.oidc]``; what a provider needs is required only when it is listed."""
-        d, p = WebOidc(), "web.oidc"
-        self.check_keys(table, p, _fields(WebOidc))
-        providers = self.strings(table, p, "providers", d.providers)
-        for i, provider in enumerate(providers):
-            if provider not in OIDC_PROVIDERS:
-                self.fail(
-                    f"web.oidc.providers[{i}]",
-                    f"unknown provider {_show(provider)}; expected one of "
-                    f"{', '.join(OIDC_PROVIDERS)}",
-                )
-        if required and not providers:
-            self.fail(
-                "web.oidc.providers",
-                'sign_in = "oidc" needs at least one of google, microsoft',
-            )
-
-        def secret(key: str, needed: bool, what: str) -> str:
-            value = self.secret_source(f"{p}.{key}", self.string(table, p, key, ""))
-            if needed and not value:
-                self.fail(f"{p}.{key}", f"required: {what}, a path or credential:NAME")
-            return value
-
-        google = required and "google" in providers
-        microsoft = required and "microsoft" in providers
-        tenant = self.string(table, p, "microsoft_tenant", d.microsoft_tenant).strip()
-        if microsoft and not _TENANT_ID.match(tenant):
-            self.fail(
-                "web.oidc.microsoft_tenant",
-                f"expected the directory (tenant) id, a GUID, got {_show(tenant)}; sign-in "
-                "trusts the addresses of one organization's accounts only",
-            )
-        client_id = self.string(table, p, "microsoft_client_id", d.microsoft_client_id).strip()
-        if microsoft and not client_id:
-            self.fail("web.oidc.microsoft_client_id", "required: the application (client) id")
-        certs_url = self.string(table, p, "google_certs_url", d.google_certs_url)
-        return WebOidc(
-            providers=providers,
-            session_secret_file=secret(
-                "session_secret_file", required, "the file holding the session secret"
-            ),
-            session_hours=self.integer(table, p, "session_hours", d.session_hours, 1, 720),
-            google_client_file=secret(
-                "google_client_file", google, "the Web application client's JSON"
-            ),
-            google_certs_url=self.url("web.oidc.google_certs_url", certs_url),
-            microsoft_tenant=tenant,
-            microsoft_client_id=client_id,
-            microsoft_client_secret_file=secret(
-                "microsoft_client_secret_file", microsoft, "the app registration's client secret"
-            ),
-        )
-
-    def section(self, data: Mapping[str, object], name: str) -> Mapping[str, object]:
+    def section(self, data: Mapping[str, object], name: str, model: type[_Model]) -> _Model:
+        """One ``[name]`` table through its model; the first problem is the error."""
         table = data.get(name, {})
         if not isinstance(table, dict):
             self.fail(name, f"expected a table ([{name}]), got {_show(table)}")
-        self.check_keys(table, name, _fields(_SECTIONS[name]))
-        return table
+        try:
+            return model.model_validate(table, context=Where(self.directory))
+        except ValidationError as error:
+            key, problem = self.problem(error, model, name)
+            self.fail(key, problem)
 
     def check_keys(self, table: Mapping[str, object], prefix: str, known: Sequence[str]) -> None:
         for key in table:
@@ -590,255 +873,6 @@ class _Parser:
                 self.fail(f"{name}[{index}]", f"expected a string, got {_show(item)}")
         return tuple(value)
 
-    def choice(
-        self,
-        table: Mapping[str, object],
-        prefix: str,
-        key: str,
-        default: _Choice,
-        noun: str = "value",
-    ) -> _Choice:
-        if key not in table:
-            return default
-        value = table[key]
-        name = _key(prefix, key)
-        options = [member.value for member in type(default)]
-        listed = ", ".join(options)
-        if not isinstance(value, str):
-            self.fail(name, f"expected a string (one of {listed}), got {_show(value)}")
-        if value in options:
-            return type(default)(value)
-        close = difflib.get_close_matches(value.lower(), options, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        self.fail(name, f"unknown {noun} {_show(value)}{hint}; expected one of {listed}")
-
-    # ---- domain values
-
-    def address(self, name: str, raw: str) -> str:
-        folded = fold_address(raw)
-        if not _ADDRESS.match(folded):
-            self.fail(name, f"expected an email address, got {_show(raw)}")
-        return folded
-
-    def domain(self, name: str, raw: str) -> str:
-        folded = raw.strip().removeprefix("@").casefold().strip(".")
-        if not folded or not _DOMAIN.match(folded):
-            self.fail(name, f"expected a domain name such as 'example.org', got {_show(raw)}")
-        return folded
-
-    def regex(self, name: str, pattern: str) -> str:
-        try:
-            re.compile(pattern, re.IGNORECASE)
-        except re.error as exc:
-            self.fail(name, f"bad regular expression {_show(pattern)}: {exc}")
-        return pattern
-
-    def file_path(self, raw: str) -> Path:
-        return self.directory / Path(raw).expanduser()
-
-    def secret_source(self, name: str, raw: str) -> str:
-        """A path or ``credential:NAME``, checked but left unresolved."""
-        value = raw.strip()
-        credential = credential_name(value)
-        if credential is not None:
-            problem = credential_name_problem(credential)
-            if problem:
-                self.fail(name, problem)
-        elif value.startswith("{"):
-            # Never echo it: this is the secret itself, pasted in.
-            self.fail(name, "looks like the file's JSON content; give its path or credential:NAME")
-        return value
-
-    def url(self, name: str, raw: str) -> str:
-        """An https address; plain http only to this machine, where nobody can listen in."""
-        value = raw.strip()
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            self.fail(name, f"expected an https:// URL with a host, got {_show(value)}")
-        if parts.query or parts.fragment:
-            self.fail(name, f"must not carry a query or fragment: {_show(value)}")
-        if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
-            self.fail(
-                name,
-                f"must be https:// (plain http only for localhost or 127.0.0.1), "
-                f"got {_show(value)}",
-            )
-        return value
-
-    # ---- sections
-
-    def core(self, table: Mapping[str, object]) -> Core:
-        d, p = Core(), "syncd"
-        database = self.string(table, p, "database", d.database).strip()
-        if not _ANY_URL.match(database):
-            self.fail(
-                "syncd.database",
-                "expected a SQLAlchemy URL such as 'sqlite:///syncd.db' or "
-                f"'postgresql+psycopg://host/syncd', got {_show(database)}",
-            )
-        base_url = self.string(table, p, "base_url", d.base_url).strip()
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            self.fail(
-                "syncd.base_url",
-                f"expected an http:// or https:// URL with a host, got {_show(base_url)}",
-            )
-        if parts.query or parts.fragment:
-            self.fail("syncd.base_url", f"must not carry a query or fragment: {_show(base_url)}")
-        timezone = self.string(table, p, "timezone", d.timezone).strip()
-        try:
-            ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            self.fail(
-                "syncd.timezone",
-                f"unknown time zone {_show(timezone)} (expected an IANA name such as "
-                "'Europe/Berlin' or 'UTC')",
-            )
-        template_text = self.string(table, p, "template", "").strip()
-        template = self.file_path(template_text) if template_text else BUNDLED_TEMPLATE
-        return Core(
-            database=self.resolve_database(database),
-            base_url=base_url.rstrip("/"),
-            timezone=timezone,
-            template=template,
-            carry_talking_points=self.boolean(
-                table, p, "carry_talking_points", d.carry_talking_points
-            ),
-            dry_run=self.boolean(table, p, "dry_run", d.dry_run),
-            key_file=self.key_file(self.string(table, p, "key_file", d.key_file)),
-        )
-
-    def key_file(self, raw: str) -> str:
-        if _FERNET_KEY.match(raw.strip()):
-            # The message must not repeat the value: it is the key.
-            self.fail(
-                "syncd.key_file",
-                "looks like a Fernet key itself; keys never go into the config file: "
-                "name the file that holds it (`syncd keygen` writes one) or use credential:NAME",
-            )
-        return self.secret_source("syncd.key_file", raw)
-
-    def resolve_database(self, url: str) -> str:
-        """Anchor a relative SQLite path at the config directory.
-
-        In-memory databases, absolute paths and ``file:`` URIs are left alone.
-        """
-        match = _SQLITE_URL.match(url)
-        if not match:
-            return url
-        rest = match["rest"]
-        file_part, question, query = rest.partition("?")
-        if not file_part or file_part == ":memory:" or file_part.startswith(("/", "file:")):
-            return url
-        resolved = (self.directory / file_part).as_posix()
-        return f"{match['scheme']}:///{resolved}{question}{query}"
-
-    def sync(self, table: Mapping[str, object]) -> Sync:
-        d, p = Sync(), "sync"
-        window_days = self.integer(table, p, "window_days", d.window_days, 1, 366)
-        horizon_days = self.integer(table, p, "horizon_days", d.horizon_days, 1, 366)
-        if horizon_days > window_days:
-            self.fail(
-                "sync.horizon_days",
-                f"must not exceed sync.window_days ({window_days}); "
-                "occurrences beyond the window are never read",
-            )
-        poll_seconds = self.integer(table, p, "poll_seconds", d.poll_seconds, 1, 86400)
-        max_poll_seconds = self.integer(
-            table, p, "max_poll_seconds", d.max_poll_seconds, 1, 7 * 86400
-        )
-        if max_poll_seconds < poll_seconds:
-            self.fail(
-                "sync.max_poll_seconds",
-                f"must be at least sync.poll_seconds ({poll_seconds})",
-            )
-        push_poll_seconds = self.integer(
-            table, p, "push_poll_seconds", d.push_poll_seconds, 1, 7 * 86400
-        )
-        if push_poll_seconds < max_poll_seconds:
-            self.fail(
-                "sync.push_poll_seconds",
-                f"must be at least sync.max_poll_seconds ({max_poll_seconds})",
-            )
-        return Sync(
-            window_days=window_days,
-            past_days=self.integer(table, p, "past_days", d.past_days, 0, 366),
-            horizon_occurrences=self.integer(
-                table, p, "horizon_occurrences", d.horizon_occurrences, 1, 100
-            ),
-            horizon_days=horizon_days,
-            max_write_attempts=self.integer(
-                table, p, "max_write_attempts", d.max_write_attempts, 1, 20
-            ),
-            page_size=self.integer(table, p, "page_size", d.page_size, 1, 2500),
-            poll_seconds=poll_seconds,
-            max_poll_seconds=max_poll_seconds,
-            push_poll_seconds=push_poll_seconds,
-            lease_seconds=self.integer(table, p, "lease_seconds", d.lease_seconds, 2, 3600),
-            concurrency=self.integer(table, p, "concurrency", d.concurrency, 1, 64),
-            shutdown_grace_seconds=self.integer(
-                table, p, "shutdown_grace_seconds", d.shutdown_grace_seconds, 0, 3600
-            ),
-            invite_refresh_lead_minutes=self.integer(
-                table, p, "invite_refresh_lead_minutes", d.invite_refresh_lead_minutes, 0, 10080
-            ),
-            invite_refresh_gap_minutes=self.integer(
-                table, p, "invite_refresh_gap_minutes", d.invite_refresh_gap_minutes, 0, 10080
-            ),
-        )
-
-    def detect(self, table: Mapping[str, object]) -> Detect:
-        d, p = Detect(), "detect"
-
-        def each(
-            key: str, default: tuple[str, ...], check: Callable[[str, str], str]
-        ) -> tuple[str, ...]:
-            values = self.strings(table, p, key, default)
-            return tuple(check(f"{p}.{key}[{i}]", value) for i, value in enumerate(values))
-
-        return Detect(
-            org_domains=each("org_domains", d.org_domains, self.domain),
-            domain_policy=self.choice(table, p, "domain_policy", d.domain_policy, "policy"),
-            title_include=each("title_include", d.title_include, self.regex),
-            title_exclude=each("title_exclude", d.title_exclude, self.regex),
-            opt_out_marker=self.string(table, p, "opt_out_marker", d.opt_out_marker).strip(),
-            group_addresses=each("group_addresses", d.group_addresses, self.address),
-            resource_domains=each("resource_domains", d.resource_domains, self.domain),
-        )
-
-    def people(self, table: Mapping[str, object]) -> People:
-        raw = table.get("aliases", {})
-        if not isinstance(raw, dict):
-            self.fail("people.aliases", f"expected a table of addresses, got {_show(raw)}")
-        direct: dict[str, str] = {}
-        spelled: dict[str, str] = {}
-        for raw_alias, raw_target in raw.items():
-            name = f'people.aliases."{raw_alias}"'
-            if not isinstance(raw_target, str):
-                self.fail(name, f"expected an email address, got {_show(raw_target)}")
-            alias = self.address(name, raw_alias)
-            target = self.address(name, raw_target)
-            if alias in direct and direct[alias] != target:
-                self.fail(
-                    name,
-                    f"conflicts with people.aliases.\"{spelled[alias]}\" = '{direct[alias]}' "
-                    "(addresses are compared case-insensitively)",
-                )
-            if alias != target:
-                direct[alias] = target
-                spelled.setdefault(alias, raw_alias)
-        flat: dict[str, str] = {}
-        for alias, target in direct.items():
-            chain = [alias]
-            while target in direct:
-                if target in chain:
-                    loop = " -> ".join([*chain, target])
-                    self.fail(f'people.aliases."{spelled[alias]}"', f"alias loop: {loop}")
-                chain.append(target)
-                target = direct[target]
-            flat[alias] = target
-        return People(aliases=MappingProxyType(flat))
-
     def accounts(self, raw: object) -> tuple[Account, ...]:
         if not isinstance(raw, list):
             self.fail(_ACCOUNTS, f"expected an array of tables ([[accounts]]), got {_show(raw)}")
@@ -872,8 +906,7 @@ class _Parser:
             try:
                 options = plugin.options.model_validate(own, context=context)
             except ValidationError as error:
-                key, problem = self.option_problem(error, plugin.options, provider)
-                self.fail(f"{p}.{key}" if key else p, problem)
+                self.fail(*self.problem(error, plugin.options, p, provider))
             accounts.append(
                 Account(
                     name=name,
@@ -921,35 +954,50 @@ class _Parser:
             exclude.append(pattern.strip().casefold())
         return directory, tuple(exclude)
 
-    def option_problem(
-        self, error: ValidationError, model: type[BaseModel], provider: str
+    def problem(
+        self, error: ValidationError, model: type[BaseModel], prefix: str, provider: str = ""
     ) -> tuple[str, str]:
-        """The first of a plugin's validation errors as (key in the account, problem)."""
+        """The first validation error as (full key, problem): one line, in the file's terms."""
         first = error.errors(include_url=False)[0]
-        loc = [str(part) for part in first["loc"]]
-        key = loc[0] if loc else ""
+        loc = list(first["loc"])
+        key = prefix
+        for part in loc:
+            key += f"[{part}]" if isinstance(part, int) else f".{part}"
         kind = first["type"]
         value = first.get("input")
         context = first.get("ctx") or {}
         cause = context.get("error")
         if isinstance(cause, OptionProblem):
-            return (cause.key or key), cause.problem
+            if cause.key is None:
+                return key, cause.problem
+            joined = cause.key if cause.key[:1] in "[." else f".{cause.key}"
+            return key + joined, cause.problem
+        owner = _model_at(model, [p for p in loc[:-1] if isinstance(p, str)])
+        field = str(loc[-1]) if loc else ""
         if kind == "extra_forbidden":
-            return key, self.unknown_account_key(key, model, provider)
-        if kind == "literal_error":
-            options = [str(o) for o in get_args(model.model_fields[key].annotation)]
-            close = difflib.get_close_matches(str(value), options, n=1)
+            if provider:
+                return key, self.unknown_account_key(field, model, provider)
+            return key, self.unknown(field, key.rsplit(".", 1)[0], tuple(owner.model_fields))
+        if kind in ("literal_error", "enum"):
+            options = _choices(owner.model_fields[field].annotation)
+            close = difflib.get_close_matches(str(value).lower(), options, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            noun = "mode" if key == "mode" else "value"
-            return key, f"unknown {noun} {_show(value)}{hint}; expected one of {', '.join(options)}"
+            noun = _NOUNS.get(field, "value")
+            listed = ", ".join(options)
+            if not isinstance(value, str):
+                return key, f"expected a string (one of {listed}), got {_show(value)}"
+            return key, f"unknown {noun} {_show(value)}{hint}; expected one of {listed}"
         expected = {
             "string_type": "a string",
             "int_type": "an integer",
             "bool_type": "true or false",
             "list_type": "an array",
+            "tuple_type": "an array of strings",
         }
         if kind in expected:
             return key, f"expected {expected[kind]}, got {_show(value)}"
+        if kind in ("model_type", "dict_type", "model_attributes_type"):
+            return key, f"expected a table ([{key}]), got {_show(value)}"
         if kind == "greater_than_equal":
             return key, f"must be at least {context['ge']}, got {value}"
         if kind == "less_than_equal":
