@@ -33,6 +33,11 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from syncd import config
+
+#: The defaults are the schema's (``[sync]``): a setting is defined once.
+_SYNC = config.Sync()
+
 __all__ = ["MAX_MAILS", "Budget", "Copy", "Occasion", "Wait", "decide"]
 
 #: The most meeting updates syncd causes per occurrence and attendee: its
@@ -52,8 +57,8 @@ class Occasion(enum.StrEnum):
 class Budget:
     """``[sync] invite_refresh_lead_minutes`` and ``invite_refresh_gap_minutes``."""
 
-    lead: timedelta = timedelta(hours=2)
-    gap: timedelta = timedelta(hours=3)
+    lead: timedelta = timedelta(minutes=_SYNC.invite_refresh_lead_minutes)
+    gap: timedelta = timedelta(minutes=_SYNC.invite_refresh_gap_minutes)
 
 
 @dataclass(frozen=True, slots=True)

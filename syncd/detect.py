@@ -45,7 +45,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from providers.model import Event, EventType, Response
-from syncd.config import DomainPolicy, Settings, fold_address
+from syncd.config import Detect, DomainPolicy, Settings, fold_address
+
+#: The defaults are the schema's (``[detect]``): a rule is defined once.
+_DETECT = Detect()
 
 #: How many addresses a detail sentence lists before it summarises the rest.
 _SHOWN = 5
@@ -90,13 +93,13 @@ class Rules:
     alias mapping to its final address, which ``syncd.config`` guarantees.
     """
 
-    org_domains: tuple[str, ...] = ()
-    domain_policy: DomainPolicy = DomainPolicy.BOTH
-    title_include: tuple[str, ...] = ()
-    title_exclude: tuple[str, ...] = ()
-    opt_out_marker: str = "#noagenda"
-    group_addresses: tuple[str, ...] = ()
-    resource_domains: tuple[str, ...] = ("resource.calendar.google.com",)
+    org_domains: tuple[str, ...] = _DETECT.org_domains
+    domain_policy: DomainPolicy = _DETECT.domain_policy
+    title_include: tuple[str, ...] = _DETECT.title_include
+    title_exclude: tuple[str, ...] = _DETECT.title_exclude
+    opt_out_marker: str = _DETECT.opt_out_marker
+    group_addresses: tuple[str, ...] = _DETECT.group_addresses
+    resource_domains: tuple[str, ...] = _DETECT.resource_domains
     aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     _include: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
     _exclude: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)

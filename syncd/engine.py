@@ -72,7 +72,7 @@ from providers.base import (
     Transient,
 )
 from providers.model import Event, Unreadable, Window
-from syncd import agenda, block, budget, detect, installation, people
+from syncd import agenda, block, budget, config, detect, installation, people
 from syncd.bodies import Bodies, Body
 from syncd.mirrored import PRELOAD_FROM, Mirror
 from syncd.store import statements, transaction
@@ -98,9 +98,18 @@ CURSOR_VERSION = 1  # bump when the meaning of stored cursors changes: old ones 
 T = TypeVar("T")
 
 
+#: The defaults are the schema's (``[syncd]``, ``[sync]``): a setting is defined once.
+_CORE, _SYNC = config.Core(), config.Sync()
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """What the engine needs from the configuration, and nothing else."""
+    """What the engine needs from the configuration, and nothing else.
+
+    ``carry_talking_points`` and ``dry_run`` come from ``[syncd]``, the rest
+    from ``[sync]``; unchecked talking points of ended meetings are shown in
+    the pair's next one when ``carry_talking_points``.
+    """
 
     base_url: str
     zone: tzinfo
@@ -108,15 +117,15 @@ class Policy:
     #: This installation's identity (``syncd.installation``); by default from ``base_url``.
     installation: str = ""
     template: tuple[str, ...] = ()
-    #: unchecked talking points of ended meetings shown in the pair's next one
-    carry_talking_points: bool = True
-    window_days: int = 28
-    past_days: int = 1
-    horizon_occurrences: int = 2
-    horizon_days: int = 14
-    max_write_attempts: int = 3
+    carry_talking_points: bool = _CORE.carry_talking_points
+    window_days: int = _SYNC.window_days
+    past_days: int = _SYNC.past_days
+    horizon_occurrences: int = _SYNC.horizon_occurrences
+    horizon_days: int = _SYNC.horizon_days
+    max_write_attempts: int = _SYNC.max_write_attempts
+    #: transient failures retried within one sync (not a setting)
     retry_attempts: int = 4
-    dry_run: bool = False
+    dry_run: bool = _CORE.dry_run
     #: When a block may be rewritten where writes mail the attendees.
     mail_budget: budget.Budget = budget.Budget()
 

@@ -60,11 +60,12 @@ from syncd.engine import CalendarSync, Report, SyncState
 from syncd.store import transaction
 from syncd.store.models import Calendar, Occurrence, PushChannel, UtcDateTime
 
-POLL_INTERVAL = timedelta(minutes=5)
-MAX_POLL_INTERVAL = timedelta(hours=1)
-PUSH_POLL_INTERVAL = timedelta(hours=6)
+_SYNC = config.Sync()  # the schema's defaults: a setting is defined once
+POLL_INTERVAL = timedelta(seconds=_SYNC.poll_seconds)
+MAX_POLL_INTERVAL = timedelta(seconds=_SYNC.max_poll_seconds)
+PUSH_POLL_INTERVAL = timedelta(seconds=_SYNC.push_poll_seconds)
 JITTER = 0.2
-LEASE = timedelta(minutes=2)
+LEASE = timedelta(seconds=_SYNC.lease_seconds)
 #: How many candidate rows a claim reads per free slot.
 CLAIM_WINDOW = 4
 
