@@ -32,6 +32,7 @@ from providers.emulators.graph import GraphEmulator
 from providers.google.calendar import GoogleProvider
 from providers.google.grant import SCOPES as GOOGLE_SCOPES
 from providers.microsoft.graph import MicrosoftProvider, app_token_source
+from providers.microsoft.tokens import login_session
 from providers.model import Window
 from syncd import detect
 from syncd import scheduler as scheduler_module
@@ -261,10 +262,10 @@ def run(people: int, google_people: int) -> None:
     with GraphEmulator(addresses(google_people)) as tenant:
         populate(tenant, google_people, datetime.now(UTC))
         tokens = app_token_source(
-            tenant.authority,
+            tenant.https_authority,
             tenant.client_id,
             tenant.client_secret,
-            http_client=tenant.http_client(),
+            http_client=login_session(tenant.ca_file),
         )
         graph = MicrosoftProvider(addresses(google_people), tokens, graph_root=tenant.graph_root)
         api = {"delta", "get", "patch", "instances"}

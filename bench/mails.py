@@ -27,6 +27,7 @@ from providers.google.calendar import GoogleProvider
 from providers.google.grant import SCOPES as GOOGLE_SCOPES
 from providers.memory import Recurrence
 from providers.microsoft.graph import MicrosoftProvider, app_token_source
+from providers.microsoft.tokens import login_session
 from syncd import agenda, budget, detect, push
 from syncd.engine import CalendarSync, Policy
 from syncd.store import connect, migrate, sessions, transaction
@@ -75,8 +76,8 @@ def week(emulator: Any, provider: Provider) -> Counter[datetime | None]:
 def run() -> None:
     with GraphEmulator([ANA, BO]) as tenant:
         tokens = app_token_source(
-            tenant.authority, tenant.client_id, tenant.client_secret,
-            http_client=tenant.http_client(),
+            tenant.https_authority, tenant.client_id, tenant.client_secret,
+            http_client=login_session(tenant.ca_file),
         )  # fmt: skip
         graph = MicrosoftProvider([ANA, BO], tokens, graph_root=tenant.graph_root)
         try:

@@ -54,7 +54,6 @@ class SignInPlugin(Protocol):
         redirect_uri: str,
         *,
         form_post: bool,
-        http_client: Any,
         now: Callable[[], float],
     ) -> SignInFlow:
         """The flow for one sign-in with the web app registration ``client``."""

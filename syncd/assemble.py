@@ -173,6 +173,9 @@ def _oidc_settings(settings: config.Settings) -> OidcSettings:
             tenant=oidc.microsoft_tenant,
             client_id=oidc.microsoft_client_id,
             client_secret=secret.decode("utf-8", "replace"),
+            cloud=oidc.microsoft_cloud,
+            authority=oidc.microsoft_authority,
+            ca_file=oidc.microsoft_ca_file,
         )
     session_secret = _secret_file(settings, "session_secret_file")
     if len(session_secret) < MIN_SESSION_SECRET:

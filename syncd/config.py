@@ -455,11 +455,43 @@ class WebOidc(Section):
     microsoft_client_secret_file: SecretSource = Field(
         "", description="the app registration's client secret, a path or credential:NAME"
     )
+    microsoft_cloud: StrictStr = Field(
+        "global", description="the Microsoft cloud the tenant lives in (as an account's cloud)"
+    )
+    microsoft_authority: Url = Field(
+        "", description="the sign-in root instead of the cloud's; the tenant is appended"
+    )
+    microsoft_ca_file: StrictStr = Field(
+        "", description="a PEM file of CAs to trust for the sign-in instead of the system's"
+    )
 
     @field_validator("microsoft_tenant", "microsoft_client_id")
     @classmethod
     def _stripped(cls, value: str) -> str:
         return value.strip()
+
+    @field_validator("microsoft_authority")
+    @classmethod
+    def _authority(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("microsoft_ca_file")
+    @classmethod
+    def _ca_file(cls, value: str, info: ValidationInfo) -> str:
+        return str(_folder(info) / value.strip()) if value.strip() else ""
+
+    @field_validator("microsoft_cloud")
+    @classmethod
+    def _cloud(cls, value: str) -> str:
+        """One of the clouds a Microsoft account knows (the plugin's table, via the registry)."""
+        clouds = _choices(providers.plugin("microsoft").options.model_fields["cloud"].annotation)
+        if value not in clouds:
+            close = difflib.get_close_matches(value, clouds, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise OptionProblem(
+                None, f"unknown cloud {_show(value)}{hint}; expected one of {', '.join(clouds)}"
+            )
+        return value
 
 
 class Web(Section):

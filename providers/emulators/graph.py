@@ -1,21 +1,27 @@
 """A loopback Microsoft Graph v1.0 (calendar) and identity platform for tests, benchmarks and demos.
 
-msal and httpx talk to it unchanged; msal keeps the production authority::
+msal and httpx talk to it unchanged, over its https listener (msal takes
+https authorities only), trusting the CA it made::
 
     with GraphEmulator(["ana@example.test", "bo@example.test"]) as emulator:
+        session = requests.Session()
+        session.verify = emulator.ca_file
         app = msal.ConfidentialClientApplication(
             emulator.client_id,
             client_credential=emulator.client_secret,
-            authority=emulator.authority,            # https://login.microsoftonline.com/{tenant}
-            http_client=emulator.http_client(),      # rewrites that host to the emulator
+            authority=emulator.https_authority,      # https://127.0.0.1:<port>/{tenant}
+            http_client=session,
+            instance_discovery=False,                # the cloud is known: nothing to look up
         )
         token = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])
         graph = httpx.Client(base_url=emulator.graph_root,
                              headers={"Authorization": f"Bearer {token['access_token']}"})
 
 msal then fetches only ``/{tenant}/v2.0/.well-known/openid-configuration``
-and posts to ``/{tenant}/oauth2/v2.0/token``; instance discovery is served as
-well, so ``instance_discovery`` may be left at its default. Tests shape the
+and posts to ``/{tenant}/oauth2/v2.0/token``. ``http_client()`` is the other
+way in, for the emulator's own tests of msal against the production
+authority (login.microsoftonline.com rewritten to here over plain http;
+instance discovery is served too); a deployment's config never needs it. Tests shape the
 world through the same world-building API as ``providers.memory``
 (``create_event``, ``move_occurrence``, ...), script failures through
 ``faults`` and read what happened in ``requests`` and ``notifications``.
@@ -166,6 +172,8 @@ class GraphEmulator(WorldEdits, Served):
         #: config names, since msal refuses plain-http authorities.
         self.https_url = url_of(secure, "https")
         self.login_root = self.https_url.rstrip("/")
+        #: ``<login_root>/<tenant>``: an authority msal reaches as any cloud's, over https.
+        self.https_authority = f"{self.login_root}/{tenant}"
         self.tls_port = int(secure.server_address[1])
         self.graph_root = self.base_url + "v1.0/"
         self._app.base_url = self.base_url

@@ -146,6 +146,7 @@ class GraphApp(RecordingApp):
                 segments[0],
                 {str(k): str(v) for k, v in form.items()},
                 record.headers.get("authorization"),
+                login,
             )
             response = _json(200, answer, _LOGIN_JSON)
             response.headers.update({"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})

@@ -196,6 +196,9 @@ class Authority:
         """
         self.tenant = tenant
         self.resource = resource
+        #: The login root of the request being answered (its thread's): what ID
+        #: tokens name as their issuer, as Entra names its own host.
+        self._request = threading.local()
         self._directory = directory or (lambda address: None)
         self._redirect_uris: set[str] = set()
         self._signed_in: tuple[str, str] | None = None
@@ -278,9 +281,17 @@ class Authority:
         }
 
     def token(
-        self, tenant: str, form: Mapping[str, str], authorization: str | None
+        self,
+        tenant: str,
+        form: Mapping[str, str],
+        authorization: str | None,
+        root: str = f"https://{LOGIN_HOST}",
     ) -> dict[str, Any]:
-        """A client-credentials token for Graph, or the EntraError the real service answers."""
+        """A client-credentials token for Graph, or the EntraError the real service answers.
+
+        ``root``: the login root the client used; ID tokens name it in ``iss``.
+        """
+        self._request.root = root
         self._require_tenant(tenant)
         client_id, secret = _client(form, authorization)
         grant_type = form.get("grant_type", "")
@@ -632,12 +643,15 @@ class Authority:
             answer["client_info"] = _segment({"uid": code.user_id, "utid": self.tenant})
         return answer
 
+    def _issuer_root(self) -> str:
+        return str(getattr(self._request, "root", f"https://{LOGIN_HOST}"))
+
     def _sign_in_id_token(self, code: _AuthCode, scopes: set[str]) -> str:
         now = int(time.time())
         pairwise = hashlib.sha256(f"{code.client_id}:{code.user_id}".encode()).digest()
         claims: dict[str, Any] = {
             "aud": code.client_id,
-            "iss": f"https://{LOGIN_HOST}/{self.tenant}/v2.0",
+            "iss": f"{self._issuer_root()}/{self.tenant}/v2.0",
             "iat": now,
             "nbf": now,
             "exp": now + TOKEN_LIFETIME,
@@ -684,7 +698,7 @@ class Authority:
         now = int(time.time())
         id_claims = {
             "aud": grant.client_id,
-            "iss": f"https://{LOGIN_HOST}/{self.tenant}/v2.0",
+            "iss": f"{self._issuer_root()}/{self.tenant}/v2.0",
             "iat": now,
             "nbf": now,
             "exp": now + TOKEN_LIFETIME,

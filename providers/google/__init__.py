@@ -128,7 +128,6 @@ class GooglePlugin:
         redirect_uri: str,
         *,
         form_post: bool,
-        http_client: Any,
         now: Callable[[], float],
     ) -> GoogleSignInFlow:
         """Sign-in with Google for the pages (google-auth-oauthlib, ID token verified here)."""

@@ -129,13 +129,10 @@ class MicrosoftPlugin:
         redirect_uri: str,
         *,
         form_post: bool,
-        http_client: Any,
         now: Callable[[], float],
     ) -> MicrosoftSignInFlow:
         """Sign-in with Microsoft for the pages (msal; issuer, tenant, audience checked here)."""
-        return MicrosoftSignInFlow(
-            client, redirect_uri, form_post=form_post, http_client=http_client, now=now
-        )
+        return MicrosoftSignInFlow(client, redirect_uri, form_post=form_post, now=now)
 
     def webhook(self, request: WebhookRequest) -> WebhookAnswer:
         """Graph's validation echo, or 202 at once with the notifications judged afterwards."""

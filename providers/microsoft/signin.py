@@ -11,15 +11,17 @@ from typing import Any
 
 import msal  # type: ignore[import-untyped]
 
+from providers.microsoft import tokens
+from providers.microsoft.clouds import endpoints
 from providers.signin import SignInFailed, check_times, provider_error
 
 #: msal adds ``openid`` and ``profile`` (``preferred_username``); no API access at all.
 SCOPES = ("email",)
-LOGIN = "https://login.microsoftonline.com"
 
 
 class MicrosoftSignInFlow:
-    """``client``: an Entra ID web app registration (tenant, client_id, client_secret).
+    """``client``: an Entra ID web app registration (tenant, client_id, client_secret,
+    cloud, authority, ca_file).
 
     ``form_post``: Microsoft posts its answer (the callback's cookie must then
     be SameSite=None, which needs Secure).
@@ -31,14 +33,15 @@ class MicrosoftSignInFlow:
         redirect_uri: str,
         *,
         form_post: bool,
-        http_client: Any,
         now: Callable[[], float],
     ) -> None:
         self._client = client
         self._redirect_uri = redirect_uri
         self._form_post = form_post
-        self._http_client = http_client
+        self._http_client = tokens.login_session(client.ca_file)
         self._now = now
+        where = endpoints(client.cloud, client.tenant, client.authority)
+        self._authority = where.authority
 
     def _msal(self) -> Any:
         """A new msal app per sign-in: it keeps no tokens between people."""
@@ -46,9 +49,11 @@ class MicrosoftSignInFlow:
             return msal.ConfidentialClientApplication(
                 self._client.client_id,
                 client_credential=self._client.client_secret,
-                authority=f"{LOGIN}/{self._client.tenant}",
+                authority=self._authority,
                 http_client=self._http_client,
                 exclude_scopes=["offline_access"],
+                # The cloud comes from the config: nothing to look up.
+                instance_discovery=False,
             )
         except ValueError:
             # msal's word for an authority that answered 4xx (unknown tenant) or non-JSON.
@@ -84,7 +89,7 @@ class MicrosoftSignInFlow:
         if not isinstance(claims, dict):
             raise SignInFailed("Microsoft sent no ID token")
         tenant = str(self._client.tenant).casefold()
-        if str(claims.get("iss", "")).casefold() != f"{LOGIN}/{tenant}/v2.0":
+        if str(claims.get("iss", "")).casefold() != f"{self._authority}/v2.0".casefold():
             raise SignInFailed("Microsoft's ID token has another issuer")
         if str(claims.get("tid", "")).casefold() != tenant:
             raise SignInFailed("Microsoft's ID token is from another tenant")

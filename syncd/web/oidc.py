@@ -176,15 +176,12 @@ class OidcAuthenticator:
         self,
         settings: WebSettings,
         *,
-        http_client: Any = None,
         now: Callable[[], float] = time.time,
     ) -> None:
-        """``http_client`` goes to msal unchanged (tests route the login host with it)."""
         if settings.oidc is None:
             raise ValueError("oidc sign-in needs oidc settings")
         self.settings = settings
         self.oidc: OidcSettings = settings.oidc
-        self.http_client = http_client
         self.now = now
         self._sessions = _Sealed(self.oidc.session_secret, "session cookie")
         self._flows = _Sealed(self.oidc.session_secret, "sign-in flow cookie")
@@ -341,7 +338,6 @@ class OidcAuthenticator:
             client,
             self._redirect_uri(provider),
             form_post=self._form_post,
-            http_client=self.http_client,
             now=self.now,
         )
 

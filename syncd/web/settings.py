@@ -60,11 +60,18 @@ class GoogleSignIn:
 
 @dataclass(frozen=True)
 class MicrosoftSignIn:
-    """An Entra ID app registration (a web app with a client secret) in one tenant."""
+    """An Entra ID app registration (a web app with a client secret) in one tenant.
+
+    ``cloud``, ``authority`` and ``ca_file`` say where its people sign in, as
+    for a Microsoft account (see the Microsoft plugin's clouds).
+    """
 
     tenant: str
     client_id: str
     client_secret: str = field(repr=False)
+    cloud: str = "global"
+    authority: str = ""
+    ca_file: str = ""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import pytest
 from providers.base import AuthRevoked, Transient
 from providers.emulators.graph import GraphEmulator
 from providers.microsoft.graph import MicrosoftProvider, app_token_source
+from providers.microsoft.tokens import login_session
 from syncd import assemble, config, secrets
 from tests.providers.test_graph_emulator import schema_problems
 
@@ -40,10 +41,10 @@ def graph(
     emulator: GraphEmulator, calendars: tuple[str, ...] = (), **kw: object
 ) -> MicrosoftProvider:
     tokens = app_token_source(
-        emulator.authority,
+        emulator.https_authority,
         emulator.client_id,
         emulator.client_secret,
-        http_client=emulator.http_client(),
+        http_client=login_session(emulator.ca_file),
     )
     return MicrosoftProvider(
         calendars,
@@ -61,10 +62,10 @@ def listings(emulator: GraphEmulator) -> list[dict[str, list[str]]]:
 
 def app_token(emulator: GraphEmulator) -> str:
     return app_token_source(
-        emulator.authority,
+        emulator.https_authority,
         emulator.client_id,
         emulator.client_secret,
-        http_client=emulator.http_client(),
+        http_client=login_session(emulator.ca_file),
     )()
 
 
@@ -259,8 +260,8 @@ def test_expanding_the_manager_caps_a_page_at_100_as_graph_does(emulator: GraphE
     for n in range(120):
         emulator.add_user(f"p{n:03d}@contoso.test")
     tokens = app_token_source(
-        emulator.authority, emulator.client_id, emulator.client_secret,
-        http_client=emulator.http_client(),
+        emulator.https_authority, emulator.client_id, emulator.client_secret,
+        http_client=login_session(emulator.ca_file),
     )  # fmt: skip
     provider = MicrosoftProvider(
         (), tokens, graph_root=emulator.graph_root, directory=True, directory_page_size=999

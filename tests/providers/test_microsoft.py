@@ -41,6 +41,7 @@ from providers.microsoft.graph import (
     parse_notifications,
     to_event,
 )
+from providers.microsoft.tokens import login_session
 from providers.model import EventType, Response, Window
 
 from .contract import (
@@ -68,10 +69,10 @@ def emulator() -> Iterator[GraphEmulator]:
 
 def graph_provider(emulator: GraphEmulator, **kw: object) -> MicrosoftProvider:
     tokens = app_token_source(
-        emulator.authority,
+        emulator.https_authority,
         emulator.client_id,
         emulator.client_secret,
-        http_client=emulator.http_client(),
+        http_client=login_session(emulator.ca_file),
     )
     return MicrosoftProvider(
         CALENDARS,
@@ -662,10 +663,10 @@ def test_an_unreachable_graph_host_is_named_in_the_error(emulator: GraphEmulator
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     tokens = app_token_source(
-        emulator.authority,
+        emulator.https_authority,
         emulator.client_id,
         emulator.client_secret,
-        http_client=emulator.http_client(),
+        http_client=login_session(emulator.ca_file),
     )
     provider = MicrosoftProvider(CALENDARS, tokens, graph_root=f"http://127.0.0.1:{port}/v1.0/")
     try:

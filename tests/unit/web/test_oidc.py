@@ -4,9 +4,10 @@ Each test drives a browser (Starlette's TestClient, cookies and all) through
 the whole flow by hand: the app sends it to the provider's sign-in page (the
 emulator, over loopback HTTP), the provider sends it back to the app's
 callback, and the app exchanges the code with google-auth-oauthlib or msal.
-Nothing on the app's side is replaced: msal keeps the production authority
-and reaches the emulator through its ``http_client``, Google's endpoints and
-certificates come from the client JSON and the configured certs URL.
+Nothing on the app's side is replaced: msal reaches the Graph emulator's
+https sign-in through the configured authority and CA file, as it reaches a
+national cloud; Google's endpoints and certificates come from the client
+JSON and the configured certs URL.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import html
 import logging
 import re
 import secrets
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -71,7 +73,13 @@ def google_sign_in(emulator: GoogleEmulator) -> GoogleSignIn:
 
 
 def microsoft_sign_in(emulator: GraphEmulator) -> MicrosoftSignIn:
-    return MicrosoftSignIn(emulator.tenant, emulator.client_id, emulator.client_secret)
+    return MicrosoftSignIn(
+        emulator.tenant,
+        emulator.client_id,
+        emulator.client_secret,
+        authority=emulator.login_root,
+        ca_file=emulator.ca_file,
+    )
 
 
 def oidc_web(
@@ -110,12 +118,12 @@ class Browser:
         microsoft: GraphEmulator | None = None,
         now: Callable[[], float] = time.time,
     ):
-        authenticator = OidcAuthenticator(
-            web, http_client=microsoft.http_client() if microsoft else None, now=now
-        )
+        authenticator = OidcAuthenticator(web, now=now)
         app = create_app(org.factory, clock=lambda: org.now, web=web, authenticator=authenticator)
         self.client = TestClient(app, base_url=web.base_url, follow_redirects=False)
-        self.outside = httpx.Client(trust_env=False, follow_redirects=False)  # to the provider
+        # to the provider: Microsoft's sign-in is the emulator's https listener
+        verify = ssl.create_default_context(cafile=microsoft.ca_file) if microsoft else True
+        self.outside = httpx.Client(trust_env=False, follow_redirects=False, verify=verify)
         self.codes: list[str] = []  # every authorization code the provider handed out
 
     def get(self, path: str) -> httpx.Response:
@@ -153,10 +161,11 @@ class Browser:
         self, emulator: GraphEmulator, start: str, login_hint: str | None
     ) -> Answer:
         url = self.to_provider(start)
-        assert url.startswith(LOGIN)  # the production authority, never the emulator's address
+        # the configured authority (the tenant's), as a national cloud's would be
+        assert url.startswith(f"{emulator.login_root}/{emulator.tenant}/oauth2/v2.0/authorize?")
         if login_hint:
             url += "&login_hint=" + quote(login_hint)
-        page = self.outside.get(emulator.base_url + url.removeprefix(LOGIN))
+        page = self.outside.get(url)
         if page.status_code == 302:  # response_mode=query: a redirect, as Google's
             callback = page.headers["location"]
             fields = {k: v[-1] for k, v in parse_qs(urlsplit(callback).query).items()}
