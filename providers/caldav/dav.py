@@ -103,8 +103,11 @@ class CalDavProvider:
         zone: tzinfo,
         page_size: int = 250,
         schedules: bool = True,
+        sync_collection: bool = True,
     ) -> None:
+        """``sync_collection=False``: list etags even where sync-collection is offered."""
         self.mails_attendees = schedules
+        self._sync_collection = sync_collection
         self._schedules = schedules
         self._calendars = list(calendars)
         self._client = client
@@ -165,7 +168,9 @@ class CalDavProvider:
         return list(self._calendars)
 
     def changes(self, calendar: str, cursor: str | None, window: Window) -> Iterator[ChangePage]:
-        if cursor is not None and cursor.startswith(_ETAGS):
+        if (cursor is not None and cursor.startswith(_ETAGS)) or (
+            cursor is None and not self._sync_collection
+        ):
             changed, removed, next_cursor = self._by_etags(calendar, cursor)
         else:
             token = cursor[len(_SYNC) :] if cursor is not None else None
