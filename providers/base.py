@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from providers.model import MAX_ID_CHARS, ChangePage, Event, Unreadable, Window, storable
 from providers.options import AccountOptions
@@ -331,6 +331,16 @@ class Account:
     directory: bool = False
     #: Case-folded fnmatch patterns of directory addresses not to watch.
     directory_exclude: tuple[str, ...] = ()
+
+
+_Options = TypeVar("_Options", bound=AccountOptions)
+
+
+def options_of(account: Account, model: type[_Options]) -> _Options:
+    """The account's options as the plugin's own model (a plugin is only handed its own)."""
+    if not isinstance(account.options, model):
+        raise TypeError(f"account {account.name!r} has no {model.__name__}")
+    return account.options
 
 
 @dataclass(frozen=True, slots=True)

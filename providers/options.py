@@ -210,6 +210,20 @@ def grant_file(text: str, info: ValidationInfo, suffix: str) -> str:
     return str(context.folder / Path(text).expanduser())
 
 
+def single_user_file(value: str, info: ValidationInfo, suffix: str) -> str:
+    """``token_file``: the sealed grant of single-user mode (``grant_file``), refused otherwise.
+
+    For a model whose ``mode`` is declared before it (validated first).
+    """
+    if info.data.get("mode") != "single-user":
+        if value.strip():
+            raise OptionProblem(
+                None, "only single-user mode uses this key (this account is organization)"
+            )
+        return ""
+    return grant_file(value, info, suffix)
+
+
 class AccountOptions(BaseModel):
     """The keys of one provider's ``[[accounts]]`` tables; subclasses add fields.
 

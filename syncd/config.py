@@ -26,7 +26,6 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, NoReturn, Self, TypeVar, get_args
@@ -60,6 +59,7 @@ from providers.options import (
     fold_address,
     where,
 )
+from providers.options import show as _show
 
 __all__ = [
     "CREDENTIAL_PREFIX",
@@ -760,22 +760,6 @@ def _fields(cls: type[BaseModel]) -> tuple[str, ...]:
 
 def _one_line(text: str) -> str:
     return " ".join(text.splitlines()) if ("\n" in text or "\r" in text) else text
-
-
-def _show(value: object) -> str:
-    """A value as the user wrote it in TOML, short enough for one log line."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        shown = repr(value)
-        return shown if len(shown) <= 60 else shown[:56] + "...'"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, datetime | date | time):
-        return f"a date/time ({value.isoformat()})"
-    return repr(value)
 
 
 #: How an error names a value of these keys ("unknown policy 'all'").

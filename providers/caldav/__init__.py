@@ -9,7 +9,15 @@ from zoneinfo import ZoneInfo
 
 import caldav
 
-from providers.base import Account, Prompt, Setup, SetupError, WebhookAnswer, WebhookRequest
+from providers.base import (
+    Account,
+    Prompt,
+    Setup,
+    SetupError,
+    WebhookAnswer,
+    WebhookRequest,
+    options_of,
+)
 from providers.caldav.dav import CalDavProvider
 from providers.caldav.options import CalDavOptions
 
@@ -20,10 +28,7 @@ TIMEOUT = 30
 
 
 def _options(account: Account) -> CalDavOptions:
-    options = account.options
-    if not isinstance(options, CalDavOptions):
-        raise TypeError(f"account {account.name!r} has no caldav options")
-    return options
+    return options_of(account, CalDavOptions)
 
 
 def _schedules(client: caldav.DAVClient, root: str) -> bool:

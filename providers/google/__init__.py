@@ -10,7 +10,15 @@ from typing import Any, cast
 from google.auth.credentials import Credentials
 from google.oauth2 import service_account
 
-from providers.base import Account, Prompt, Setup, SetupError, WebhookAnswer, WebhookRequest
+from providers.base import (
+    Account,
+    Prompt,
+    Setup,
+    SetupError,
+    WebhookAnswer,
+    WebhookRequest,
+    options_of,
+)
 from providers.google import grant
 from providers.google.calendar import (
     DIRECTORY_SCOPE,
@@ -26,10 +34,7 @@ __all__ = ["GoogleOptions", "GooglePlugin", "plugin"]
 
 
 def _options(account: Account) -> GoogleOptions:
-    options = account.options
-    if not isinstance(options, GoogleOptions):
-        raise TypeError(f"account {account.name!r} has no google options")
-    return options
+    return options_of(account, GoogleOptions)
 
 
 class GooglePlugin:

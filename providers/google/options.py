@@ -15,8 +15,8 @@ from providers.options import (
     OptionProblem,
     SecretSource,
     Url,
-    grant_file,
     show,
+    single_user_file,
     where,
 )
 
@@ -60,13 +60,7 @@ class GoogleOptions(AccountOptions):
     @field_validator("token_file")
     @classmethod
     def _token_file(cls, value: str, info: ValidationInfo) -> str:
-        if info.data.get("mode") != "single-user":
-            if value.strip():
-                raise OptionProblem(
-                    None, "only single-user mode uses this key (this account is organization)"
-                )
-            return ""
-        return grant_file(value, info, ".google-grant")
+        return single_user_file(value, info, ".google-grant")
 
     @field_validator("api_root")
     @classmethod

@@ -14,6 +14,7 @@ from providers.base import (
     SetupError,
     WebhookAnswer,
     WebhookRequest,
+    options_of,
 )
 from providers.microsoft import tokens
 from providers.microsoft.graph import MicrosoftProvider, app_token_source, parse_notifications
@@ -27,10 +28,7 @@ _MAX_PAGE = 1000
 
 
 def _options(account: Account) -> MicrosoftOptions:
-    options = account.options
-    if not isinstance(options, MicrosoftOptions):
-        raise TypeError(f"account {account.name!r} has no microsoft options")
-    return options
+    return options_of(account, MicrosoftOptions)
 
 
 class MicrosoftPlugin:

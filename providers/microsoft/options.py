@@ -14,8 +14,8 @@ from providers.options import (
     SecretSource,
     Url,
     fold_address,
-    grant_file,
     show,
+    single_user_file,
     where,
 )
 
@@ -88,13 +88,7 @@ class MicrosoftOptions(AccountOptions):
     @field_validator("token_file")
     @classmethod
     def _token_file(cls, value: str, info: ValidationInfo) -> str:
-        if info.data.get("mode") != "single-user":
-            if value.strip():
-                raise OptionProblem(
-                    None, "only single-user mode uses this key (this account is organization)"
-                )
-            return ""
-        return grant_file(value, info, ".msal-cache")
+        return single_user_file(value, info, ".msal-cache")
 
     @model_validator(mode="after")
     def _modes(self, info: ValidationInfo) -> Self:
