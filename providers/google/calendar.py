@@ -211,6 +211,19 @@ def _attendee(raw: Mapping[str, Any]) -> Attendee:
     )
 
 
+def _etag(value: object) -> str:
+    """The etag, which goes back in ``If-Match``; one httplib2 cannot send is refused here.
+
+    httplib2 uses each request header's value as a regular-expression
+    replacement (``_normalize_headers``), so a backslash in it fails every
+    write of the event (``bad escape``). Google's own etags are quoted digits.
+    """
+    text = str(value)
+    if "\\" in text:
+        raise ValueError(f"an etag with a backslash ({text[:40]!r}): it cannot be sent back")
+    return text
+
+
 def to_event(calendar: str, item: Mapping[str, Any], ical_uid: str | None = None) -> Event:
     """A Calendar API event resource as a provider-neutral Event.
 
@@ -247,7 +260,7 @@ def to_event(calendar: str, item: Mapping[str, Any], ical_uid: str | None = None
         recurring=bool(item.get("recurrence")),
         series_id=str(item["recurringEventId"]) if item.get("recurringEventId") else None,
         original_start=original_start,
-        etag=str(item.get("etag", "")),
+        etag=_etag(item.get("etag", "")),
         tag=str(private[TAG_PROPERTY]) if TAG_PROPERTY in private else None,
         is_organizer_copy=bool(organizer.get("self", False)),
     )

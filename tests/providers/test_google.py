@@ -15,10 +15,12 @@ from providers.base import (
     QuotaExceeded,
     RateLimited,
     Transient,
+    read_event,
 )
 from providers.emulators.google import GoogleEmulator
-from providers.google.calendar import GoogleProvider
+from providers.google.calendar import GoogleProvider, to_event
 from providers.google.grant import SCOPES as GOOGLE_SCOPES
+from providers.model import Unreadable
 from tests.providers.contract import ANA, BO, CALENDARS, PAGE_SIZE, T0, WINDOW, ProviderContract
 
 
@@ -157,3 +159,24 @@ def test_a_persons_token_is_reused_across_polls_and_threads(emulator: GoogleEmul
     assert len(lists) == 3 * len(CALENDARS)
     assert len(tokens) == len(CALENDARS)  # each person's one token, for all three polls
     assert {r.user for r in lists} == set(CALENDARS)  # and each list made as its own person
+
+
+def test_an_etag_httplib2_cannot_send_makes_the_event_unreadable_not_the_sync_fail() -> None:
+    """httplib2 reads a header's value as a regex replacement: a backslash breaks the write.
+
+    Found by tests/reliability/test_unreadable_events.py: such an event once
+    failed the whole calendar's sync with "bad escape \\x"; now it is skipped.
+    """
+    item = {
+        "id": "odd1",
+        "etag": '"31\\x81"',
+        "status": "confirmed",
+        "iCalUID": "odd1@google.com",
+        "summary": "Ana / Bo",
+        "start": {"dateTime": "2030-01-07T10:00:00Z"},
+        "end": {"dateTime": "2030-01-07T11:00:00Z"},
+        "organizer": {"email": ANA, "self": True},
+    }
+    outcome = read_event(item, lambda raw: to_event(ANA, raw))
+    assert isinstance(outcome, Unreadable)
+    assert outcome.event_id == "odd1" and "backslash" in outcome.reason
