@@ -24,7 +24,7 @@ from pathlib import Path
 from google.oauth2 import service_account
 from sqlalchemy import select
 
-from bench import cycle, figures, mails, pages, peer, push, scheduler
+from bench import caldav, cycle, figures, mails, pages, peer, push, scheduler
 from bench.org import addresses, organization, populate
 from providers.base import Provider
 from providers.emulators.google import GoogleEmulator
@@ -352,6 +352,7 @@ def main() -> None:
     args = parser.parse_args()
     run(args.people, args.google_people)
     mails.run()
+    caldav.run()
     settled_cycles(args.cycle)
     latency = push.run()
     for name in ("p50", "p95"):

@@ -218,6 +218,8 @@ class CalDavProvider:
         collection = self._collection(calendar)
         try:
             listing = collection.objects_by_sync_token(sync_token=token, load_objects=False)
+        except dav_error.NotFoundError:
+            raise self._missing(calendar) from None
         except dav_error.DAVError as failure:
             status = _status(failure)
             if token is not None and status in (403, 409, 412):
@@ -246,6 +248,8 @@ class CalDavProvider:
         try:
             response = collection._query_properties([dav.GetEtag()], depth=1)
             listed = response.expand_simple_props([dav.GetEtag()])
+        except dav_error.NotFoundError:
+            raise self._missing(calendar) from None
         except (dav_error.DAVError, requests.RequestException) as failure:
             raise error_for(failure) from failure
         now = {
@@ -265,6 +269,12 @@ class CalDavProvider:
         changed = sorted(name for name, etag in now.items() if before.get(name) != etag)
         removed = sorted(name for name in before if name not in now)
         return changed, removed, next_cursor
+
+    def _missing(self, calendar: str) -> NotFound:
+        return NotFound(
+            f"no calendar collection at {self._calendar_url(calendar)} (404); "
+            "check calendar_url and that the account may read it"
+        )
 
     def instances(self, calendar: str, series_id: str, window: Window) -> list[Event]:
         name, recurrence = ics.split_id(series_id)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import providers
-from providers.base import CursorExpired
+from providers.base import CursorExpired, NotFound
 from providers.caldav.dav import CalDavProvider
 from syncd import assemble, config
 
@@ -105,3 +105,16 @@ class TestRadicaleByEtags(ProviderContract):
             fresh._sync_collection = False
             with pytest.raises(CursorExpired):
                 drain(fresh, ANA, cursor)
+
+
+def test_a_calendar_that_is_not_there_is_one_line_naming_its_address(
+    radicale_server: Server, tmp_path: Path
+) -> None:
+    world = CalDavWorld(radicale_server, (ANA,))
+    for provider in connected(world, tmp_path, (ANA, "nobody@example.test")):
+        with pytest.raises(NotFound) as caught:
+            drain(provider, "nobody@example.test", None)
+        message = str(caught.value)
+        assert "\n" not in message
+        assert f"{world.url_of('nobody@example.test')} (404)" in message
+        assert "calendar_url" in message
