@@ -125,3 +125,37 @@ def test_a_broken_override_is_skipped_with_a_reason_and_the_series_still_reads()
     outcomes = list(ics.stored("ana@example.org", resource, ZONE))
     assert isinstance(outcomes[0], Event)
     assert isinstance(outcomes[1], Unreadable) and "DTEND" in outcomes[1].reason
+
+
+def test_writing_one_occurrence_keeps_everything_else_in_the_resource() -> None:
+    """Alarms, vendor properties, the series' rule and exceptions, other overrides: untouched."""
+    path = FIXTURES / "outlook_windows_tz.ics"
+    resource = ics.parse(path.name, "", path.read_bytes())
+    third = ics.occurrences("gus@example.org", resource, START, END, ZONE)[2]
+    _, stamp = ics.split_id(third.id)
+    assert stamp is not None
+
+    changed, written = ics.with_description(resource, stamp, "agenda", "tok", ZONE)
+
+    before = resource.master()
+    after = next(c for c in changed.walk("VEVENT") if "RECURRENCE-ID" not in c)
+    assert before is not None
+    for key in ("DTSTART", "DTEND", "RRULE", "EXDATE", "X-MICROSOFT-CDO-BUSYSTATUS", "LOCATION"):
+        assert after[key].to_ical() == before[key].to_ical(), key
+    assert [a.to_ical() for a in after.walk("VALARM")] == [
+        a.to_ical() for a in before.walk("VALARM")
+    ]
+    assert after.get("DESCRIPTION") == before.get("DESCRIPTION")
+    # the new override: this occurrence's times, our text and tag, the series' alarm
+    assert written["RECURRENCE-ID"].dt.astimezone(UTC) == third.original_start
+    assert written["DTSTART"].dt.astimezone(UTC) == third.start
+    assert str(written["DESCRIPTION"]) == "agenda" and str(written[ics.TAG_PROPERTY]) == "tok"
+    assert "RRULE" not in written and list(written.walk("VALARM"))
+    assert (
+        changed.walk("VTIMEZONE")[0].to_ical() == resource.calendar.walk("VTIMEZONE")[0].to_ical()
+    )
+    reread = ics.parse(path.name, "", changed.to_ical())
+    others = ics.occurrences("gus@example.org", reread, START, END, ZONE)
+    assert [e.start for e in others] == [
+        e.start for e in ics.occurrences("gus@example.org", resource, START, END, ZONE)
+    ]
