@@ -361,7 +361,9 @@ class CalDavProvider:
                 changed, _ = ics.with_description(
                     resource, recurrence, description, None, self._zone
                 )
-                headers = {"Content-Type": "text/calendar; charset=utf-8"}
+                # RFC 6638: an attendee's client writing its own copy would make a
+                # scheduling server send the organizer a reply; this is no reply.
+                headers = {"Content-Type": "text/calendar; charset=utf-8", "Schedule-Reply": "F"}
                 if resource.etag:
                     headers["If-Match"] = resource.etag
                 answer = self._client.put(
