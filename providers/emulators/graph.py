@@ -314,8 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "tenant": emulator.tenant,
             "client_id": emulator.client_id,
             "client_secret": emulator.client_secret,
-            "authority": emulator.authority,
+            # what a microsoft account's config takes to reach this emulator
+            "authority": emulator.login_root,
             "graph_root": emulator.graph_root,
+            "ca_file": emulator.ca_file,
         }
         _cli.write_private_json(args.credentials, registration)
     return _cli.serve_until_interrupted(emulator)

@@ -168,3 +168,42 @@ def test_events_inserted_over_http_are_synced_like_any_other(tmp_path: Path) -> 
         assert [e.title for e in seen] == ["Gus / Hal"]
         assert "agenda to come" in graph.description(ANA, graph.copy_id(ANA, seen[0].ical_uid))
         outlook.close()
+
+
+def test_a_seeded_graph_emulator_is_reached_from_a_config_with_what_it_wrote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Graph emulator alone: its credentials file is all a microsoft account needs."""
+    seed = tmp_path / "world.json"
+    seed.write_text(json.dumps(SEED))
+    registration = tmp_path / "graph.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "providers.emulators.graph", "--seed", str(seed)]
+        + ["--credentials", str(registration)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip().startswith("http://127.0.0.1:")
+        assert registration.stat().st_mode & 0o777 == 0o600
+        app = json.loads(registration.read_text())
+        secret = tmp_path / "graph-secret"
+        secret.write_text(app["client_secret"])
+        secret.chmod(0o600)
+        config = tmp_path / "syncd.toml"
+        config.write_text(
+            '[syncd]\ndatabase = "sqlite:///syncd.db"\n'
+            '[detect]\norg_domains = ["example.org"]\n'
+            '[[accounts]]\nname = "trial"\nprovider = "microsoft"\n'
+            f'tenant = "{app["tenant"]}"\nclient_id = "{app["client_id"]}"\n'
+            f'client_secret_file = "{secret}"\nauthority = "{app["authority"]}"\n'
+            f'graph_root = "{app["graph_root"]}"\nca_file = "{app["ca_file"]}"\n'
+            f"calendars = {json.dumps([ANA, BO, CY])}\n"
+        )
+        assert main(["explain", "-c", str(config), "--calendar", ANA]) == 0
+        out = capsys.readouterr().out
+        assert "Ana / Bo" in out and "one-on-one" in out
+    finally:
+        process.terminate()
+        process.wait(10)
