@@ -194,20 +194,18 @@ class CalDavProvider:
     def _pages(
         self, outcomes: list[Event | Unreadable], removed: list[str], cursor: str
     ) -> Iterator[ChangePage]:
-        entries: list[tuple[str, Event | Unreadable | str]] = [
-            *(("event", o) for o in outcomes),
-            *(("removed", r) for r in removed),
-        ]
+        """At most ``page_size`` entries a page, events first; the cursor on the last."""
+        entries: list[Event | Unreadable | str] = [*outcomes, *removed]
         if not entries:
             yield ChangePage(events=[], removed=[], cursor=cursor)
             return
         for at in range(0, len(entries), self._page_size):
             chunk = entries[at : at + self._page_size]
             last = at + self._page_size >= len(entries)
-            events, unreadable = split_readable([e for k, e in chunk if k == "event"])  # type: ignore[misc]
+            events, unreadable = split_readable([e for e in chunk if not isinstance(e, str)])
             yield ChangePage(
                 events=events,
-                removed=[e for k, e in chunk if k == "removed"],  # type: ignore[misc]
+                removed=[e for e in chunk if isinstance(e, str)],
                 cursor=cursor if last else None,
                 unreadable=unreadable,
             )
@@ -301,7 +299,7 @@ class CalDavProvider:
         component = ics.occurrence(resource, recurrence, self._zone)
         if component is None:
             raise NotFound(f"{resource.name}#{recurrence}: no such occurrence")
-        return ics._event(
+        return ics.event_of(
             calendar,
             ics.occurrence_id(resource.name, component["RECURRENCE-ID"].dt),
             component,

@@ -16,7 +16,7 @@ write itself is still conditional on the resource's etag (If-Match).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -31,9 +31,14 @@ from providers.options import fold_address
 __all__ = [
     "TAG_PROPERTY",
     "Resource",
+    "event_of",
+    "occurrence",
     "occurrence_id",
+    "occurrences",
+    "overlaps",
     "parse",
     "split_id",
+    "stored",
     "with_description",
 ]
 
@@ -197,7 +202,7 @@ def _people(component: Any) -> tuple[str, tuple[Attendee, ...]]:
     return organizer, tuple(people)
 
 
-def _event(
+def event_of(
     calendar_id: str,
     event_id: str,
     component: Any,
@@ -240,10 +245,10 @@ def stored(calendar_id: str, resource: Resource, zone: tzinfo) -> Iterator[Event
         try:
             if master is not None and component is master:
                 recurring = any(key in component for key in _SERIES_ONLY)
-                yield _event(calendar_id, resource.name, component, zone, recurring=recurring)
+                yield event_of(calendar_id, resource.name, component, zone, recurring=recurring)
             else:
                 rid = component["RECURRENCE-ID"].dt
-                yield _event(
+                yield event_of(
                     calendar_id,
                     occurrence_id(resource.name, rid),
                     component,
@@ -264,7 +269,7 @@ def occurrences(
         rid = component.get("RECURRENCE-ID")
         moment = rid.dt if rid is not None else component["DTSTART"].dt
         found.append(
-            _event(
+            event_of(
                 calendar_id,
                 occurrence_id(resource.name, moment),
                 component,
@@ -360,7 +365,3 @@ def _override_from(resource: Resource, generated: Any) -> Any:
     for alarm in master.walk("VALARM"):
         override.add_component(alarm)
     return override
-
-
-def expected_names(resources: Sequence[Resource]) -> set[str]:
-    return {resource.name for resource in resources}
