@@ -30,6 +30,8 @@ class Mirror:
         self.calendar_id = calendar_id
         self._rows: dict[str, Occurrence] = {}
         self._complete = False  # every row of the calendar is in _rows
+        #: event ids whose row this session deleted and has not flushed yet
+        self._deleted: set[str] = set()
 
     def load(self) -> None:
         """Read every row of the calendar now, so that lookups ask the database no more."""
@@ -55,7 +57,16 @@ class Mirror:
         return row
 
     def add(self, event_id: str) -> Occurrence:
-        """A new row for ``event_id``, pending in the session (inserted at the next flush)."""
+        """A new row for ``event_id``, pending in the session (inserted at the next flush).
+
+        If this session deleted the event's row earlier (a series expansion
+        swept an occurrence that the change feed then brought back, moved),
+        that DELETE is flushed first: the unit of work would otherwise run the
+        INSERT before it and break the (calendar, event) key.
+        """
+        if event_id in self._deleted:
+            self.session.flush()
+            self._deleted.discard(event_id)
         row = Occurrence(calendar_id=self.calendar_id, event_id=event_id)
         self.session.add(row)
         self._rows[event_id] = row
@@ -64,6 +75,7 @@ class Mirror:
     def delete(self, row: Occurrence) -> None:
         self.session.delete(row)
         self._rows.pop(row.event_id, None)
+        self._deleted.add(row.event_id)
 
     def drop(self, event_id: str) -> list[str]:
         """Forget the event and its occurrences, deleted by a bulk statement; their ids."""

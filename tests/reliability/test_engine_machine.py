@@ -262,3 +262,24 @@ TestEngineMachine.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
+
+
+def test_an_occurrence_swept_and_brought_back_moved_in_one_pass_keeps_one_row() -> None:
+    """Found by the machine above: a move to before the window's start, after failed reads.
+
+    The series' expansion deleted the occurrence's row and the change feed,
+    in the same pass, brought the occurrence back moved: the INSERT ran
+    before the pending DELETE and broke the (calendar, event) key.
+    """
+    state = EngineMachine()
+    state.start()
+    try:
+        state.settle_and_check()
+        state.provider_fails(error=PreconditionFailed(), op="get", times=2)
+        series = state.create_series(day=0, every=7, hour=7, html=False, pair=PAIRS[0], text="")
+        state.sync()
+        state.move_occurrence(item=series, shift=-24, week=0)
+        state.settle_and_check()
+        state.never_more_than_one_block()
+    finally:
+        state.teardown()
