@@ -17,6 +17,7 @@ file's folder, against which relative paths resolve.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -32,10 +33,12 @@ __all__ = [
     "Domain",
     "OptionProblem",
     "SecretSource",
+    "address",
     "Url",
     "Where",
     "credential_name",
     "credential_name_problem",
+    "domain",
     "fold_address",
     "grant_file",
     "show",
@@ -163,18 +166,24 @@ def _url(raw: str) -> str:
     return value
 
 
-def _address(raw: str) -> str:
+def address(raw: str) -> str:
+    """An email address, folded (``fold_address``); ``OptionProblem`` if it is none."""
     folded = fold_address(raw)
-    if folded and not _ADDRESS.match(folded):
+    if not _ADDRESS.match(folded):
         raise OptionProblem(None, f"expected an email address, got {show(raw)}")
     return folded
 
 
-def _domain(raw: str) -> str:
+def domain(raw: str) -> str:
+    """A DNS domain, folded, without a leading '@'; ``OptionProblem`` if it is none."""
     folded = raw.strip().removeprefix("@").casefold().strip(".")
-    if raw.strip() and (not folded or not _DOMAIN.match(folded)):
+    if not folded or not _DOMAIN.match(folded):
         raise OptionProblem(None, f"expected a domain name such as 'example.org', got {show(raw)}")
     return folded
+
+
+def _unless_empty(check: Callable[[str], str]) -> Callable[[str], str]:
+    return lambda raw: check(raw) if raw.strip() else ""
 
 
 #: A secret file setting: a path (relative to the config file) or credential:NAME.
@@ -182,9 +191,9 @@ SecretSource = Annotated[str, AfterValidator(_secret_source)]
 #: An https URL (plain http to loopback only); empty means "not set".
 Url = Annotated[str, AfterValidator(_url)]
 #: An email address, folded; empty means "not set".
-Address = Annotated[str, AfterValidator(_address)]
+Address = Annotated[str, AfterValidator(_unless_empty(address))]
 #: A DNS domain, folded, without a leading '@'; empty means "not set".
-Domain = Annotated[str, AfterValidator(_domain)]
+Domain = Annotated[str, AfterValidator(_unless_empty(domain))]
 
 
 def grant_file(text: str, info: ValidationInfo, suffix: str) -> str:

@@ -54,8 +54,10 @@ from providers.options import (
     SecretSource,
     Url,
     Where,
+    address,
     credential_name,
     credential_name_problem,
+    domain,
     fold_address,
     where,
 )
@@ -80,11 +82,8 @@ BUNDLED_TEMPLATE = Path(__file__).resolve().parent / "templates" / "default.md"
 
 _SQLITE_URL = re.compile(r"^(?P<scheme>sqlite(?:\+[\w-]+)?):///(?P<rest>.*)$", re.IGNORECASE)
 _ANY_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
-_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+$")
-_DOMAIN = re.compile(r"^[^@\s/:]+$")
 #: What ``Fernet.generate_key()`` returns: 32 bytes, url-safe base64, padded.
 _FERNET_KEY = re.compile(r"^[A-Za-z0-9_-]{43}=$")
-_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 class ConfigError(Exception):
@@ -295,13 +294,6 @@ def _each(check: Callable[[str], str]) -> Callable[[tuple[str, ...]], tuple[str,
     return checked
 
 
-def _domain(raw: str) -> str:
-    folded = raw.strip().removeprefix("@").casefold().strip(".")
-    if not folded or not _DOMAIN.match(folded):
-        raise OptionProblem(None, f"expected a domain name such as 'example.org', got {_show(raw)}")
-    return folded
-
-
 def _regex(pattern: str) -> str:
     try:
         re.compile(pattern, re.IGNORECASE)
@@ -310,17 +302,10 @@ def _regex(pattern: str) -> str:
     return pattern
 
 
-def _address(raw: str) -> str:
-    folded = fold_address(raw)
-    if not _ADDRESS.match(folded):
-        raise OptionProblem(None, f"expected an email address, got {_show(raw)}")
-    return folded
-
-
 Strings = tuple[StrictStr, ...]
-Domains = Annotated[Strings, AfterValidator(_each(_domain))]
+Domains = Annotated[Strings, AfterValidator(_each(domain))]
 Patterns = Annotated[Strings, AfterValidator(_each(_regex))]
-Addresses = Annotated[Strings, AfterValidator(_each(_address))]
+Addresses = Annotated[Strings, AfterValidator(_each(address))]
 
 
 class Detect(Section):
@@ -380,7 +365,7 @@ class People(Section):
             if not isinstance(raw_target, str):
                 raise OptionProblem(key, f"expected an email address, got {_show(raw_target)}")
             try:
-                alias, target = _address(raw_alias), _address(raw_target)
+                alias, target = address(raw_alias), address(raw_target)
             except OptionProblem as problem:
                 raise OptionProblem(key, problem.problem) from None
             if alias in direct and direct[alias] != target:
@@ -843,21 +828,6 @@ class _Parser:
         return f"{what}; known: {', '.join(known)}"
 
     # ---- scalars
-
-    def integer(
-        self, table: Mapping[str, object], prefix: str, key: str, default: int, low: int, high: int
-    ) -> int:
-        if key not in table:
-            return default
-        value = table[key]
-        name = _key(prefix, key)
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(name, f"expected an integer, got {_show(value)}")
-        if value < low:
-            self.fail(name, f"must be at least {low}, got {value}")
-        if value > high:
-            self.fail(name, f"must be at most {high}, got {value}")
-        return value
 
     def string(self, table: Mapping[str, object], prefix: str, key: str, default: str) -> str:
         if key not in table:

@@ -224,16 +224,17 @@ class CalDavProvider:
                 raise CursorExpired(
                     f"the server no longer knows the sync token ({status})"
                 ) from None
-            if token is None and status in (403, 404, 405, 501) or status is None:
+            if token is None and (status is None or status in (403, 404, 405, 501)):
                 return self._by_etags(calendar, None)
             raise error_for(status or failure) from failure
         except requests.RequestException as failure:
             raise error_for(failure) from failure
         changed: list[str] = []
         removed: list[str] = []
+        own = self._name(self._calendar_url(calendar))  # some servers list the collection too
         for item in listing:
             name = self._name(item.url)
-            if not name or self._name(self._calendar_url(calendar)) == name:
+            if not name or name == own:
                 continue
             etag = (getattr(item, "props", None) or {}).get(dav.GetEtag.tag)
             (changed if etag else removed).append(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from providers.base import (
@@ -68,7 +69,8 @@ class MicrosoftPlugin:
 
         if options.mode == "single-user":
             sealed = setup.secrets.sealed(options.token_file)
-            if sealed.load() is None:
+            # the file's presence says it; DelegatedTokenSource unseals it once, below
+            if not Path(options.token_file).exists():
                 raise SetupError(
                     f"{setup.where}: no grant yet; run `syncd auth --account {account.name}` first"
                 )
