@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,14 +32,13 @@ SEED = {
 }  # fmt: skip
 
 
-@pytest.fixture
-def seeded_google(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    seed = tmp_path / "world.json"
+@contextmanager
+def seeded(service: str, folder: Path, *options: str) -> Iterator[str]:
+    """``python -m providers.emulators.<service> --seed …`` as an admin starts it; its base URL."""
+    seed = folder / "world.json"
     seed.write_text(json.dumps(SEED))
-    key = tmp_path / "sa.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "providers.emulators.google", "--seed", str(seed)]
-        + ["--service-account", str(key)],
+        [sys.executable, "-m", f"providers.emulators.{service}", "--seed", str(seed), *options],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -46,10 +46,17 @@ def seeded_google(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         assert process.stdout is not None
         base = process.stdout.readline().strip()
         assert base.startswith("http://127.0.0.1:")
-        yield base, key
+        yield base
     finally:
         process.terminate()
         process.wait(10)
+
+
+@pytest.fixture
+def seeded_google(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    key = tmp_path / "sa.json"
+    with seeded("google", tmp_path, "--service-account", str(key)) as base:
+        yield base, key
 
 
 def test_a_seeded_google_emulator_serves_explain_and_sync_once(
@@ -174,18 +181,8 @@ def test_a_seeded_graph_emulator_is_reached_from_a_config_with_what_it_wrote(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The Graph emulator alone: its credentials file is all a microsoft account needs."""
-    seed = tmp_path / "world.json"
-    seed.write_text(json.dumps(SEED))
     registration = tmp_path / "graph.json"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "providers.emulators.graph", "--seed", str(seed)]
-        + ["--credentials", str(registration)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().strip().startswith("http://127.0.0.1:")
+    with seeded("graph", tmp_path, "--credentials", str(registration)):
         assert registration.stat().st_mode & 0o777 == 0o600
         app = json.loads(registration.read_text())
         secret = tmp_path / "graph-secret"
@@ -204,6 +201,3 @@ def test_a_seeded_graph_emulator_is_reached_from_a_config_with_what_it_wrote(
         assert main(["explain", "-c", str(config), "--calendar", ANA]) == 0
         out = capsys.readouterr().out
         assert "Ana / Bo" in out and "one-on-one" in out
-    finally:
-        process.terminate()
-        process.wait(10)
